@@ -1,0 +1,480 @@
+"""The ``crdtsync demo`` command: replicas editing concurrently over a hostile network.
+
+Several replicas edit the same document at once: a Text of notes, a LWWMap of settings, an
+ORSet of tags and a Counter of likes. Every local transaction is broadcast to the others
+through :class:`SimulatedNetwork`, which delays, reorders, duplicates and drops messages. Once
+the editing stops the network heals and the replicas run anti-entropy (each asks every peer
+for ``get_update(its own version)``) until nothing is missing; the demo then shows that every
+replica holds the same values.
+
+Everything is driven by seeded ``random.Random`` instances, so a given ``--seed`` always
+produces the same run (and the same checksum), which makes a failure reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TextIO
+
+from crdtsync import Doc, VersionVector
+
+# ---------------------------------------------------------------------------------------------
+# The network
+# ---------------------------------------------------------------------------------------------
+
+
+class Kind(Enum):
+    UPDATE = "update"  # payload: update bytes (a broadcast edit or an anti-entropy reply)
+    SYNC_REQUEST = "sync-request"  # payload: the sender's encoded VersionVector
+
+
+@dataclass(frozen=True)
+class Message:
+    sender: int  # index of the sending replica
+    recipient: int
+    kind: Kind
+    payload: bytes
+
+
+@dataclass
+class NetworkStats:
+    sent: int = 0  # messages handed to the network by replicas
+    delivered: int = 0  # copies that reached a replica (duplicates count each time)
+    dropped: int = 0
+    duplicated: int = 0  # extra copies the network made up
+    bytes_sent: int = 0  # payload bytes of every message sent (not of the network's copies)
+
+
+class SimulatedNetwork:
+    """A deterministic point-to-point network with latency, reordering, duplication and loss.
+
+    Time is counted in ticks, advanced by the caller. Each message copy gets its own random
+    latency, so messages overtake each other freely: that is the reordering. Dropping and
+    duplicating are decided once per message when it is sent.
+    """
+
+    def __init__(
+        self,
+        seed: int,
+        *,
+        loss: float,
+        dup: float,
+        min_latency: int = 1,
+        max_latency: int = 8,
+    ) -> None:
+        # A separate stream from the editors' so that the network's coin flips do not shift
+        # what the replicas type.
+        self._rng = random.Random(f"crdtsync-demo-network-{seed}")
+        self.loss = loss
+        self.dup = dup
+        self.min_latency = min_latency
+        self.max_latency = max_latency
+        self.now = 0
+        self.stats = NetworkStats()
+        # (due tick, sequence number, message): the sequence number keeps the heap ordering
+        # total and deterministic for copies due on the same tick.
+        self._queue: list[tuple[int, int, Message]] = []
+        self._seq = 0
+
+    def send(self, message: Message) -> None:
+        self.stats.sent += 1
+        self.stats.bytes_sent += len(message.payload)
+        if self._rng.random() < self.loss:
+            self.stats.dropped += 1
+            return
+        self._schedule(message)
+        if self._rng.random() < self.dup:
+            self.stats.duplicated += 1
+            self._schedule(message)
+
+    def _schedule(self, message: Message) -> None:
+        due = self.now + self._rng.randint(self.min_latency, self.max_latency)
+        heapq.heappush(self._queue, (due, self._seq, message))
+        self._seq += 1
+
+    def tick(self) -> list[Message]:
+        """Advance time by one tick and return the messages that arrive now."""
+        self.now += 1
+        arrived: list[Message] = []
+        while self._queue and self._queue[0][0] <= self.now:
+            arrived.append(heapq.heappop(self._queue)[2])
+        self.stats.delivered += len(arrived)
+        return arrived
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._queue)
+
+    def heal(self) -> None:
+        """Stop losing messages. Latency, reordering and duplicates stay: CRDTs shrug at those."""
+        self.loss = 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# The replicas and what they type
+# ---------------------------------------------------------------------------------------------
+
+# The origin given to local transactions. on_update also fires for remote updates that changed
+# the document; only updates with this origin are broadcast, or every replica would echo
+# every update it receives.
+LOCAL = "local-edit"
+
+# fmt: off
+WORDS = (
+    "the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "replicas",
+    "merge", "their", "edits", "without", "any", "coordination", "every", "change", "commutes",
+    "so", "order", "does", "not", "matter", "and", "duplicates", "are", "harmless", "offline",
+    "work", "syncs", "later", "causal", "delivery", "keeps", "deletes", "after", "inserts",
+)
+# fmt: on
+SETTINGS: dict[str, tuple[str | int | bool, ...]] = {
+    "theme": ("light", "dark", "solarized"),
+    "font_size": (11, 12, 13, 14, 16),
+    "autosave": (True, False),
+    "language": ("en", "fr", "de", "pt"),
+    "tab_width": (2, 4, 8),
+}
+TAGS = ("draft", "review", "urgent", "ideas", "todo", "meeting", "crdt", "sync")
+
+# What Doc.on_update calls: (update bytes, origin of the transaction or None).
+UpdateCallback = Callable[[bytes, object], None]
+
+
+class Replica:
+    """One user's copy of the document plus a simple model of how that user edits it."""
+
+    def __init__(self, index: int, rng: random.Random) -> None:
+        self.index = index
+        self.name = f"replica {index + 1}"
+        # Fixed small ids rather than random ones: concurrent-write tie-breaks (and hence the
+        # checksum) then depend only on the seed.
+        self.doc = Doc(replica_id=index + 1)
+        self.notes = self.doc.text("notes")
+        self.settings = self.doc.map("settings")
+        self.tags = self.doc.set("tags")
+        self.likes = self.doc.counter("likes")
+        self._rng = rng
+        self._cursor = 0  # where this user types; clamped because remote deletes shrink text
+
+    def edit(self) -> None:
+        """Make one user-level edit as one transaction, hence one update on the wire."""
+        rng = self._rng
+        roll = rng.random()
+        with self.doc.transaction(origin=LOCAL):
+            if roll < 0.45:
+                self._type_word()
+            elif roll < 0.55:
+                self._delete_range()
+            elif roll < 0.70:
+                self._change_setting()
+            elif roll < 0.85:
+                self._toggle_tag()
+            elif rng.random() < 0.7:
+                self.likes.increment()
+            else:
+                self.likes.decrement()
+
+    def _type_word(self) -> None:
+        length = len(self.notes)
+        if self._rng.random() < 0.15:  # the user clicks somewhere else in the text
+            self._cursor = self._rng.randint(0, length)
+        self._cursor = min(self._cursor, length)
+        word = self._rng.choice(WORDS)
+        if self._rng.random() < 0.1:
+            word += "."
+        chunk = word + " "
+        self.notes.insert(self._cursor, chunk)
+        self._cursor += len(chunk)
+
+    def _delete_range(self) -> None:
+        length = len(self.notes)
+        if length == 0:
+            return
+        start = self._rng.randrange(length)
+        count = min(self._rng.randint(1, 12), length - start)
+        self.notes.delete(start, count)
+        if self._cursor > start:
+            self._cursor = max(start, self._cursor - count)
+
+    def _change_setting(self) -> None:
+        key = self._rng.choice(sorted(SETTINGS))
+        if key in self.settings and self._rng.random() < 0.1:
+            del self.settings[key]
+        else:
+            self.settings[key] = self._rng.choice(SETTINGS[key])
+
+    def _toggle_tag(self) -> None:
+        # Sorted, because set iteration order is not something to build determinism on.
+        present = sorted(str(tag) for tag in self.tags)
+        if present and self._rng.random() < 0.4:
+            self.tags.discard(self._rng.choice(present))
+        else:
+            self.tags.add(self._rng.choice(TAGS))
+
+    # -- what the demo shows -------------------------------------------------------------------
+
+    def snapshot(self) -> tuple[str, dict[str, object], list[str], int]:
+        """The replica's values in a canonical form, for display and comparison."""
+        settings = {key: self.settings[key] for key in sorted(self.settings)}
+        return str(self.notes), settings, sorted(str(tag) for tag in self.tags), self.likes.value
+
+    def checksum(self) -> str:
+        return hashlib.sha256(repr(self.snapshot()).encode("utf-8")).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress display
+# ---------------------------------------------------------------------------------------------
+
+
+class Progress:
+    """A one-line progress bar on stderr, redrawn with ``\\r``.
+
+    When stderr is not a terminal (a log file, CI) redrawing would leave hundreds of lines of
+    junk, so only each phase's final state is written, one line per phase.
+    """
+
+    WIDTH = 24
+    INTERVAL = 0.05  # seconds between redraws: drawing is far slower than simulating
+
+    def __init__(self, stream: TextIO, enabled: bool = True) -> None:
+        self._stream = stream
+        self._enabled = enabled
+        self._animate = enabled and stream.isatty()
+        self._last_draw = 0.0
+        self._line = ""
+
+    def update(self, phase: str, done: int, total: int, stats: NetworkStats) -> None:
+        self._line = self._format(phase, done, total, stats)
+        now = time.monotonic()
+        if self._animate and now - self._last_draw >= self.INTERVAL:
+            self._last_draw = now
+            self._stream.write("\r" + self._line + "\x1b[K")  # \x1b[K clears leftovers
+            self._stream.flush()
+
+    def finish(self) -> None:
+        """End the current phase: leave its final state on its own line."""
+        if not self._enabled or not self._line:
+            return
+        prefix = "\r" if self._animate else ""
+        self._stream.write(prefix + self._line + ("\x1b[K" if self._animate else "") + "\n")
+        self._stream.flush()
+        self._line = ""
+
+    def _format(self, phase: str, done: int, total: int, stats: NetworkStats) -> str:
+        fraction = done / total if total else 1.0
+        filled = round(fraction * self.WIDTH)
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        return (
+            f"{phase:<8} [{bar}] {done}/{total}  msgs sent {stats.sent} "
+            f"delivered {stats.delivered} dropped {stats.dropped} dup {stats.duplicated}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DemoConfig:
+    seed: int = 1
+    replicas: int = 4
+    edits: int = 300
+    loss: float = 0.1
+    dup: float = 0.05
+    max_latency: int = 8
+    edit_probability: float = 0.35  # chance per tick that a replica makes its next edit
+    max_rounds: int = 10  # anti-entropy rounds before the demo gives up
+    progress: bool = True
+
+
+@dataclass
+class UpdateStats:
+    local_updates: int = 0
+    local_update_bytes: int = 0
+    sync_requests: int = 0
+    sync_replies: int = 0
+    sync_reply_bytes: int = 0
+
+
+@dataclass
+class Simulation:
+    config: DemoConfig
+    replicas: list[Replica]
+    network: SimulatedNetwork
+    # Decides when each replica types, apart from what it types, for the same reason the
+    # network has its own stream.
+    clock_rng: random.Random
+    updates: UpdateStats = field(default_factory=UpdateStats)
+
+    @classmethod
+    def create(cls, config: DemoConfig) -> Simulation:
+        editors_rng = random.Random(f"crdtsync-demo-editors-{config.seed}")
+        network = SimulatedNetwork(
+            config.seed, loss=config.loss, dup=config.dup, max_latency=config.max_latency
+        )
+        replicas = [
+            Replica(i, random.Random(editors_rng.getrandbits(64))) for i in range(config.replicas)
+        ]
+        clock_rng = random.Random(f"crdtsync-demo-clock-{config.seed}")
+        sim = cls(config, replicas, network, clock_rng)
+        for replica in replicas:
+            replica.doc.on_update(sim._broadcaster(replica.index))
+        return sim
+
+    def _broadcaster(self, sender: int) -> UpdateCallback:
+        def on_update(update: bytes, origin: object) -> None:
+            if origin != LOCAL:
+                return  # a remote update being integrated: its author already broadcast it
+            self.updates.local_updates += 1
+            self.updates.local_update_bytes += len(update)
+            for peer in self.replicas:
+                if peer.index != sender:
+                    self.network.send(Message(sender, peer.index, Kind.UPDATE, update))
+
+        return on_update
+
+    def deliver(self, message: Message) -> None:
+        replica = self.replicas[message.recipient]
+        if message.kind is Kind.UPDATE:
+            # Updates whose dependencies were dropped or are still in flight are buffered by
+            # the document (see doc.pending) and integrated once the gap is filled.
+            replica.doc.apply_update(message.payload)
+        else:
+            # A peer told us what it has; send back exactly what it lacks, if anything.
+            their_version = VersionVector.decode(message.payload)
+            if replica.doc.version <= their_version:
+                return
+            diff = replica.doc.get_update(their_version)
+            self.updates.sync_replies += 1
+            self.updates.sync_reply_bytes += len(diff)
+            self.network.send(Message(replica.index, message.sender, Kind.UPDATE, diff))
+
+    def run_edits(self, progress: Progress) -> None:
+        remaining = [self.config.edits] * len(self.replicas)
+        total = sum(remaining)
+        # Replicas edit on a shared clock, with edits landing while other replicas' updates are
+        # still in flight: that is what makes them concurrent.
+        while any(remaining) or self.network.in_flight:
+            for replica in self.replicas:
+                turn = self.clock_rng.random() < self.config.edit_probability
+                if remaining[replica.index] and turn:
+                    replica.edit()
+                    remaining[replica.index] -= 1
+            for message in self.network.tick():
+                self.deliver(message)
+            progress.update("editing", total - sum(remaining), total, self.network.stats)
+        progress.finish()
+
+    def heal(self, progress: Progress) -> int:
+        """Run anti-entropy rounds on the healed network; return how many were needed."""
+        self.network.heal()
+        rounds = 0
+        # Looking at every replica to decide whether to go on is a simulator's privilege; real
+        # peers would simply keep running anti-entropy on a timer.
+        while not self.converged() and rounds < self.config.max_rounds:
+            rounds += 1
+            for asker in self.replicas:
+                request = asker.doc.version.encode()
+                for peer in self.replicas:
+                    if peer is not asker:
+                        self.updates.sync_requests += 1
+                        self.network.send(
+                            Message(asker.index, peer.index, Kind.SYNC_REQUEST, request)
+                        )
+            while self.network.in_flight:
+                for message in self.network.tick():
+                    self.deliver(message)
+                progress.update(
+                    f"sync #{rounds}", rounds, self.config.max_rounds, self.network.stats
+                )
+        progress.finish()
+        return rounds
+
+    def converged(self) -> bool:
+        first = self.replicas[0]
+        return all(
+            r.doc.pending == 0
+            and r.doc.version == first.doc.version
+            and r.checksum() == first.checksum()
+            for r in self.replicas
+        )
+
+
+def _preview(text: str, width: int = 60) -> str:
+    shown = text[:width] + ("..." if len(text) > width else "")
+    return repr(shown)
+
+
+def run_demo(config: DemoConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Run the demo, print the report to ``out`` and progress to ``err``; return an exit code."""
+    started = time.perf_counter()
+    sim = Simulation.create(config)
+    net = sim.network
+    print(
+        f"crdtsync demo: {config.replicas} replicas x {config.edits} edits, seed {config.seed}",
+        file=out,
+    )
+    print(
+        f"network: latency {net.min_latency}-{net.max_latency} ticks (reorders freely), "
+        f"loss {config.loss:.0%}, duplicates {config.dup:.0%}",
+        file=out,
+    )
+    out.flush()  # so the header precedes the progress bar when both go to a terminal
+    progress = Progress(err, enabled=config.progress)
+
+    sim.run_edits(progress)
+    pending = [r.doc.pending for r in sim.replicas]
+    distinct = len({r.checksum() for r in sim.replicas})
+    print(
+        f"\nafter {net.now} ticks of editing: {distinct} distinct state(s); updates buffered "
+        f"for missing dependencies per replica: {pending}",
+        file=out,
+    )
+
+    rounds = sim.heal(progress)
+    print(f"network healed; anti-entropy rounds run: {rounds}\n", file=out)
+
+    for replica in sim.replicas:
+        notes, settings, tags, likes = replica.snapshot()
+        print(f"{replica.name}  (id {replica.doc.replica_id})", file=out)
+        print(f"  notes     {len(notes)} chars: {_preview(notes)}", file=out)
+        print(f"  settings  {settings}", file=out)
+        print(f"  tags      {tags}", file=out)
+        print(f"  likes     {likes}", file=out)
+        print(f"  checksum  {replica.checksum()}", file=out)
+
+    u, s = sim.updates, net.stats
+    avg = u.local_update_bytes / u.local_updates if u.local_updates else 0.0
+    print(
+        f"\nupdates: {u.local_updates} local transactions, {u.local_update_bytes:,} bytes, "
+        f"average {avg:.1f} B per update",
+        file=out,
+    )
+    print(
+        f"wire: {s.sent:,} messages, {s.bytes_sent:,} bytes ({u.sync_requests} sync requests, "
+        f"{u.sync_replies} diff replies of {u.sync_reply_bytes:,} bytes); delivered "
+        f"{s.delivered:,}, dropped {s.dropped:,}, duplicated {s.duplicated:,}",
+        file=out,
+    )
+    print(f"time: {time.perf_counter() - started:.2f} s\n", file=out)
+
+    if sim.converged():
+        checksum = sim.replicas[0].checksum()
+        print(f"all {len(sim.replicas)} replicas converged (checksum {checksum})", file=out)
+        return 0
+    print(
+        f"FAILED: replicas did not converge after {rounds} anti-entropy rounds "
+        f"(checksums {[r.checksum() for r in sim.replicas]}, "
+        f"pending {[r.doc.pending for r in sim.replicas]})",
+        file=out,
+    )
+    return 1

@@ -1,0 +1,455 @@
+"""Doc: the replica that owns the root containers, the clocks and the update flow.
+
+Local edits take the replica's next counters (dots) and Lamport times, change the state
+at once and are recorded as entries of the current transaction; when the outermost
+transaction ends they become one encoded update for ``on_update`` listeners.
+
+Remote updates are decoded and validated first (``_encoding``), then checked for causal
+readiness. An update is integrated as a unit once, for every replica it covers, it starts
+no later than one past what we hold, and everything it refers to (origins, delete
+targets, removed set dots) is held or inside it. Otherwise it waits in a bounded pending
+buffer and is retried after each integration.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from crdtsync import _encoding as enc
+from crdtsync._clock import MAX_REPLICA_ID, VersionVector
+from crdtsync._encoding import Entry, Segment, Update
+from crdtsync._errors import DecodeError, PendingOverflowError
+from crdtsync._rga import IdIndex
+from crdtsync.types._base import Container
+from crdtsync.types.counter import Counter
+from crdtsync.types.events import (
+    CounterEvent, DeltaBuilder, ListEvent, MapEvent, SetEvent, TextEvent,
+)
+from crdtsync.types.list import List
+from crdtsync.types.lwwmap import LWWMap
+from crdtsync.types.orset import ORSet
+from crdtsync.types.text import SequenceContainer, Text
+
+__all__ = ["Doc", "Transaction", "DEFAULT_MAX_PENDING"]
+
+Dot = tuple[int, int]
+UpdateCallback = Callable[[bytes, Any], None]
+C = TypeVar("C", bound=Container)
+
+#: How many updates may wait for missing dependencies before apply_update refuses more.
+#: A resync (``get_update(version)``) replaces any number of lost messages, so a peer that
+#: falls this far behind should resync rather than buffer without bound.
+DEFAULT_MAX_PENDING = 1024
+
+_KINDS: dict[str, type[Container]] = {
+    "t": Text, "l": List, "s": ORSet, "m": LWWMap, "c": Counter,
+}
+
+
+class _Changes:
+    """Per-container changes gathered during one transaction, for observer events."""
+
+    __slots__ = ("delta", "keys", "added", "removed", "amount")
+
+    def __init__(self) -> None:
+        self.delta: DeltaBuilder | None = None
+        self.keys: set[str] = set()
+        self.added: dict[bytes, Any] = {}
+        self.removed: dict[bytes, Any] = {}
+        self.amount = 0
+
+
+class Transaction:
+    """Groups local edits into one update. Use it through :meth:`Doc.transaction`."""
+
+    __slots__ = ("_doc", "origin", "local", "_entries", "_changes", "_depth")
+
+    def __init__(self, doc: Doc, origin: Any, local: bool) -> None:
+        self._doc = doc
+        self.origin = origin
+        self.local = local
+        self._entries: list[Entry] = []
+        self._changes: dict[Container, _Changes] = {}
+        self._depth = 0
+
+    def __enter__(self) -> Transaction:
+        doc = self._doc
+        if doc._txn is None:
+            doc._txn = self
+        else:
+            # A nested transaction joins the outer one.
+            doc._txn._depth += 1
+        return doc._txn
+
+    def __exit__(self, *exc: object) -> None:
+        doc = self._doc
+        outer = doc._txn
+        assert outer is not None
+        if outer._depth:
+            outer._depth -= 1
+            return
+        doc._txn = None
+        if outer._entries:
+            update = outer._encode()
+            outer._emit_events()
+            for callback in list(doc._update_callbacks):
+                callback(update, outer.origin)
+
+    def _changes_for(self, container: Container) -> _Changes:
+        changes = self._changes.get(container)
+        if changes is None:
+            changes = self._changes[container] = _Changes()
+        return changes
+
+    def _encode(self) -> bytes:
+        entries = self._entries
+        doc = self._doc
+        end = entries[-1][1] + enc.entry_span(entries[-1])
+        return enc.encode_update(Update([Segment(doc._replica, entries[0][1], end, entries)]))
+
+    def _emit_events(self) -> None:
+        for container, ch in self._changes.items():
+            if not container._observers:
+                continue
+            event: Any
+            if isinstance(container, SequenceContainer):
+                if ch.delta is None:
+                    continue
+                delta = ch.delta.build()
+                if not delta:
+                    continue
+                cls = TextEvent if isinstance(container, Text) else ListEvent
+                event = cls(container, self.origin, self.local, delta)
+            elif isinstance(container, LWWMap):
+                if not ch.keys:
+                    continue
+                event = MapEvent(container, self.origin, self.local, frozenset(ch.keys))
+            elif isinstance(container, ORSet):
+                added = {k: v for k, v in ch.added.items() if k not in ch.removed}
+                removed = {k: v for k, v in ch.removed.items() if k not in ch.added}
+                if not added and not removed:
+                    continue
+                event = SetEvent(container, self.origin, self.local,
+                                 frozenset(added.values()), frozenset(removed.values()))
+            else:
+                if not ch.amount:
+                    continue
+                event = CounterEvent(container, self.origin, self.local, ch.amount)
+            for callback in list(container._observers):
+                callback(event)
+
+
+class Doc:
+    """A replica of a shared document: named root containers plus clocks.
+
+    >>> import crdtsync
+    >>> alice, bob = crdtsync.Doc(), crdtsync.Doc()
+    >>> alice.text("notes").insert(0, "hi bob")
+    >>> bob.apply_update(alice.get_update())
+    >>> bob.text("notes").insert(6, "!")
+    >>> alice.apply_update(bob.get_update(alice.version))
+    >>> str(alice.text("notes")), alice.version == bob.version
+    ('hi bob!', True)
+
+    ``gc`` (default True) drops the content of deleted text and list elements, keeping
+    only their ids and lengths; ``gc=False`` keeps it for history. ``max_pending`` bounds
+    the number of updates buffered while their dependencies are missing.
+    """
+
+    def __init__(self, replica_id: int | None = None, *, gc: bool = True,
+                 max_pending: int = DEFAULT_MAX_PENDING) -> None:
+        if replica_id is None:
+            replica_id = secrets.randbits(64)
+        if type(replica_id) is not int or not 0 <= replica_id <= MAX_REPLICA_ID:
+            raise ValueError("replica_id must be an int in [0, 2**64)")
+        if type(max_pending) is not int or max_pending < 0:
+            raise ValueError("max_pending must be a non-negative int")
+        self._replica = replica_id
+        self._gc = bool(gc)
+        self._max_pending = max_pending
+        self._vv: dict[int, int] = {}
+        self._lamport = 0
+        self._ids = IdIndex()
+        self._roots: dict[tuple[str, str], Container] = {}
+        self._txn: Transaction | None = None
+        self._update_callbacks: list[UpdateCallback] = []
+        self._pending: list[tuple[bytes, Update, Any]] = []
+
+    # ---- identity, roots, clocks ---------------------------------------------------------
+
+    @property
+    def replica_id(self) -> int:
+        """This replica's 64-bit id."""
+        return self._replica
+
+    @property
+    def gc(self) -> bool:
+        """Whether deleted sequence content is dropped."""
+        return self._gc
+
+    @property
+    def version(self) -> VersionVector:
+        """The changes integrated so far (buffered updates are not included)."""
+        return VersionVector._trusted(dict(self._vv))
+
+    @property
+    def pending(self) -> int:
+        """How many received updates are waiting for missing dependencies."""
+        return len(self._pending)
+
+    def _root(self, kind: str, name: str) -> Container:
+        if type(name) is not str:
+            raise TypeError("root names are str")
+        root = self._roots.get((kind, name))
+        if root is None:
+            for other in _KINDS:
+                if other != kind and (other, name) in self._roots:
+                    existing = type(self._roots[(other, name)]).__name__
+                    raise TypeError(f"root {name!r} exists as a {existing}")
+            root = self._roots[(kind, name)] = _KINDS[kind](self, name)
+        return root
+
+    def text(self, name: str) -> Text:
+        """The root Text called ``name`` (created on first use)."""
+        return self._root("t", name)  # type: ignore[return-value]
+
+    def list(self, name: str) -> List:
+        """The root List called ``name`` (created on first use)."""
+        return self._root("l", name)  # type: ignore[return-value]
+
+    def set(self, name: str) -> ORSet:
+        """The root ORSet called ``name`` (created on first use)."""
+        return self._root("s", name)  # type: ignore[return-value]
+
+    def map(self, name: str) -> LWWMap:
+        """The root LWWMap called ``name`` (created on first use)."""
+        return self._root("m", name)  # type: ignore[return-value]
+
+    def counter(self, name: str) -> Counter:
+        """The root Counter called ``name`` (created on first use)."""
+        return self._root("c", name)  # type: ignore[return-value]
+
+    def roots(self) -> dict[str, Container]:
+        """Every root container by name (a name used with two types shows one of them)."""
+        return {name: root for (_, name), root in sorted(self._roots.items())}
+
+    def _tick(self, n: int) -> tuple[int, int]:
+        """Take the next ``n`` counters and Lamport times; return the first of each."""
+        me = self._replica
+        counter = self._vv.get(me, 0) + 1
+        self._vv[me] = counter + n - 1
+        lamport = self._lamport + 1
+        self._lamport += n
+        return counter, lamport
+
+    # ---- transactions and listeners --------------------------------------------------------
+
+    def transaction(self, origin: Any = None) -> Transaction:
+        """A context manager grouping local edits into one update.
+
+        >>> import crdtsync
+        >>> doc = crdtsync.Doc()
+        >>> updates = []
+        >>> _ = doc.on_update(lambda update, origin: updates.append(origin))
+        >>> with doc.transaction("typing"):
+        ...     doc.text("t").insert(0, "a")
+        ...     doc.map("m")["k"] = 1
+        >>> updates
+        ['typing']
+        """
+        return Transaction(self, origin, True)
+
+    def on_update(self, callback: UpdateCallback) -> Callable[[], None]:
+        """Call ``callback(update, origin)`` after every local transaction and every remote
+        update that changed this document; returns a function that unsubscribes."""
+        self._update_callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._update_callbacks:
+                self._update_callbacks.remove(callback)
+
+        return unsubscribe
+
+    # ---- local edits (called by the containers) ----------------------------------------------
+
+    def _local_insert(self, container: SequenceContainer, index: int, content: Any) -> None:
+        txn = self._txn
+        if txn is None:
+            with Transaction(self, None, True):
+                return self._local_insert(container, index, content)
+        n = len(content)
+        counter, lamport = self._tick(n)
+        origin = container._seq.insert_local(index, content, self._replica, counter, lamport)
+        entries = txn._entries
+        if entries:
+            last = entries[-1]
+            # Typing on within one transaction: extend the previous insert entry.
+            if (last[0] == enc.INS and last[2] is container._key and last[7] is None
+                    and last[1] + last[6] == counter and last[3] + last[6] == lamport
+                    and origin == (self._replica, counter - 1)):
+                entries[-1] = (enc.INS, last[1], last[2], last[3], last[4],
+                               last[5] + content, last[6] + n, None)
+                n = 0
+        if n:
+            entries.append((enc.INS, counter, container._key, lamport, origin,
+                            content, n, None))
+        if container._observers:
+            ch = txn._changes_for(container)
+            if ch.delta is None:
+                ch.delta = DeltaBuilder()
+            ch.delta.insert(index, content)
+
+    def _local_delete(self, container: SequenceContainer, index: int, length: int) -> None:
+        txn = self._txn
+        if txn is None:
+            with Transaction(self, None, True):
+                return self._local_delete(container, index, length)
+        counter, _ = self._tick(1)
+        ranges = container._seq.delete_local(index, length, (self._replica, counter),
+                                             self._gc)
+        txn._entries.append((enc.DEL, counter, container._key, ranges))
+        if container._observers:
+            ch = txn._changes_for(container)
+            if ch.delta is None:
+                ch.delta = DeltaBuilder()
+            ch.delta.delete(index, length)
+
+    def _local_map_write(self, container: LWWMap, key: str, value: Any, deleted: bool) -> None:
+        txn = self._txn
+        if txn is None:
+            with Transaction(self, None, True):
+                return self._local_map_write(container, key, value, deleted)
+        counter, lamport = self._tick(1)
+        changed = container._write(lamport, self._replica, counter, key, value, deleted)
+        if deleted:
+            txn._entries.append((enc.MAP_DEL, counter, container._key, lamport, key))
+        else:
+            txn._entries.append((enc.MAP_SET, counter, container._key, lamport, key, value))
+        if changed and container._observers:
+            txn._changes_for(container).keys.add(key)
+
+    def _local_set_add(self, container: ORSet, element: Any) -> None:
+        txn = self._txn
+        if txn is None:
+            with Transaction(self, None, True):
+                return self._local_set_add(container, element)
+        counter, _ = self._tick(1)
+        dot = (self._replica, counter)
+        superseded = container._dots_of(element)
+        appeared = container._add_dot(element, dot)
+        container._remove_dots(superseded)
+        txn._entries.append((enc.SET_ADD, counter, container._key, element, superseded))
+        if appeared and container._observers:
+            from crdtsync.types.orset import element_key
+
+            txn._changes_for(container).added.setdefault(element_key(element), element)
+
+    def _local_set_remove(self, container: ORSet, dots: list[Dot]) -> None:
+        txn = self._txn
+        if txn is None:
+            with Transaction(self, None, True):
+                return self._local_set_remove(container, dots)
+        counter, _ = self._tick(1)
+        container._touch((self._replica, counter))
+        gone = container._remove_dots(dots)
+        txn._entries.append((enc.SET_REM, counter, container._key, dots))
+        self._note_set_removed(txn, container, gone)
+
+    def _note_set_removed(self, txn: Transaction, container: ORSet, gone: list[Any]) -> None:
+        if gone and container._observers:
+            from crdtsync.types.orset import element_key
+
+            removed = txn._changes_for(container).removed
+            for element in gone:
+                removed.setdefault(element_key(element), element)
+
+    def _local_counter(self, container: Counter, inc: int, dec: int) -> None:
+        txn = self._txn
+        if txn is None:
+            with Transaction(self, None, True):
+                return self._local_counter(container, inc, dec)
+        counter, _ = self._tick(1)
+        me = self._replica
+        inc += container._inc.get(me, 0)
+        dec += container._dec.get(me, 0)
+        moved = container._merge(me, counter, inc, dec)
+        txn._entries.append((enc.COUNTER, counter, container._key, inc, dec))
+        if container._observers:
+            txn._changes_for(container).amount += moved
+
+    # ---- encoding state -------------------------------------------------------------------
+
+    def get_update(self, since: Mapping[int, int] | None = None) -> bytes:
+        """Everything a replica at version ``since`` lacks (``None``: the whole state).
+
+        >>> import crdtsync
+        >>> a, b = crdtsync.Doc(), crdtsync.Doc()
+        >>> a.text("t").insert(0, "shared")
+        >>> b.apply_update(a.get_update())
+        >>> a.text("t").insert(6, " text")
+        >>> diff = a.get_update(b.version)      # only the new edit
+        >>> b.apply_update(diff)
+        >>> str(b.text("t"))
+        'shared text'
+        """
+        from crdtsync._state import state_update
+
+        return enc.encode_update(state_update(self, since or {}))
+
+    # ---- applying remote updates -------------------------------------------------------------
+
+    def apply_update(self, update: bytes, origin: Any = None) -> None:
+        """Merge an update from any replica, in any order, any number of times.
+
+        An update whose dependencies have not arrived is buffered and integrated as soon as
+        they do; malformed bytes raise :class:`DecodeError` and change nothing; a full
+        pending buffer raises :class:`PendingOverflowError` and changes nothing.
+        """
+        from crdtsync._integrate import check_ready, integrate
+
+        parsed = enc.decode_update(update)
+        if self._txn is not None and self._txn.local:
+            raise RuntimeError("apply_update inside a local transaction is not supported")
+        ready = check_ready(self, parsed)
+        if ready is None:
+            if all(seg.end - 1 <= self._vv.get(seg.replica, 0) for seg in parsed.segments) \
+                    and not parsed.facts:
+                return
+            if len(self._pending) >= self._max_pending:
+                raise PendingOverflowError(
+                    f"{len(self._pending)} updates already wait for missing dependencies "
+                    f"(max_pending={self._max_pending}); resync with get_update(version)")
+            self._pending.append((bytes(update), parsed, origin))
+            return
+        integrate(self, bytes(update), parsed, ready, origin)
+        self._drain_pending()
+
+    def _drain_pending(self) -> None:
+        from crdtsync._integrate import check_ready, integrate
+
+        progress = True
+        while progress and self._pending:
+            progress = False
+            for item in list(self._pending):
+                data, parsed, origin = item
+                try:
+                    ready = check_ready(self, parsed)
+                except DecodeError:
+                    # It referred to something that turned out not to be what it claimed;
+                    # every replica reaches the same verdict, so dropping it is safe.
+                    self._pending.remove(item)
+                    continue
+                if ready is None:
+                    if all(seg.end - 1 <= self._vv.get(seg.replica, 0)
+                           for seg in parsed.segments) and not parsed.facts:
+                        self._pending.remove(item)
+                    continue
+                self._pending.remove(item)
+                integrate(self, data, parsed, ready, origin)
+                progress = True
+
+    def __repr__(self) -> str:
+        return f"Doc(replica_id={self._replica}, roots={sorted(n for _, n in self._roots)})"
+

@@ -1,0 +1,402 @@
+"""The update wire format (version 1): the one module that knows bytes.
+
+An update is ``b"\\xc1\\x01"`` followed by one msgpack array::
+
+    [replicas, roots, segments]            or    [replicas, roots, segments, facts]
+
+* ``replicas``: the replica ids the update mentions; everything else refers to them by
+  index, so a 64-bit id is written once.
+* ``roots``: root container keys as strings, a kind letter then the name
+  (``t`` text, ``l`` list, ``s`` set, ``m`` map, ``c`` counter).
+* ``segments``: each a flat array ``[replica_index, first_counter, tag, fields..., tag,
+  fields...]``: consecutive changes of one replica, the first at ``first_counter``; each
+  change occupies as many counters as it says (an insert: its length; others: one).
+* ``facts``: statements that belong to no single counter (a delete of elements the
+  receiver already has, the live dots of a set).
+
+docs/format.md specifies every tag and field. Decoding validates everything before the
+caller touches a document, so a :class:`DecodeError` always leaves it unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from crdtsync._clock import MAX_REPLICA_ID, PREFIX
+from crdtsync._errors import DecodeError
+from crdtsync._values import is_element, is_value
+
+Dot = tuple[int, int]
+RootKey = tuple[str, str]  # (kind letter, name)
+
+ROOT_KINDS = frozenset("tlsmc")
+SEQ_KINDS = frozenset("tl")
+
+# Change tags inside a segment.
+SKIP = 0  # n: counters whose changes need no data here (superseded, or effects sent elsewhere)
+INS = 1  # root, lamport - counter, origin, content: a run of inserted elements
+INS_DELETED = 2  # root, lamport - counter, origin, content | length, deleter: a tombstone run
+DEL = 3  # root, [replica, counter, length]*: a delete (takes one counter)
+MAP_SET = 4  # root, lamport - counter, key, value
+MAP_DEL = 5  # root, lamport - counter, key
+SET_ADD = 6  # root, element, [replica, counter]* (dots of the element it supersedes)
+SET_REM = 7  # root, [replica, counter]* (dots it removes)
+COUNTER = 8  # root, increments, decrements (this replica's running totals)
+
+# Fact tags.
+FACT_DELETE = 0  # root, deleter replica, deleter counter, [replica, counter, length]*
+FACT_LIVE = 1  # root, [replica, counter]* (sender's version), [replica, counter]* (live dots)
+
+MAX_COUNTER = 2**63 - 1
+
+#: Entries are tuples whose first two items are (tag, counter):
+#:   (INS, c, root, lamport, origin, content, length, deleter)  content None: dropped
+#:   (DEL, c, root, targets)            (MAP_SET, c, root, lamport, key, value)
+#:   (MAP_DEL, c, root, lamport, key)   (SET_ADD, c, root, element, superseded_dots)
+#:   (SET_REM, c, root, dots)           (COUNTER, c, root, increments, decrements)
+#:   (SKIP, c, n)
+Entry = tuple[Any, ...]
+
+
+@dataclass
+class Segment:
+    replica: int
+    start: int
+    end: int  # exclusive
+    entries: list[Entry]
+
+
+@dataclass
+class Update:
+    segments: list[Segment] = field(default_factory=list)
+    #: (FACT_DELETE, root, deleter, [(replica, counter, length)...]) or
+    #: (FACT_LIVE, root, {replica: counter}, [dots])
+    facts: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def entry_span(entry: Entry) -> int:
+    tag = entry[0]
+    if tag == INS:
+        return int(entry[6])
+    if tag == SKIP:
+        return int(entry[2])
+    return 1
+
+
+# ---- encoding ------------------------------------------------------------------------
+
+
+class _Tables:
+    def __init__(self) -> None:
+        self.replicas: dict[int, int] = {}
+        self.roots: dict[RootKey, int] = {}
+
+    def replica(self, replica: int) -> int:
+        index = self.replicas.get(replica)
+        if index is None:
+            index = self.replicas[replica] = len(self.replicas)
+        return index
+
+    def root(self, key: RootKey) -> int:
+        index = self.roots.get(key)
+        if index is None:
+            index = self.roots[key] = len(self.roots)
+        return index
+
+    def dots(self, dots: Any) -> list[int]:
+        flat: list[int] = []
+        for r, c in dots:
+            flat.append(self.replica(r))
+            flat.append(c)
+        return flat
+
+    def ranges(self, ranges: Any) -> list[int]:
+        flat: list[int] = []
+        for r, c, n in ranges:
+            flat.append(self.replica(r))
+            flat.append(c)
+            flat.append(n)
+        return flat
+
+
+def encode_update(update: Update) -> bytes:
+    tables = _Tables()
+    segments = []
+    for seg in update.segments:
+        out: list[Any] = [tables.replica(seg.replica), seg.start]
+        for e in seg.entries:
+            tag = e[0]
+            if tag == INS:
+                _, c, root, lamport, origin, content, length, deleter = e
+                if origin is None:
+                    enc_origin: Any = None
+                elif origin[0] == seg.replica:
+                    enc_origin = c - 1 - origin[1]
+                else:
+                    enc_origin = [tables.replica(origin[0]), origin[1]]
+                if deleter is None:
+                    out += (INS, tables.root(root), lamport - c, enc_origin, content)
+                else:
+                    out += (INS_DELETED, tables.root(root), lamport - c, enc_origin,
+                            length if content is None else content,
+                            tables.replica(deleter[0]), deleter[1])
+            elif tag == SKIP:
+                out += (SKIP, e[2])
+            elif tag == DEL:
+                out += (DEL, tables.root(e[2]), tables.ranges(e[3]))
+            elif tag == MAP_SET:
+                out += (MAP_SET, tables.root(e[2]), e[3] - e[1], e[4], e[5])
+            elif tag == MAP_DEL:
+                out += (MAP_DEL, tables.root(e[2]), e[3] - e[1], e[4])
+            elif tag == SET_ADD:
+                out += (SET_ADD, tables.root(e[2]), e[3], tables.dots(e[4]))
+            elif tag == SET_REM:
+                out += (SET_REM, tables.root(e[2]), tables.dots(e[3]))
+            elif tag == COUNTER:
+                out += (COUNTER, tables.root(e[2]), e[3], e[4])
+            else:  # pragma: no cover - internal misuse
+                raise AssertionError(f"unknown entry tag {tag}")
+        segments.append(out)
+    facts = []
+    for fact in update.facts:
+        if fact[0] == FACT_DELETE:
+            _, root, deleter, ranges = fact
+            facts.append([FACT_DELETE, tables.root(root), tables.replica(deleter[0]),
+                          deleter[1], tables.ranges(ranges)])
+        else:
+            _, root, version, live = fact
+            facts.append([FACT_LIVE, tables.root(root), tables.dots(sorted(version.items())),
+                          tables.dots(sorted(live))])
+    body: list[Any] = [list(tables.replicas), [k + n for k, n in tables.roots], segments]
+    if facts:
+        body.append(facts)
+    return PREFIX + msgpack.packb(body)
+
+
+# ---- decoding ------------------------------------------------------------------------
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _fail(why: str) -> _Invalid:
+    return _Invalid(why)
+
+
+def _int(value: Any, lo: int, hi: int, what: str) -> int:
+    if type(value) is not int or not lo <= value <= hi:
+        raise _fail(f"{what} must be an int in [{lo}, {hi}], got {value!r}")
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if type(value) is not list:
+        raise _fail(f"{what} must be an array")
+    return value
+
+
+class _Reader:
+    def __init__(self, replicas: list[int], roots: list[RootKey]) -> None:
+        self.replicas = replicas
+        self.roots = roots
+
+    def replica(self, index: Any) -> int:
+        return self.replicas[_int(index, 0, len(self.replicas) - 1, "replica index")]
+
+    def root(self, index: Any, kinds: frozenset[str] | str) -> RootKey:
+        key = self.roots[_int(index, 0, len(self.roots) - 1, "root index")]
+        if key[0] not in kinds:
+            raise _fail(f"root {key[1]!r} of kind {key[0]!r} cannot take this change")
+        return key
+
+    def dot(self, r: Any, c: Any) -> Dot:
+        return (self.replica(r), _int(c, 1, MAX_COUNTER, "counter"))
+
+    def dots(self, value: Any) -> list[Dot]:
+        flat = _list(value, "dots")
+        if len(flat) % 2:
+            raise _fail("dots come in pairs")
+        return [self.dot(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+    def ranges(self, value: Any) -> list[tuple[int, int, int]]:
+        flat = _list(value, "ranges")
+        if len(flat) % 3 or not flat:
+            raise _fail("ranges come in non-empty triples")
+        out = []
+        for i in range(0, len(flat), 3):
+            r, c = self.dot(flat[i], flat[i + 1])
+            n = _int(flat[i + 2], 1, MAX_COUNTER - c + 1, "range length")
+            out.append((r, c, n))
+        return out
+
+
+def _content(value: Any, kind: str) -> tuple[Any, int]:
+    if kind == "t":
+        if type(value) is not str or not value:
+            raise _fail("text content must be a non-empty str")
+        return value, len(value)
+    if type(value) is not list or not value:
+        raise _fail("list content must be a non-empty array")
+    for v in value:
+        if not is_value(v):
+            raise _fail("unsupported value in list content")
+    return value, len(value)
+
+
+def _decode_segment(raw: Any, rd: _Reader) -> Segment:
+    seg = _list(raw, "segment")
+    if len(seg) < 2:
+        raise _fail("segment needs a replica and a first counter")
+    replica = rd.replica(seg[0])
+    c = _int(seg[1], 1, MAX_COUNTER, "first counter")
+    start = c
+    entries: list[Entry] = []
+    i, n = 2, len(seg)
+
+    def take(k: int) -> list[Any]:
+        nonlocal i
+        if i + k > n:
+            raise _fail("segment ends inside a change")
+        fields = seg[i:i + k]
+        i += k
+        return fields
+
+    while i < n:
+        tag = seg[i]
+        i += 1
+        if tag == INS or tag == INS_DELETED:
+            fields = take(4 if tag == INS else 6)
+            root = rd.root(fields[0], SEQ_KINDS)
+            lamport = c + _int(fields[1], -c + 1, MAX_COUNTER - c, "lamport offset")
+            origin_raw = fields[2]
+            if origin_raw is None:
+                origin = None
+            elif type(origin_raw) is int:
+                origin = (replica, c - 1 - _int(origin_raw, 0, c - 2, "origin offset"))
+            else:
+                pair = _list(origin_raw, "origin")
+                if len(pair) != 2:
+                    raise _fail("origin is [replica, counter]")
+                origin = rd.dot(pair[0], pair[1])
+            deleter = None
+            if tag == INS:
+                content, length = _content(fields[3], root[0])
+            else:
+                deleter = rd.dot(fields[4], fields[5])
+                if type(fields[3]) is int:
+                    content, length = None, _int(fields[3], 1, MAX_COUNTER, "length")
+                else:
+                    content, length = _content(fields[3], root[0])
+            if c + length - 1 > MAX_COUNTER:
+                raise _fail("counter overflow")
+            entries.append((INS, c, root, lamport, origin, content, length, deleter))
+            c += length
+            continue
+        if tag == SKIP:
+            (count,) = take(1)
+            count = _int(count, 1, MAX_COUNTER - c + 1, "skip length")
+            entries.append((SKIP, c, count))
+            c += count
+            continue
+        if tag == DEL:
+            root_i, ranges = take(2)
+            entries.append((DEL, c, rd.root(root_i, SEQ_KINDS), rd.ranges(ranges)))
+        elif tag == MAP_SET or tag == MAP_DEL:
+            fields = take(4 if tag == MAP_SET else 3)
+            root = rd.root(fields[0], "m")
+            lamport = c + _int(fields[1], -c + 1, MAX_COUNTER - c, "lamport offset")
+            if type(fields[2]) is not str:
+                raise _fail("map keys are str")
+            if tag == MAP_SET:
+                if not is_value(fields[3]):
+                    raise _fail("unsupported map value")
+                entries.append((MAP_SET, c, root, lamport, fields[2], fields[3]))
+            else:
+                entries.append((MAP_DEL, c, root, lamport, fields[2]))
+        elif tag == SET_ADD:
+            root_i, element, dots = take(3)
+            if not is_element(element):
+                raise _fail("unsupported set element")
+            entries.append((SET_ADD, c, rd.root(root_i, "s"), element, rd.dots(dots)))
+        elif tag == SET_REM:
+            root_i, dots = take(2)
+            entries.append((SET_REM, c, rd.root(root_i, "s"), rd.dots(dots)))
+        elif tag == COUNTER:
+            root_i, inc, dec = take(3)
+            entries.append((COUNTER, c, rd.root(root_i, "c"), _int(inc, 0, 2**64 - 1, "total"),
+                            _int(dec, 0, 2**64 - 1, "total")))
+        else:
+            raise _fail(f"unknown change tag {tag!r}")
+        if c > MAX_COUNTER:
+            raise _fail("counter overflow")
+        c += 1
+    if not entries:
+        raise _fail("empty segment")
+    return Segment(replica, start, c, entries)
+
+
+def _decode_fact(raw: Any, rd: _Reader) -> tuple[Any, ...]:
+    fact = _list(raw, "fact")
+    if not fact:
+        raise _fail("empty fact")
+    if fact[0] == FACT_DELETE and len(fact) == 5:
+        return (FACT_DELETE, rd.root(fact[1], SEQ_KINDS), rd.dot(fact[2], fact[3]),
+                rd.ranges(fact[4]))
+    if fact[0] == FACT_LIVE and len(fact) == 4:
+        version: dict[int, int] = {}
+        for r, c in rd.dots(fact[2]):
+            version[r] = max(version.get(r, 0), c)
+        return (FACT_LIVE, rd.root(fact[1], "s"), version, rd.dots(fact[3]))
+    raise _fail("unknown fact")
+
+
+def _decode_body(body: Any) -> Update:
+    if type(body) is not list or len(body) not in (3, 4):
+        raise _fail("an update is an array of 3 or 4 items")
+    replicas = _list(body[0], "replica table")
+    for r in replicas:
+        _int(r, 0, MAX_REPLICA_ID, "replica id")
+    if len(set(replicas)) != len(replicas):
+        raise _fail("duplicate replica id in the table")
+    roots: list[RootKey] = []
+    for raw in _list(body[1], "root table"):
+        if type(raw) is not str or not raw or raw[0] not in ROOT_KINDS:
+            raise _fail("a root key is a kind letter and a name")
+        roots.append((raw[0], raw[1:]))
+    rd = _Reader(replicas, roots)
+    update = Update()
+    for raw in _list(body[2], "segments"):
+        update.segments.append(_decode_segment(raw, rd))
+    if len(body) == 4:
+        for raw in _list(body[3], "facts"):
+            update.facts.append(_decode_fact(raw, rd))
+    return update
+
+
+#: Nesting limit handed to msgpack; values are checked to MAX_DEPTH levels anyway.
+_MSGPACK_LIMITS = dict(raw=False, strict_map_key=False, use_list=True)
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise _Invalid("msgpack extension types are not used by crdtsync")
+
+
+def decode_update(data: Any) -> Update:
+    """Parse and fully validate an update; raise :class:`DecodeError` on any defect."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise DecodeError(f"an update is bytes, not {type(data).__name__}")
+    data = bytes(data)
+    if data[:2] != PREFIX:
+        raise DecodeError("not a crdtsync update (bad magic or unsupported format)")
+    try:
+        body = msgpack.unpackb(data[2:], ext_hook=_no_ext, **_MSGPACK_LIMITS)
+        return _decode_body(body)
+    except _Invalid as exc:
+        raise DecodeError(f"malformed update: {exc}") from None
+    except (ValueError, TypeError, IndexError, KeyError, OverflowError,
+            RecursionError) as exc:  # what msgpack raises for broken input
+        raise DecodeError(f"malformed update: {type(exc).__name__}: {exc}") from None

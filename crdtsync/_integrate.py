@@ -1,0 +1,263 @@
+"""Merging a decoded remote update into a document.
+
+Two steps, so that a document either takes a whole update or stays as it was:
+:func:`check_ready` only reads (is the update causally ready, is every reference what it
+claims to be?) and :func:`integrate` then applies it without any step that can fail.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from typing import TYPE_CHECKING, Any
+
+from crdtsync import _encoding as enc
+from crdtsync._encoding import Entry, RootKey, Update
+from crdtsync._errors import DecodeError
+from crdtsync.types.events import DeltaBuilder
+
+if TYPE_CHECKING:
+    from crdtsync._doc import Doc
+    from crdtsync.types._base import Container
+
+Dot = tuple[int, int]
+
+
+class _InsertIndex:
+    """The update's own insert entries by replica, to resolve origins inside the update."""
+
+    def __init__(self, update: Update) -> None:
+        by_replica: dict[int, list[Entry]] = {}
+        for seg in update.segments:
+            for e in seg.entries:
+                if e[0] == enc.INS:
+                    by_replica.setdefault(seg.replica, []).append(e)
+        self.entries: dict[int, list[Entry]] = {}
+        self.starts: dict[int, list[int]] = {}
+        for replica, entries in by_replica.items():
+            entries.sort(key=lambda e: e[1])
+            self.entries[replica] = entries
+            self.starts[replica] = [e[1] for e in entries]
+
+    def lamport_of(self, dot: Dot, root: RootKey) -> int | None:
+        starts = self.starts.get(dot[0])
+        if not starts:
+            return None
+        i = bisect_right(starts, dot[1]) - 1
+        if i < 0:
+            return None
+        e = self.entries[dot[0]][i]
+        if dot[1] >= e[1] + e[6] or e[2] != root:
+            return None
+        return int(e[3]) + dot[1] - e[1]
+
+
+def check_ready(doc: Doc, update: Update) -> dict[int, int] | None:
+    """The version the document will hold after ``update``, or None if it must wait.
+
+    Raises :class:`DecodeError` when the update names, as an origin, something the
+    document holds that is not an element of that sequence (or is not older than the
+    element): no later update can make such an update valid.
+    """
+    vv = doc._vv
+    tops: dict[int, int] = {}
+    for seg in sorted(update.segments, key=lambda s: (s.replica, s.start)):
+        cur = tops.get(seg.replica)
+        if cur is None:
+            cur = vv.get(seg.replica, 0)
+        if seg.start > cur + 1:
+            return None
+        tops[seg.replica] = max(cur, seg.end - 1)
+
+    def held(replica: int, counter: int) -> bool:
+        top = tops.get(replica)
+        return counter <= (vv.get(replica, 0) if top is None else top)
+
+    inside: _InsertIndex | None = None
+    ids = doc._ids
+    for seg in update.segments:
+        have = vv.get(seg.replica, 0)
+        if seg.end - 1 <= have:
+            continue
+        for e in seg.entries:
+            tag = e[0]
+            if tag == enc.INS:
+                if e[1] <= have:
+                    continue  # the part we lack continues a run we hold
+                origin = e[4]
+                if origin is None:
+                    continue
+                if not held(*origin):
+                    return None
+                if origin[1] <= vv.get(origin[0], 0):
+                    run = ids.find(*origin)
+                    if run is None or run.seq.key != e[2]:
+                        raise DecodeError(f"origin {origin} is not an element of {e[2][1]!r}")
+                    lamport: int | None = run.lamport + origin[1] - run.counter
+                else:
+                    if inside is None:
+                        inside = _InsertIndex(update)
+                    lamport = inside.lamport_of(origin, e[2])
+                    if lamport is None:
+                        raise DecodeError(f"origin {origin} is not an element of {e[2][1]!r}")
+                if lamport >= e[3]:
+                    raise DecodeError("an element must be newer than its origin")
+            elif e[1] <= have:
+                continue
+            elif tag == enc.DEL:
+                for r, c, n in e[3]:
+                    if not held(r, c + n - 1):
+                        return None
+            elif tag == enc.SET_ADD or tag == enc.SET_REM:
+                for dot in e[4] if tag == enc.SET_ADD else e[3]:
+                    if not held(*dot):
+                        return None
+    for fact in update.facts:
+        if fact[0] == enc.FACT_DELETE:
+            if not held(*fact[2]):
+                return None
+            for r, c, n in fact[3]:
+                if not held(r, c + n - 1):
+                    return None
+        else:
+            for r, c in fact[2].items():
+                if not held(r, c):
+                    return None
+            for dot in fact[3]:
+                if not held(*dot):
+                    return None
+    return tops
+
+
+def _container(doc: Doc, key: RootKey, create: bool) -> Container | None:
+    root = doc._roots.get(key)
+    if root is None and create:
+        from crdtsync._doc import _KINDS
+
+        root = doc._roots[key] = _KINDS[key[0]](doc, key[1])
+    return root
+
+
+def integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int],
+              origin: Any) -> None:
+    """Apply a ready update (see :func:`check_ready`) and notify listeners."""
+    from crdtsync._doc import Transaction
+    from crdtsync.types.orset import element_key
+
+    txn = Transaction(doc, origin, False)
+    saved, doc._txn = doc._txn, txn
+    try:
+        vv = doc._vv
+        gc = doc._gc
+        inserts: list[tuple[int, int, Entry]] = []
+        others: list[tuple[int, Entry]] = []
+        for seg in update.segments:
+            r = seg.replica
+            have = vv.get(r, 0)
+            if seg.end - 1 <= have:
+                continue
+            for e in seg.entries:
+                c = e[1]
+                if e[0] == enc.INS:
+                    n = e[6]
+                    if c + n - 1 <= have:
+                        continue
+                    if c <= have:
+                        k = have - c + 1
+                        content = e[5][k:] if e[5] is not None else None
+                        e = (enc.INS, c + k, e[2], e[3] + k, (r, have), content, n - k, e[7])
+                    inserts.append((e[3], r, e))
+                elif c > have and e[0] != enc.SKIP:
+                    others.append((r, e))
+
+        lamport = doc._lamport
+        inserts.sort(key=lambda t: (t[0], t[1]))
+        for _, r, e in inserts:
+            container: Any = _container(doc, e[2], True)
+            deleter = e[7]
+            content = None if (gc and deleter is not None) else e[5]
+            want = bool(container._observers) and deleter is None
+            pos = container._seq.integrate(r, e[1], e[3], e[4], content, e[6], deleter, want)
+            if want:
+                ch = txn._changes_for(container)
+                if ch.delta is None:
+                    ch.delta = DeltaBuilder()
+                ch.delta.insert(pos, e[5])
+            lamport = max(lamport, e[3] + e[6] - 1)
+
+        effect = False
+        removals: list[tuple[Any, list[Dot]]] = []
+        for r, e in others:
+            tag = e[0]
+            if tag == enc.DEL:
+                _delete(doc, txn, e[2], (r, e[1]), e[3])
+            elif tag == enc.MAP_SET or tag == enc.MAP_DEL:
+                container = _container(doc, e[2], True)
+                deleted = tag == enc.MAP_DEL
+                value = None if deleted else e[5]
+                if container._write(e[3], r, e[1], e[4], value, deleted) and \
+                        container._observers:
+                    txn._changes_for(container).keys.add(e[4])
+                lamport = max(lamport, e[3])
+            elif tag == enc.SET_ADD:
+                container = _container(doc, e[2], True)
+                if container._add_dot(e[3], (r, e[1])) and container._observers:
+                    txn._changes_for(container).added.setdefault(element_key(e[3]), e[3])
+                removals.append((container, e[4]))
+            elif tag == enc.SET_REM:
+                container = _container(doc, e[2], True)
+                container._touch((r, e[1]))
+                removals.append((container, e[3]))
+            elif tag == enc.COUNTER:
+                container = _container(doc, e[2], True)
+                moved = container._merge(r, e[1], e[3], e[4])
+                if moved and container._observers:
+                    txn._changes_for(container).amount += moved
+        for container, dots in removals:
+            doc._note_set_removed(txn, container, container._remove_dots(dots))
+
+        for fact in update.facts:
+            if fact[0] == enc.FACT_DELETE:
+                effect |= _delete(doc, txn, fact[1], fact[2], fact[3])
+            else:
+                container = _container(doc, fact[1], False)
+                if container is None:
+                    continue
+                version, live = fact[2], set(fact[3])
+                dead = [d for d in container._owner
+                        if d[1] <= version.get(d[0], 0) and d not in live]
+                if dead:
+                    effect = True
+                    doc._note_set_removed(txn, container, container._remove_dots(dead))
+
+        advanced = False
+        for r, top in tops.items():
+            if top > vv.get(r, 0):
+                vv[r] = top
+                advanced = True
+        doc._lamport = lamport
+    finally:
+        doc._txn = saved
+    txn._emit_events()
+    if advanced or effect:
+        for callback in list(doc._update_callbacks):
+            callback(data, origin)
+
+
+def _delete(doc: Doc, txn: Any, key: RootKey, deleter: Dot,
+            ranges: list[tuple[int, int, int]]) -> bool:
+    """Delete id ranges in one sequence; True if anything visible went away."""
+    container: Any = _container(doc, key, False)
+    if container is None:
+        return False
+    seq = container._seq
+    positions: list[tuple[int, int]] | None = [] if container._observers else None
+    before = seq.vis_len
+    for r, c, n in ranges:
+        seq.delete_range(r, c, n, deleter, doc._gc, positions)
+    if positions:
+        ch = txn._changes_for(container)
+        if ch.delta is None:
+            ch.delta = DeltaBuilder()
+        for pos, n in positions:
+            ch.delta.delete(pos, n)
+    return seq.vis_len != before

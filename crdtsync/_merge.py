@@ -1,0 +1,95 @@
+"""merge_updates: combine updates into one, from their bytes alone (no Doc needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from crdtsync import _encoding as enc
+from crdtsync._encoding import Entry, Segment, Update
+
+__all__ = ["merge_updates"]
+
+
+def _trim(e: Entry, k: int) -> Entry:
+    """Drop the first ``k`` counters of a multi-counter entry."""
+    if e[0] == enc.SKIP:
+        return (enc.SKIP, e[1] + k, e[2] - k)
+    r_origin = (None, e[1] + k - 1)  # replaced by the caller (needs the replica)
+    content = e[5][k:] if e[5] is not None else None
+    return (enc.INS, e[1] + k, e[2], e[3] + k, r_origin, content, e[6] - k, e[7])
+
+
+def merge_updates(updates: Iterable[bytes]) -> bytes:
+    """One update equivalent to applying all of ``updates`` (in any order).
+
+    Works on the bytes alone. Changes present in several inputs appear once; where one
+    input holds a change as data and another only covers its counter (a SKIP), the data is
+    kept.
+
+    >>> import crdtsync
+    >>> doc = crdtsync.Doc()
+    >>> updates = []
+    >>> _ = doc.on_update(lambda update, origin: updates.append(update))
+    >>> for ch in "abc":
+    ...     doc.text("t").insert(len(doc.text("t")), ch)
+    >>> fresh = crdtsync.Doc()
+    >>> fresh.apply_update(crdtsync.merge_updates(updates))
+    >>> str(fresh.text("t"))
+    'abc'
+    """
+    by_replica: dict[int, list[Entry]] = {}
+    facts: list[tuple[Any, ...]] = []
+    for data in updates:
+        parsed = enc.decode_update(data)
+        for seg in parsed.segments:
+            by_replica.setdefault(seg.replica, []).extend(seg.entries)
+        facts.extend(parsed.facts)
+
+    merged = Update()
+    for replica, entries in sorted(by_replica.items()):
+        # Data before SKIPs at the same counter, longer before shorter.
+        entries.sort(key=lambda e: (e[1], e[0] == enc.SKIP, -enc.entry_span(e)))
+        out: list[Entry] = []
+        start = covered = 0
+        for e in entries:
+            c, span = e[1], enc.entry_span(e)
+            if out and c < covered:
+                last = out[-1]
+                if last[0] == enc.SKIP and e[0] != enc.SKIP:
+                    # Data inside a SKIP: cut the SKIP around it.
+                    tail_end = last[1] + last[2]
+                    out.pop()
+                    if c > last[1]:
+                        out.append((enc.SKIP, last[1], c - last[1]))
+                    out.append(e)
+                    if c + span < tail_end:
+                        out.append((enc.SKIP, c + span, tail_end - c - span))
+                    covered = max(tail_end, c + span)
+                    continue
+                if c + span <= covered:
+                    if e[0] == enc.INS and e[7] is not None:
+                        facts.append((enc.FACT_DELETE, e[2], e[7], [(replica, c, span)]))
+                    continue
+                k = covered - c
+                if e[0] == enc.INS and e[7] is not None:
+                    facts.append((enc.FACT_DELETE, e[2], e[7], [(replica, c, k)]))
+                e = _trim(e, k)
+                if e[0] == enc.INS:
+                    e = e[:4] + ((replica, e[1] - 1),) + e[5:]
+            if not out or c > covered:
+                if out:
+                    merged.segments.append(Segment(replica, start, covered, out))
+                out = []
+                start = e[1]
+            out.append(e)
+            covered = e[1] + enc.entry_span(e)
+        if out:
+            merged.segments.append(Segment(replica, start, covered, out))
+    seen: set[str] = set()
+    for fact in facts:
+        key = repr(fact)
+        if key not in seen:
+            seen.add(key)
+            merged.facts.append(fact)
+    return enc.encode_update(merged)

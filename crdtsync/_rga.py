@@ -1,0 +1,465 @@
+"""The sequence engine shared by Text and List: a Replicated Growable Array of runs.
+
+Ordering rule (RGA): every element names the element it was inserted after (its *origin*,
+or the head) and carries a Lamport timestamp ``(lamport, replica)``. The sequence is the
+depth-first walk of that tree with siblings in descending timestamp order. Integrating an
+element therefore means: find the origin, then skip every following element with a larger
+timestamp (those are newer siblings and their descendants) and insert before the first
+smaller one. A replica typing forward makes each character the origin of the next, so two
+replicas typing at the same place produce two subtrees that never interleave.
+
+Storage: characters typed one after another by one replica (consecutive counters and
+Lamport times, each the origin of the next) form one :class:`Run`. Runs sit in blocks
+(``sortedcontainers``-style list of lists) whose visible lengths are summed in a Fenwick
+tree, so position -> run is O(log blocks + block size). Each replica's runs are also kept
+sorted by counter (``IdIndex``) so id -> run is a bisect. Deleted runs stay as tombstones
+(id, Lamport time and length) because later inserts may name them as origins; with
+garbage collection on, their content is dropped.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterator
+from typing import Any
+
+Dot = tuple[int, int]
+
+#: A block is split in two when it holds more runs than this. Small blocks keep the linear
+#: scan inside a block short; the Fenwick tree keeps the walk over blocks logarithmic.
+MAX_BLOCK_RUNS = 64
+
+
+class Run:
+    """Consecutive elements from one replica: ids ``(replica, counter .. counter+length-1)``
+    with Lamport times ``lamport ..``; each element's origin is the one before it, and the
+    first one's origin is ``origin`` (None: the head of the sequence)."""
+
+    __slots__ = (
+        "replica", "counter", "lamport", "origin", "content", "length", "deleted",
+        "deleter", "block", "seq",
+    )
+
+    def __init__(self, seq: Sequence, replica: int, counter: int, lamport: int,
+                 origin: Dot | None, content: Any, length: int) -> None:
+        self.seq = seq
+        self.replica = replica
+        self.counter = counter
+        self.lamport = lamport
+        self.origin = origin
+        self.content = content  # str or list; None for a garbage-collected tombstone
+        self.length = length
+        self.deleted = False
+        #: The dot of a delete that removed this run (for a run merged from several deletes
+        #: by one replica, the highest of them). Used to tell which deletes a peer lacks.
+        self.deleter: Dot | None = None
+        self.block: Block
+
+    def __repr__(self) -> str:
+        state = f"deleted by {self.deleter}" if self.deleted else repr(self.content)
+        return f"Run({self.replica}:{self.counter}+{self.length} L{self.lamport} {state})"
+
+
+class Block:
+    __slots__ = ("runs", "vis", "index")
+
+    def __init__(self, runs: list[Run], index: int) -> None:
+        self.runs = runs
+        self.vis = 0
+        self.index = index
+        for run in runs:
+            run.block = self
+            if not run.deleted:
+                self.vis += run.length
+
+
+class IdIndex:
+    """Per replica, the runs of every sequence in a document sorted by first counter."""
+
+    __slots__ = ("starts", "runs")
+
+    def __init__(self) -> None:
+        self.starts: dict[int, list[int]] = {}
+        self.runs: dict[int, list[Run]] = {}
+
+    def find(self, replica: int, counter: int) -> Run | None:
+        starts = self.starts.get(replica)
+        if not starts:
+            return None
+        i = bisect_right(starts, counter) - 1
+        if i < 0:
+            return None
+        run = self.runs[replica][i]
+        return run if counter < run.counter + run.length else None
+
+    def add(self, run: Run) -> None:
+        starts = self.starts.get(run.replica)
+        if starts is None:
+            self.starts[run.replica] = [run.counter]
+            self.runs[run.replica] = [run]
+            return
+        if not starts or starts[-1] < run.counter:
+            starts.append(run.counter)
+            self.runs[run.replica].append(run)
+            return
+        i = bisect_right(starts, run.counter)
+        starts.insert(i, run.counter)
+        self.runs[run.replica].insert(i, run)
+
+    def runs_from(self, replica: int, counter: int) -> Iterator[Run]:
+        """Runs of ``replica`` holding counters >= ``counter``, in counter order."""
+        starts = self.starts.get(replica)
+        if not starts:
+            return iter(())
+        i = max(bisect_right(starts, counter) - 1, 0)
+        runs = self.runs[replica]
+        if runs[i].counter + runs[i].length <= counter:
+            i += 1
+        return iter(runs[i:])
+
+
+class Sequence:
+    """One Text or List: the ordered runs, their position index and edit primitives.
+
+    Positions are visible indices (tombstones take no room). Every mutator keeps the block
+    lengths, the Fenwick tree and the id index in step.
+    """
+
+    def __init__(self, ids: IdIndex, is_text: bool) -> None:
+        self.ids = ids
+        #: The root key of the container this sequence belongs to.
+        self.key: Any = None
+        self.is_text = is_text
+        self.empty: Any = "" if is_text else []
+        self.blocks: list[Block] = [Block([], 0)]
+        self._fen = [0, 0]
+        self.vis_len = 0
+        self._cache: Any = None
+
+    # ---- Fenwick tree over block visible lengths -------------------------------------
+
+    def _rebuild_fenwick(self) -> None:
+        n = len(self.blocks)
+        tree = [0] * (n + 1)
+        for i, block in enumerate(self.blocks, 1):
+            block.index = i - 1
+            tree[i] += block.vis
+            j = i + (i & -i)
+            if j <= n:
+                tree[j] += tree[i]
+        self._fen = tree
+
+    def _fen_add(self, index: int, delta: int) -> None:
+        tree = self._fen
+        n = len(tree) - 1
+        i = index + 1
+        while i <= n:
+            tree[i] += delta
+            i += i & -i
+
+    def _prefix(self, index: int) -> int:
+        """Visible length of blocks ``[0, index)``."""
+        tree = self._fen
+        total = 0
+        while index > 0:
+            total += tree[index]
+            index -= index & -index
+        return total
+
+    def _find_block(self, pos: int) -> tuple[Block, int]:
+        """The block holding visible index ``pos`` and ``pos`` relative to its start."""
+        tree = self._fen
+        n = len(tree) - 1
+        index = 0
+        step = 1 << (n.bit_length() - 1) if n else 0
+        while step:
+            nxt = index + step
+            if nxt <= n and tree[nxt] <= pos:
+                index = nxt
+                pos -= tree[nxt]
+            step >>= 1
+        return self.blocks[index], pos
+
+    # ---- reading ----------------------------------------------------------------------
+
+    def runs(self) -> Iterator[Run]:
+        for block in self.blocks:
+            yield from block.runs
+
+    def value(self) -> Any:
+        if self._cache is None:
+            parts = [r.content for b in self.blocks for r in b.runs if not r.deleted]
+            if self.is_text:
+                self._cache = "".join(parts)
+            else:
+                self._cache = [v for part in parts for v in part]
+        return self._cache
+
+    def locate(self, pos: int) -> tuple[Run, int]:
+        """The live run holding visible index ``pos`` (0 <= pos < vis_len) and the offset."""
+        block, rel = self._find_block(pos)
+        for run in block.runs:
+            if not run.deleted:
+                if rel < run.length:
+                    return run, rel
+                rel -= run.length
+        raise AssertionError("position index out of step with the runs")  # pragma: no cover
+
+    def position_of(self, run: Run) -> int:
+        """Visible index of the first element of ``run``."""
+        block = run.block
+        pos = self._prefix(block.index)
+        for other in block.runs:
+            if other is run:
+                return pos
+            if not other.deleted:
+                pos += other.length
+        raise AssertionError("run not in its block")  # pragma: no cover
+
+    def slice(self, start: int, stop: int) -> Any:
+        if start >= stop:
+            return self.empty
+        run, offset = self.locate(start)
+        parts = []
+        need = stop - start
+        block = run.block
+        i = block.runs.index(run)
+        while need > 0:
+            if i == len(block.runs):
+                block = self.blocks[block.index + 1]
+                i = 0
+                continue
+            r = block.runs[i]
+            i += 1
+            if r.deleted:
+                continue
+            piece = r.content[offset:offset + need]
+            offset = 0
+            parts.append(piece)
+            need -= len(piece)
+        if self.is_text:
+            return "".join(parts)
+        return [v for part in parts for v in part]
+
+    # ---- structural helpers ---------------------------------------------------------
+
+    def _place(self, block: Block, i: int, run: Run) -> None:
+        """Put ``run`` at slot ``i`` of ``block`` and account for its visible length."""
+        block.runs.insert(i, run)
+        run.block = block
+        if not run.deleted:
+            block.vis += run.length
+            self.vis_len += run.length
+            self._fen_add(block.index, run.length)
+            self._cache = None
+        if len(block.runs) > MAX_BLOCK_RUNS:
+            self._split_block(block)
+
+    def _split_block(self, block: Block) -> None:
+        half = len(block.runs) // 2
+        right = Block(block.runs[half:], block.index + 1)
+        del block.runs[half:]
+        block.vis -= right.vis
+        self.blocks.insert(block.index + 1, right)
+        self._rebuild_fenwick()
+
+    def split(self, run: Run, k: int) -> Run:
+        """Cut ``run`` after its first ``k`` elements (0 < k < length); return the right part."""
+        right = Run(self, run.replica, run.counter + k, run.lamport + k,
+                    (run.replica, run.counter + k - 1), None, run.length - k)
+        if run.content is not None:
+            right.content = run.content[k:]
+            run.content = run.content[:k]
+        right.deleted = run.deleted
+        right.deleter = run.deleter
+        run.length = k
+        block = run.block
+        # The visible length of the block does not change; place without recounting.
+        i = block.runs.index(run) + 1
+        block.runs.insert(i, right)
+        right.block = block
+        self.ids.add(right)
+        if len(block.runs) > MAX_BLOCK_RUNS:
+            self._split_block(block)
+        return right
+
+    def _next_slot(self, run: Run) -> tuple[Block, int]:
+        block = run.block
+        return block, block.runs.index(run) + 1
+
+    def _mark_deleted(self, run: Run, deleter: Dot, gc: bool) -> None:
+        run.deleted = True
+        run.deleter = deleter
+        if gc:
+            run.content = None
+        block = run.block
+        block.vis -= run.length
+        self.vis_len -= run.length
+        self._fen_add(block.index, -run.length)
+        self._cache = None
+
+    # ---- local edits ----------------------------------------------------------------
+
+    def insert_local(self, pos: int, content: Any, replica: int, counter: int,
+                     lamport: int) -> Dot | None:
+        """Insert ``content`` so that it starts at visible index ``pos``; return its origin."""
+        n = len(content)
+        if pos == 0:
+            run = Run(self, replica, counter, lamport, None, content, n)
+            self.ids.add(run)
+            self._place(self.blocks[0], 0, run)
+            return None
+        left, offset = self.locate(pos - 1)
+        origin = (left.replica, left.counter + offset)
+        if offset == left.length - 1:
+            if (left.replica == replica and left.counter + left.length == counter
+                    and left.lamport + left.length == lamport):
+                # Typing on at the end of our own latest run: grow it in place.
+                left.content = left.content + content
+                left.length += n
+                block = left.block
+                block.vis += n
+                self.vis_len += n
+                self._fen_add(block.index, n)
+                self._cache = None
+                return origin
+        else:
+            self.split(left, offset + 1)
+        run = Run(self, replica, counter, lamport, origin, content, n)
+        self.ids.add(run)
+        block, i = self._next_slot(left)
+        self._place(block, i, run)
+        return origin
+
+    def delete_local(self, pos: int, length: int, deleter: Dot,
+                     gc: bool) -> list[tuple[int, int, int]]:
+        """Delete ``length`` visible elements from ``pos``; return the id ranges deleted."""
+        run, offset = self.locate(pos)
+        if offset:
+            run = self.split(run, offset)
+        ranges: list[tuple[int, int, int]] = []
+        block = run.block
+        i = block.runs.index(run)
+        while length > 0:
+            if i == len(block.runs):
+                block = self.blocks[block.index + 1]
+                i = 0
+                continue
+            run = block.runs[i]
+            if run.deleted:
+                i += 1
+                continue
+            if run.length > length:
+                self.split(run, length)
+                block = run.block
+            take = run.length
+            self._mark_deleted(run, deleter, gc)
+            if ranges and ranges[-1][0] == run.replica and (
+                    ranges[-1][1] + ranges[-1][2] == run.counter):
+                r, c, n = ranges[-1]
+                ranges[-1] = (r, c, n + take)
+            else:
+                ranges.append((run.replica, run.counter, take))
+            length -= take
+            block = run.block
+            i = block.runs.index(run) + 1
+        return ranges
+
+    # ---- remote integration ---------------------------------------------------------
+
+    def integrate(self, replica: int, counter: int, lamport: int, origin: Dot | None,
+                  content: Any, length: int, deleter: Dot | None,
+                  want_pos: bool) -> int | None:
+        """Place a remote run by the RGA rule; return its visible index if ``want_pos``.
+
+        ``content`` is None for a tombstone whose content was dropped; ``deleter`` is set
+        for a run that arrives already deleted.
+        """
+        if origin is None:
+            block, i = self.blocks[0], 0
+        else:
+            left = self.ids.find(*origin)
+            assert left is not None and left.seq is self
+            k = origin[1] - left.counter + 1
+            if k < left.length:
+                self.split(left, k)
+            elif (left.replica == replica and left.counter + left.length == counter
+                  and left.lamport + left.length == lamport
+                  and (deleter is None) == (not left.deleted)
+                  and (left.content is None) == (content is None)
+                  and left.deleter == deleter):
+                nxt = self._run_after(left)
+                if nxt is None or (nxt.lamport, nxt.replica) < (lamport, replica):
+                    return self._extend(left, content, length, want_pos)
+            block, i = self._next_slot(left)
+        key = (lamport, replica)
+        blocks = self.blocks
+        while True:
+            runs = block.runs
+            while i < len(runs) and (runs[i].lamport, runs[i].replica) > key:
+                i += 1
+            if i < len(runs) or block.index + 1 == len(blocks):
+                break
+            block = blocks[block.index + 1]
+            i = 0
+        run = Run(self, replica, counter, lamport, origin, content, length)
+        if deleter is not None:
+            run.deleted = True
+            run.deleter = deleter
+        self.ids.add(run)
+        self._place(block, i, run)
+        if want_pos and not run.deleted:
+            return self.position_of(run)
+        return None
+
+    def _run_after(self, run: Run) -> Run | None:
+        block = run.block
+        i = block.runs.index(run) + 1
+        while i == len(block.runs):
+            if block.index + 1 == len(self.blocks):
+                return None
+            block = self.blocks[block.index + 1]
+            i = 0
+        return block.runs[i]
+
+    def _extend(self, run: Run, content: Any, length: int, want_pos: bool) -> int | None:
+        start = run.length
+        run.length += length
+        if content is not None:
+            run.content = run.content + content
+        if run.deleted:
+            return None
+        block = run.block
+        block.vis += length
+        self.vis_len += length
+        self._fen_add(block.index, length)
+        self._cache = None
+        return self.position_of(run) + start if want_pos else None
+
+    def delete_range(self, replica: int, counter: int, length: int, deleter: Dot, gc: bool,
+                     positions: list[tuple[int, int]] | None) -> None:
+        """Delete the elements with ids ``(replica, counter .. counter+length-1)``.
+
+        Ids that are not elements of this sequence are ignored (so every replica treats a
+        bogus target the same way). Visible deletions are reported to ``positions`` as
+        ``(index, count)`` in the order they happen.
+        """
+        end = counter + length
+        while counter < end:
+            run = self.ids.find(replica, counter)
+            if run is None or run.seq is not self:
+                # Skip to the next run of this replica that might hold later counters.
+                nxt = next(self.ids.runs_from(replica, counter + 1), None)
+                if nxt is None or nxt.counter >= end:
+                    return
+                counter = nxt.counter
+                continue
+            if run.counter < counter:
+                run = self.split(run, counter - run.counter)
+            if run.counter + run.length > end:
+                self.split(run, end - run.counter)
+            if not run.deleted:
+                if positions is not None:
+                    positions.append((self.position_of(run), run.length))
+                self._mark_deleted(run, deleter, gc)
+            counter = run.counter + run.length

@@ -1,0 +1,152 @@
+"""Encoding a document's state (or the part a peer lacks) as one update.
+
+The state form differs from the updates transactions emit: instead of replaying every
+change, it describes what the changes left behind. Sequence runs carry their deleted
+flag; superseded map writes, removed set adds and delete changes become SKIP entries
+(their counters are covered, their effect is stated elsewhere); deletes of elements the
+peer already holds become delete facts; a changed set sends its live dots so that the peer
+can drop the ones we removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from crdtsync import _encoding as enc
+from crdtsync._encoding import Entry, Segment, Update
+from crdtsync._rga import Run
+from crdtsync.types.counter import Counter
+from crdtsync.types.lwwmap import LWWMap
+from crdtsync.types.orset import ORSet
+from crdtsync.types.text import SequenceContainer
+
+if TYPE_CHECKING:
+    from crdtsync._doc import Doc
+
+
+def _mergeable(prev: list[Any], run: Run, content: Any) -> bool:
+    """Whether ``run`` continues the INS entry ``prev`` (being built) seamlessly."""
+    c = prev[1] + prev[6]
+    if (prev[2] is not run.seq.key or c != run.counter or prev[3] + prev[6] != run.lamport
+            or run.origin != (run.replica, c - 1)):
+        return False
+    pdel = prev[7]
+    if pdel is None or not run.deleted:
+        return pdel is None and not run.deleted
+    # Two tombstones merge when one replica deleted both (keep its higher counter) and both
+    # or neither kept their content.
+    return pdel[0] == run.deleter[0] and (prev[5] is None) == (content is None)  # type: ignore[index]
+
+
+def _run_entries(runs: Iterable[Run], lo: int, gc: bool) -> Iterable[list[Any]]:
+    """INS entries (as mutable lists) for the runs, from counter ``lo`` on, merged."""
+    prev: list[Any] | None = None
+    for run in runs:
+        content = run.content
+        counter, lamport, length, origin = run.counter, run.lamport, run.length, run.origin
+        if counter < lo:
+            k = lo - counter
+            counter, lamport, length = lo, lamport + k, length - k
+            origin = (run.replica, lo - 1)
+            if content is not None:
+                content = content[k:]
+        if run.deleted and gc:
+            content = None
+        if prev is not None and counter == run.counter and _mergeable(prev, run, content):
+            if content is not None:
+                prev[5] = prev[5] + content
+            prev[6] += length
+            if run.deleted and run.deleter[1] > prev[7][1]:  # type: ignore[index]
+                prev[7] = run.deleter
+            continue
+        if prev is not None:
+            yield prev
+        prev = [enc.INS, counter, run.seq.key, lamport, origin, content, length,
+                run.deleter if run.deleted else None]
+    if prev is not None:
+        yield prev
+
+
+def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
+    """What a replica at ``since`` lacks, in state form."""
+    vv = doc._vv
+    lows = {r: since.get(r, 0) + 1 for r, top in vv.items() if top >= since.get(r, 0) + 1}
+    extra: dict[int, list[Entry]] = {r: [] for r in lows}
+    facts: list[tuple[Any, ...]] = []
+
+    def want(replica: int, counter: int) -> bool:
+        lo = lows.get(replica)
+        return lo is not None and counter >= lo
+
+    delete_facts: dict[tuple[Any, Any], list[tuple[int, int, int]]] = {}
+    for key, root in sorted(doc._roots.items()):
+        if isinstance(root, LWWMap):
+            for name, e in root._entries.items():
+                if want(e.replica, e.counter):
+                    if e.deleted:
+                        entry: Entry = (enc.MAP_DEL, e.counter, key, e.lamport, name)
+                    else:
+                        entry = (enc.MAP_SET, e.counter, key, e.lamport, name, e.value)
+                    extra[e.replica].append(entry)
+        elif isinstance(root, ORSet):
+            for dot, ekey in root._owner.items():
+                if want(*dot):
+                    element = root._elements[ekey][0]
+                    extra[dot[0]].append((enc.SET_ADD, dot[1], key, element, []))
+            if any(c > since.get(r, 0) for r, c in root._touched.items()):
+                facts.append((enc.FACT_LIVE, key, dict(vv), root._live_dots()))
+        elif isinstance(root, Counter):
+            for r, c in root._dots.items():
+                if want(r, c):
+                    extra[r].append((enc.COUNTER, c, key, root._inc[r], root._dec[r]))
+        elif isinstance(root, SequenceContainer) and since:
+            # Deletes of elements the peer holds, by deletes it has not seen.
+            for run in root._seq.runs():
+                if not run.deleted:
+                    continue
+                held = since.get(run.replica, 0)
+                if run.counter > held:
+                    continue
+                deleter = run.deleter
+                assert deleter is not None
+                if deleter[1] <= since.get(deleter[0], 0):
+                    continue
+                n = min(run.length, held - run.counter + 1)
+                ranges = delete_facts.setdefault((key, deleter), [])
+                if ranges and ranges[-1][0] == run.replica and \
+                        ranges[-1][1] + ranges[-1][2] == run.counter:
+                    ranges[-1] = (run.replica, ranges[-1][1], ranges[-1][2] + n)
+                else:
+                    ranges.append((run.replica, run.counter, n))
+    for (key, deleter), ranges in delete_facts.items():
+        facts.append((enc.FACT_DELETE, key, deleter, ranges))
+
+    update = Update(facts=facts)
+    gc = doc._gc
+    for r, lo in sorted(lows.items()):
+        top = vv[r]
+        runs = _run_entries(doc._ids.runs_from(r, lo), lo, gc)
+        others = sorted(extra[r], key=lambda e: e[1])
+        entries: list[Entry] = []
+        c = lo
+        oi = 0
+        for run_entry in runs:
+            while oi < len(others) and others[oi][1] < run_entry[1]:
+                c = _emit(entries, others[oi], c)
+                oi += 1
+            c = _emit(entries, tuple(run_entry), c)
+        for other in others[oi:]:
+            c = _emit(entries, other, c)
+        if c <= top:
+            entries.append((enc.SKIP, c, top - c + 1))
+        update.segments.append(Segment(r, lo, top + 1, entries))
+    return update
+
+
+def _emit(entries: list[Entry], entry: Entry, c: int) -> int:
+    """Append ``entry`` after a SKIP over any gap; return the next free counter."""
+    if entry[1] > c:
+        entries.append((enc.SKIP, c, entry[1] - c))
+    entries.append(entry)
+    return entry[1] + enc.entry_span(entry)

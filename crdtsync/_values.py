@@ -1,0 +1,79 @@
+"""Which Python values the containers accept, checked once at the edge.
+
+Values travel through msgpack, so the accepted set is what msgpack round-trips exactly:
+None, bool, int (64-bit), float, str, bytes, and lists and str-keyed dicts of these.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+__all__ = ["Value", "Element", "check_value", "check_element", "is_value", "is_element"]
+
+Value: TypeAlias = Any  # None | bool | int | float | str | bytes | list[Value] | dict[str, Value]
+Element: TypeAlias = None | bool | int | float | str | bytes
+
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+#: Nested lists/dicts deeper than this are refused; it also bounds recursion on decode.
+MAX_DEPTH = 32
+
+_SCALARS = (type(None), bool, float, str, bytes)
+
+
+def _value_error(value: Any, depth: int) -> str | None:
+    """Why ``value`` is not acceptable, or None when it is."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return None
+    if kind is int:
+        if _INT_MIN <= value <= _INT_MAX:
+            return None
+        return "int outside the 64-bit range"
+    if depth >= MAX_DEPTH:
+        return f"nested deeper than {MAX_DEPTH} levels"
+    if kind is list:
+        for item in value:
+            why = _value_error(item, depth + 1)
+            if why:
+                return why
+        return None
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return "dict keys must be str"
+            why = _value_error(item, depth + 1)
+            if why:
+                return why
+        return None
+    return f"unsupported type {kind.__name__}"
+
+
+def is_value(value: Any) -> bool:
+    """True for a value a List or LWWMap can hold."""
+    return _value_error(value, 0) is None
+
+
+def check_value(value: Any) -> None:
+    """Raise TypeError (or ValueError for out-of-range ints) for an unsupported value."""
+    why = _value_error(value, 0)
+    if why is not None:
+        if why.startswith("int outside"):
+            raise ValueError(f"{value!r}: {why}")
+        raise TypeError(f"unsupported value {value!r}: {why} (allowed: None, bool, int, "
+                        "float, str, bytes, and lists / str-keyed dicts of these)")
+
+
+def is_element(value: Any) -> bool:
+    """True for a value an ORSet can hold (scalars only: they must be hashable)."""
+    kind = type(value)
+    return kind in _SCALARS or (kind is int and _INT_MIN <= value <= _INT_MAX)
+
+
+def check_element(value: Any) -> None:
+    """Raise TypeError for something an ORSet cannot hold."""
+    if not is_element(value):
+        if type(value) is int:
+            raise ValueError(f"{value!r}: int outside the 64-bit range")
+        raise TypeError(f"unsupported set element {value!r} (allowed: None, bool, int, "
+                        "float, str, bytes)")

@@ -1,0 +1,45 @@
+"""What every root container shares: its document, its key and its observers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crdtsync._doc import Doc
+
+
+class Container:
+    """Base of the five root types. Containers are made by ``Doc.text()`` and friends."""
+
+    __slots__ = ("_doc", "_key", "_observers")
+    _kind = ""
+
+    def __init__(self, doc: Doc, name: str) -> None:
+        self._doc = doc
+        self._key = (self._kind, name)
+        self._observers: list[Callable[[Any], None]] = []
+
+    @property
+    def name(self) -> str:
+        """The root name this container was created under."""
+        return self._key[1]
+
+    @property
+    def doc(self) -> Doc:
+        """The document this container belongs to."""
+        return self._doc
+
+    def observe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` after each transaction that changed this container.
+
+        Returns a function that unsubscribes. Events arrive after the change is complete,
+        for local edits and for merged remote updates alike.
+        """
+        self._observers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._observers:
+                self._observers.remove(callback)
+
+        return unsubscribe

@@ -1,0 +1,135 @@
+"""Text: a collaborative string (RGA of characters)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, overload
+
+from crdtsync._rga import Sequence
+from crdtsync.types._base import Container
+
+if TYPE_CHECKING:
+    from crdtsync._doc import Doc
+
+__all__ = ["Text"]
+
+
+def _check_index(index: Any, length: int) -> int:
+    if type(index) is not int:
+        if isinstance(index, int):
+            index = int(index)
+        else:
+            raise TypeError(f"index must be an int, not {type(index).__name__}")
+    if not 0 <= index <= length:
+        raise IndexError(f"index {index} out of range 0..{length}")
+    return int(index)
+
+
+class SequenceContainer(Container):
+    """What Text and List share: the RGA engine and index handling."""
+
+    __slots__ = ("_seq",)
+    _is_text = True
+
+    def __init__(self, doc: Doc, name: str) -> None:
+        super().__init__(doc, name)
+        self._seq = Sequence(doc._ids, self._is_text)
+        self._seq.key = self._key
+
+    def __len__(self) -> int:
+        return self._seq.vis_len
+
+    def _item_index(self, index: Any) -> int:
+        if not isinstance(index, int):
+            raise TypeError(f"indices must be integers or slices, not {type(index).__name__}")
+        n = self._seq.vis_len
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"{type(self).__name__.lower()} index out of range")
+        return int(index)
+
+    def _get(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self._seq.vis_len)
+            if step == 1:
+                return self._seq.slice(start, stop)
+            return self._seq.value()[index]
+        run, offset = self._seq.locate(self._item_index(index))
+        return run.content[offset]
+
+    def _insert(self, index: Any, content: Any) -> None:
+        index = _check_index(index, self._seq.vis_len)
+        if len(content):
+            self._doc._local_insert(self, index, content)
+
+    def _delete(self, index: Any, length: Any) -> None:
+        if type(length) is not int:
+            raise TypeError("length must be an int")
+        index = _check_index(index, self._seq.vis_len)
+        if length < 0 or index + length > self._seq.vis_len:
+            raise IndexError(f"cannot delete {length} from {index}: length is "
+                             f"{self._seq.vis_len}")
+        if length:
+            self._doc._local_delete(self, index, length)
+
+
+class Text(SequenceContainer):
+    """A shared string. Positions are Python ``str`` indices (code points).
+
+    Concurrent inserts at the same place never interleave: each replica's run of typing
+    stays together, ordered by Lamport time.
+
+    >>> import crdtsync
+    >>> doc = crdtsync.Doc()
+    >>> text = doc.text("notes")
+    >>> text.insert(0, "hello world")
+    >>> text.delete(5, 6)
+    >>> text.insert(5, "! 👋")
+    >>> str(text), len(text), text[-1], text[0:5]
+    ('hello! 👋', 8, '👋', 'hello')
+    """
+
+    __slots__ = ()
+    _kind = "t"
+    _is_text = True
+
+    def insert(self, index: int, s: str) -> None:
+        """Insert ``s`` so that it starts at ``index`` (0 <= index <= len)."""
+        if type(s) is not str:
+            raise TypeError(f"Text.insert takes a str, not {type(s).__name__}")
+        self._insert(index, s)
+
+    def delete(self, index: int, length: int = 1) -> None:
+        """Delete ``length`` characters starting at ``index``."""
+        self._delete(index, length)
+
+    def append(self, s: str) -> None:
+        """Insert ``s`` at the end."""
+        self.insert(self._seq.vis_len, s)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> str: ...
+    def __getitem__(self, index: int | slice) -> str:
+        return self._get(index)  # type: ignore[no-any-return]
+
+    def __str__(self) -> str:
+        return self._seq.value()  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._seq.value())
+
+    def __contains__(self, sub: object) -> bool:
+        return isinstance(sub, str) and sub in self._seq.value()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return self._seq.value() == other  # type: ignore[no-any-return]
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Text({self.name!r}, {self._seq.value()!r})"
