@@ -35,16 +35,23 @@ RootKey = tuple[str, str]  # (kind letter, name)
 ROOT_KINDS = frozenset("tlsmc")
 SEQ_KINDS = frozenset("tl")
 
-# Change tags inside a segment.
-SKIP = 0  # n: counters whose changes need no data here (superseded, or effects sent elsewhere)
-INS = 1  # root, lamport - counter, origin, content: a run of inserted elements
-INS_DELETED = 2  # root, lamport - counter, origin, content | length, deleter: a tombstone run
-DEL = 3  # root, [replica, counter, length]*: a delete (takes one counter)
-MAP_SET = 4  # root, lamport - counter, key, value
-MAP_DEL = 5  # root, lamport - counter, key
-SET_ADD = 6  # root, element, [replica, counter]* (dots of the element it supersedes)
-SET_REM = 7  # root, [replica, counter]* (dots it removes)
-COUNTER = 8  # root, increments, decrements (this replica's running totals)
+# Change tags inside a segment. Changes apply to the segment's *current root* (initially
+# root 0, changed by ROOT) and take their Lamport time as counter + *current offset*
+# (initially 0, changed by LAMPORT): in the common case neither is written.
+SKIP = 0  # internal only; written as -n: n counters whose changes need no data here
+#          (superseded, or their effects are stated elsewhere)
+INS = 1  # origin, content: a run of inserted elements
+INS_DELETED = 2  # origin, content | length, deleter: a run of deleted elements
+DEL = 3  # [replica, counter, length]*: a delete (takes one counter)
+MAP_SET = 4  # key, value
+MAP_DEL = 5  # key
+SET_ADD = 6  # element, [replica, counter]* (dots of the element it supersedes)
+SET_REM = 7  # [replica, counter]* (dots it removes)
+COUNTER = 8  # increments, decrements (this replica's running totals)
+ROOT = 9  # root index: the current root from here on (takes no counter)
+LAMPORT = 10  # offset: the current Lamport offset from here on (takes no counter)
+INS_NEXT = 11  # content: INS whose origin is the previous counter of this replica
+INS_DELETED_NEXT = 12  # content | length, deleter: INS_DELETED, origin as for INS_NEXT
 
 # Fact tags.
 FACT_DELETE = 0  # root, deleter replica, deleter counter, [replica, counter, length]*
@@ -126,37 +133,55 @@ def encode_update(update: Update) -> bytes:
     tables = _Tables()
     segments = []
     for seg in update.segments:
-        out: list[Any] = [tables.replica(seg.replica), seg.start]
+        r = seg.replica
+        out: list[Any] = [tables.replica(r), seg.start]
+        root_index = 0  # the root a change applies to, until a ROOT entry says otherwise
+        offset = 0  # lamport - counter, until a LAMPORT entry says otherwise
         for e in seg.entries:
             tag = e[0]
+            if tag == SKIP:
+                out.append(-e[2])
+                continue
+            index = tables.root(e[2])
+            if index != root_index:
+                out += (ROOT, index)
+                root_index = index
+            if tag == INS or tag == MAP_SET or tag == MAP_DEL:
+                if e[3] - e[1] != offset:
+                    offset = e[3] - e[1]
+                    out += (LAMPORT, offset)
             if tag == INS:
-                _, c, root, lamport, origin, content, length, deleter = e
+                _, c, _, _, origin, content, length, deleter = e
+                # The commonest origin (the element just before, by counter) goes in the tag.
+                nxt = origin is not None and origin[0] == r and origin[1] == c - 1
                 if origin is None:
                     enc_origin: Any = None
-                elif origin[0] == seg.replica:
+                elif origin[0] == r:
                     enc_origin = c - 1 - origin[1]
                 else:
                     enc_origin = [tables.replica(origin[0]), origin[1]]
                 if deleter is None:
-                    out += (INS, tables.root(root), lamport - c, enc_origin, content)
+                    out += (INS_NEXT, content) if nxt else (INS, enc_origin, content)
                 else:
-                    out += (INS_DELETED, tables.root(root), lamport - c, enc_origin,
-                            length if content is None else content,
-                            tables.replica(deleter[0]), deleter[1])
-            elif tag == SKIP:
-                out += (SKIP, e[2])
+                    if nxt:
+                        out.append(INS_DELETED_NEXT)
+                    else:
+                        out += (INS_DELETED, enc_origin)
+                    out += (length if content is None else content,
+                            deleter[1] - (c + length - 1) if deleter[0] == r
+                            else [tables.replica(deleter[0]), deleter[1]])
             elif tag == DEL:
-                out += (DEL, tables.root(e[2]), tables.ranges(e[3]))
+                out += (DEL, tables.ranges(e[3]))
             elif tag == MAP_SET:
-                out += (MAP_SET, tables.root(e[2]), e[3] - e[1], e[4], e[5])
+                out += (MAP_SET, e[4], e[5])
             elif tag == MAP_DEL:
-                out += (MAP_DEL, tables.root(e[2]), e[3] - e[1], e[4])
+                out += (MAP_DEL, e[4])
             elif tag == SET_ADD:
-                out += (SET_ADD, tables.root(e[2]), e[3], tables.dots(e[4]))
+                out += (SET_ADD, e[3], tables.dots(e[4]))
             elif tag == SET_REM:
-                out += (SET_REM, tables.root(e[2]), tables.dots(e[3]))
+                out += (SET_REM, tables.dots(e[3]))
             elif tag == COUNTER:
-                out += (COUNTER, tables.root(e[2]), e[3], e[4])
+                out += (COUNTER, e[3], e[4])
             else:  # pragma: no cover - internal misuse
                 raise AssertionError(f"unknown entry tag {tag}")
         segments.append(out)
@@ -255,6 +280,8 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
     c = _int(seg[1], 1, MAX_COUNTER, "first counter")
     start = c
     entries: list[Entry] = []
+    root_index = 0
+    offset = 0
     i, n = 2, len(seg)
 
     def take(k: int) -> list[Any]:
@@ -265,14 +292,44 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
         i += k
         return fields
 
+    def root(kinds: frozenset[str] | str) -> RootKey:
+        return rd.root(root_index, kinds)
+
+    def lamport() -> int:
+        value = c + offset
+        if not 1 <= value <= MAX_COUNTER:
+            raise _fail("Lamport time out of range")
+        return value
+
     while i < n:
         tag = seg[i]
         i += 1
-        if tag == INS or tag == INS_DELETED:
-            fields = take(4 if tag == INS else 6)
-            root = rd.root(fields[0], SEQ_KINDS)
-            lamport = c + _int(fields[1], -c + 1, MAX_COUNTER - c, "lamport offset")
-            origin_raw = fields[2]
+        if type(tag) is not int:
+            raise _fail(f"expected a change tag, got {tag!r}")
+        if tag < 0:
+            count = _int(-tag, 1, MAX_COUNTER - c + 1, "skip length")
+            entries.append((SKIP, c, count))
+            c += count
+            continue
+        if tag == ROOT:
+            (root_index,) = take(1)
+            rd.root(root_index, ROOT_KINDS)
+            continue
+        if tag == LAMPORT:
+            (offset,) = take(1)
+            offset = _int(offset, -MAX_COUNTER, MAX_COUNTER, "Lamport offset")
+            continue
+        if INS <= tag <= INS_DELETED or INS_NEXT <= tag <= INS_DELETED_NEXT:
+            nxt = tag >= INS_NEXT
+            if nxt:
+                tag -= INS_NEXT - INS
+            fields = take(1 if tag == INS else 2) if nxt else take(2 if tag == INS else 3)
+            if nxt:
+                if c < 2:
+                    raise _fail("no previous counter to be the origin")
+                fields.insert(0, 0)
+            key = root(SEQ_KINDS)
+            origin_raw = fields[0]
             if origin_raw is None:
                 origin = None
             elif type(origin_raw) is int:
@@ -284,50 +341,50 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
                 origin = rd.dot(pair[0], pair[1])
             deleter = None
             if tag == INS:
-                content, length = _content(fields[3], root[0])
+                content, length = _content(fields[1], key[0])
             else:
-                deleter = rd.dot(fields[4], fields[5])
-                if type(fields[3]) is int:
-                    content, length = None, _int(fields[3], 1, MAX_COUNTER, "length")
+                if type(fields[1]) is int:
+                    content, length = None, _int(fields[1], 1, MAX_COUNTER, "length")
                 else:
-                    content, length = _content(fields[3], root[0])
+                    content, length = _content(fields[1], key[0])
+                if type(fields[2]) is int:
+                    last = c + length - 1
+                    deleter = (replica, last + _int(fields[2], 1, MAX_COUNTER - last, "deleter"))
+                else:
+                    pair = _list(fields[2], "deleter")
+                    if len(pair) != 2:
+                        raise _fail("deleter is [replica, counter]")
+                    deleter = rd.dot(pair[0], pair[1])
             if c + length - 1 > MAX_COUNTER:
                 raise _fail("counter overflow")
-            entries.append((INS, c, root, lamport, origin, content, length, deleter))
+            entries.append((INS, c, key, lamport(), origin, content, length, deleter))
             c += length
             continue
-        if tag == SKIP:
-            (count,) = take(1)
-            count = _int(count, 1, MAX_COUNTER - c + 1, "skip length")
-            entries.append((SKIP, c, count))
-            c += count
-            continue
         if tag == DEL:
-            root_i, ranges = take(2)
-            entries.append((DEL, c, rd.root(root_i, SEQ_KINDS), rd.ranges(ranges)))
+            (ranges,) = take(1)
+            entries.append((DEL, c, root(SEQ_KINDS), rd.ranges(ranges)))
         elif tag == MAP_SET or tag == MAP_DEL:
-            fields = take(4 if tag == MAP_SET else 3)
-            root = rd.root(fields[0], "m")
-            lamport = c + _int(fields[1], -c + 1, MAX_COUNTER - c, "lamport offset")
-            if type(fields[2]) is not str:
+            fields = take(2 if tag == MAP_SET else 1)
+            key = root("m")
+            if type(fields[0]) is not str:
                 raise _fail("map keys are str")
             if tag == MAP_SET:
-                if not is_value(fields[3]):
+                if not is_value(fields[1]):
                     raise _fail("unsupported map value")
-                entries.append((MAP_SET, c, root, lamport, fields[2], fields[3]))
+                entries.append((MAP_SET, c, key, lamport(), fields[0], fields[1]))
             else:
-                entries.append((MAP_DEL, c, root, lamport, fields[2]))
+                entries.append((MAP_DEL, c, key, lamport(), fields[0]))
         elif tag == SET_ADD:
-            root_i, element, dots = take(3)
+            element, dots = take(2)
             if not is_element(element):
                 raise _fail("unsupported set element")
-            entries.append((SET_ADD, c, rd.root(root_i, "s"), element, rd.dots(dots)))
+            entries.append((SET_ADD, c, root("s"), element, rd.dots(dots)))
         elif tag == SET_REM:
-            root_i, dots = take(2)
-            entries.append((SET_REM, c, rd.root(root_i, "s"), rd.dots(dots)))
+            (dots,) = take(1)
+            entries.append((SET_REM, c, root("s"), rd.dots(dots)))
         elif tag == COUNTER:
-            root_i, inc, dec = take(3)
-            entries.append((COUNTER, c, rd.root(root_i, "c"), _int(inc, 0, 2**64 - 1, "total"),
+            inc, dec = take(2)
+            entries.append((COUNTER, c, root("c"), _int(inc, 0, 2**64 - 1, "total"),
                             _int(dec, 0, 2**64 - 1, "total")))
         else:
             raise _fail(f"unknown change tag {tag!r}")
