@@ -19,8 +19,9 @@ garbage collection on, their content is dropped.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
+from itertools import accumulate
 from typing import Any
 
 Dot = tuple[int, int]
@@ -106,6 +107,12 @@ class IdIndex:
         starts.insert(i, run.counter)
         self.runs[run.replica].insert(i, run)
 
+    def remove(self, run: Run) -> None:
+        starts = self.starts[run.replica]
+        i = bisect_left(starts, run.counter)
+        del starts[i]
+        del self.runs[run.replica][i]
+
     def runs_from(self, replica: int, counter: int) -> Iterator[Run]:
         """Runs of ``replica`` holding counters >= ``counter``, in counter order."""
         starts = self.starts.get(replica)
@@ -135,19 +142,21 @@ class Sequence:
         self._fen = [0, 0]
         self.vis_len = 0
         self._cache: Any = None
+        #: Bumped by every change to the runs; a cached look-up is valid while it holds.
+        self._stamp = 0
+        #: (run, visible index of its start, stamp): where the last local insert went, so
+        #: that typing on (and backspacing) skips the position search.
+        self._hint: tuple[Run, int, int] | None = None
 
     # ---- Fenwick tree over block visible lengths -------------------------------------
 
-    def _rebuild_fenwick(self) -> None:
-        n = len(self.blocks)
-        tree = [0] * (n + 1)
-        for i, block in enumerate(self.blocks, 1):
-            block.index = i - 1
-            tree[i] += block.vis
-            j = i + (i & -i)
-            if j <= n:
-                tree[j] += tree[i]
-        self._fen = tree
+    def _rebuild_fenwick(self, first: int = 0) -> None:
+        """Renumber blocks from ``first`` on and rebuild the tree (after a block split)."""
+        blocks = self.blocks
+        for j in range(first, len(blocks)):
+            blocks[j].index = j
+        prefix = [0, *accumulate([b.vis for b in blocks])]
+        self._fen = [0] + [prefix[i] - prefix[i - (i & -i)] for i in range(1, len(prefix))]
 
     def _fen_add(self, index: int, delta: int) -> None:
         tree = self._fen
@@ -197,6 +206,11 @@ class Sequence:
 
     def locate(self, pos: int) -> tuple[Run, int]:
         """The live run holding visible index ``pos`` (0 <= pos < vis_len) and the offset."""
+        hint = self._hint
+        if hint is not None and hint[2] == self._stamp:
+            run, start = hint[0], hint[1]
+            if start <= pos < start + run.length:
+                return run, pos - start
         block, rel = self._find_block(pos)
         for run in block.runs:
             if not run.deleted:
@@ -247,6 +261,7 @@ class Sequence:
         """Put ``run`` at slot ``i`` of ``block`` and account for its visible length."""
         block.runs.insert(i, run)
         run.block = block
+        self._stamp += 1
         if not run.deleted:
             block.vis += run.length
             self.vis_len += run.length
@@ -261,7 +276,7 @@ class Sequence:
         del block.runs[half:]
         block.vis -= right.vis
         self.blocks.insert(block.index + 1, right)
-        self._rebuild_fenwick()
+        self._rebuild_fenwick(block.index + 1)
 
     def split(self, run: Run, k: int) -> Run:
         """Cut ``run`` after its first ``k`` elements (0 < k < length); return the right part."""
@@ -273,6 +288,7 @@ class Sequence:
         right.deleted = run.deleted
         right.deleter = run.deleter
         run.length = k
+        self._stamp += 1
         block = run.block
         # The visible length of the block does not change; place without recounting.
         i = block.runs.index(run) + 1
@@ -287,7 +303,8 @@ class Sequence:
         block = run.block
         return block, block.runs.index(run) + 1
 
-    def _mark_deleted(self, run: Run, deleter: Dot, gc: bool) -> None:
+    def _mark_deleted(self, run: Run, deleter: Dot, gc: bool) -> Run:
+        """Tombstone ``run``; return the run now holding it (it may merge with neighbours)."""
         run.deleted = True
         run.deleter = deleter
         if gc:
@@ -297,6 +314,34 @@ class Sequence:
         self.vis_len -= run.length
         self._fen_add(block.index, -run.length)
         self._cache = None
+        self._stamp += 1
+        runs = block.runs
+        i = runs.index(run)
+        if i + 1 < len(runs) and self._absorb(run, runs[i + 1]):
+            del runs[i + 1]
+        if i > 0 and self._absorb(runs[i - 1], run):
+            del runs[i]
+            run = runs[i - 1]
+        return run
+
+    def _absorb(self, left: Run, right: Run) -> bool:
+        """Fold tombstone ``right`` into tombstone ``left`` when they continue each other
+        (same replica, consecutive ids and Lamport times, deleted by the same replica), so
+        that deleting typed text leaves one run, not one per character."""
+        if not (left.deleted and right.deleted and left.replica == right.replica
+                and left.counter + left.length == right.counter
+                and left.lamport + left.length == right.lamport
+                and right.origin == (right.replica, right.counter - 1)
+                and left.deleter[0] == right.deleter[0]  # type: ignore[index]
+                and (left.content is None) == (right.content is None)):
+            return False
+        if left.content is not None:
+            left.content = left.content + right.content
+        left.length += right.length
+        if right.deleter[1] > left.deleter[1]:  # type: ignore[index]
+            left.deleter = right.deleter
+        self.ids.remove(right)
+        return True
 
     # ---- local edits ----------------------------------------------------------------
 
@@ -308,6 +353,7 @@ class Sequence:
             run = Run(self, replica, counter, lamport, None, content, n)
             self.ids.add(run)
             self._place(self.blocks[0], 0, run)
+            self._hint = (run, 0, self._stamp)
             return None
         left, offset = self.locate(pos - 1)
         origin = (left.replica, left.counter + offset)
@@ -322,6 +368,8 @@ class Sequence:
                 self.vis_len += n
                 self._fen_add(block.index, n)
                 self._cache = None
+                self._stamp += 1
+                self._hint = (left, pos - 1 - offset, self._stamp)
                 return origin
         else:
             self.split(left, offset + 1)
@@ -329,6 +377,7 @@ class Sequence:
         self.ids.add(run)
         block, i = self._next_slot(left)
         self._place(block, i, run)
+        self._hint = (run, pos, self._stamp)
         return origin
 
     def delete_local(self, pos: int, length: int, deleter: Dot,
@@ -353,7 +402,7 @@ class Sequence:
                 self.split(run, length)
                 block = run.block
             take = run.length
-            self._mark_deleted(run, deleter, gc)
+            deleted = self._mark_deleted(run, deleter, gc)
             if ranges and ranges[-1][0] == run.replica and (
                     ranges[-1][1] + ranges[-1][2] == run.counter):
                 r, c, n = ranges[-1]
@@ -361,8 +410,8 @@ class Sequence:
             else:
                 ranges.append((run.replica, run.counter, take))
             length -= take
-            block = run.block
-            i = block.runs.index(run) + 1
+            block = deleted.block
+            i = block.runs.index(deleted) + 1
         return ranges
 
     # ---- remote integration ---------------------------------------------------------
@@ -423,6 +472,7 @@ class Sequence:
         return block.runs[i]
 
     def _extend(self, run: Run, content: Any, length: int, want_pos: bool) -> int | None:
+        self._stamp += 1
         start = run.length
         run.length += length
         if content is not None:
@@ -461,5 +511,8 @@ class Sequence:
             if not run.deleted:
                 if positions is not None:
                     positions.append((self.position_of(run), run.length))
+                end_of_run = run.counter + run.length
                 self._mark_deleted(run, deleter, gc)
+                counter = end_of_run
+                continue
             counter = run.counter + run.length
