@@ -106,6 +106,10 @@ class Transaction:
     def _encode(self) -> bytes:
         entries = self._entries
         doc = self._doc
+        if len(entries) == 1:
+            data = enc.encode_keystroke(doc._replica, entries[0])
+            if data is not None:
+                return data
         end = entries[-1][1] + enc.entry_span(entries[-1])
         return enc.encode_update(Update([Segment(doc._replica, entries[0][1], end, entries)]))
 
