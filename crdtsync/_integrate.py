@@ -76,11 +76,11 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | None:
     ids = doc._ids
     for seg in update.segments:
         have = vv.get(seg.replica, 0)
-        if seg.end - 1 <= have:
-            continue
         for e in seg.entries:
             tag = e[0]
             if tag == enc.INS:
+                if e[7] is not None and not held(*e[7]):
+                    return None  # a tombstone names its deleter, which must come first
                 if e[1] <= have:
                     continue  # the part we lack continues a run we hold
                 origin = e[4]
@@ -150,15 +150,17 @@ def integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int],
         gc = doc._gc
         inserts: list[tuple[int, int, Entry]] = []
         others: list[tuple[int, Entry]] = []
+        held_tombstones: list[tuple[Entry, int, int]] = []
         for seg in update.segments:
             r = seg.replica
             have = vv.get(r, 0)
-            if seg.end - 1 <= have:
-                continue
             for e in seg.entries:
                 c = e[1]
                 if e[0] == enc.INS:
                     n = e[6]
+                    if c <= have and e[7] is not None:
+                        # We hold these elements but may not know they were deleted.
+                        held_tombstones.append((e, r, min(n, have - c + 1)))
                     if c + n - 1 <= have:
                         continue
                     if c <= have:
@@ -212,6 +214,8 @@ def integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int],
                 moved = container._merge(r, e[1], e[3], e[4])
                 if moved and container._observers:
                     txn._changes_for(container).amount += moved
+        for e, r, n in held_tombstones:
+            effect |= _delete(doc, txn, e[2], e[7], [(r, e[1], n)])
         for container, dots in removals:
             doc._note_set_removed(txn, container, container._remove_dots(dots))
 
