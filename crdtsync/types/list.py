@@ -69,13 +69,6 @@ class List(SequenceContainer):
     def __contains__(self, value: object) -> bool:
         return value in self._seq.value()
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, list):
-            return self._seq.value() == other  # type: ignore[no-any-return]
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
     def to_list(self) -> list[Any]:
         """A copy of the current values."""
         return copy.deepcopy(self._seq.value())  # type: ignore[no-any-return]

@@ -124,12 +124,5 @@ class Text(SequenceContainer):
     def __contains__(self, sub: object) -> bool:
         return isinstance(sub, str) and sub in self._seq.value()
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, str):
-            return self._seq.value() == other  # type: ignore[no-any-return]
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
     def __repr__(self) -> str:
         return f"Text({self.name!r}, {self._seq.value()!r})"
