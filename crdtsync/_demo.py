@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TextIO
 
-from crdtsync import Doc, VersionVector
+from crdtsync import Doc, PendingOverflowError, VersionVector
 
 # ---------------------------------------------------------------------------------------------
 # The network
@@ -141,6 +142,8 @@ SETTINGS: dict[str, tuple[str | int | bool, ...]] = {
     "language": ("en", "fr", "de", "pt"),
     "tab_width": (2, 4, 8),
 }
+# A word and the spaces after it: the unit the simulated users select and delete.
+_WORD = re.compile(r"\S+\s*")
 TAGS = ("draft", "review", "urgent", "ideas", "todo", "meeting", "crdt", "sync")
 
 # What Doc.on_update calls: (update bytes, origin of the transaction or None).
@@ -182,26 +185,35 @@ class Replica:
                 self.likes.decrement()
 
     def _type_word(self) -> None:
-        length = len(self.notes)
+        text = str(self.notes)
         if self._rng.random() < 0.15:  # the user clicks somewhere else in the text
-            self._cursor = self._rng.randint(0, length)
-        self._cursor = min(self._cursor, length)
+            self._cursor = self._rng.randint(0, len(text))
+        # The cursor is a plain index, so other replicas' edits shift the text under it.
+        # Snapping to the next word boundary keeps us from typing into someone else's word
+        # (a real editor would anchor the cursor to a character instead).
+        cursor = min(self._cursor, len(text))
+        if 0 < cursor < len(text) and text[cursor - 1] != " ":
+            space = text.find(" ", cursor)
+            cursor = len(text) if space < 0 else space + 1
         word = self._rng.choice(WORDS)
         if self._rng.random() < 0.1:
             word += "."
         chunk = word + " "
-        self.notes.insert(self._cursor, chunk)
-        self._cursor += len(chunk)
+        self.notes.insert(cursor, chunk)
+        self._cursor = cursor + len(chunk)
 
     def _delete_range(self) -> None:
-        length = len(self.notes)
-        if length == 0:
+        """Select one to three whole words somewhere and delete them."""
+        text = str(self.notes)
+        words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+        if not words:
             return
-        start = self._rng.randrange(length)
-        count = min(self._rng.randint(1, 12), length - start)
-        self.notes.delete(start, count)
+        first = self._rng.randrange(len(words))
+        last = min(len(words), first + self._rng.randint(1, 3)) - 1
+        start, end = words[first][0], words[last][1]
+        self.notes.delete(start, end - start)
         if self._cursor > start:
-            self._cursor = max(start, self._cursor - count)
+            self._cursor = max(start, self._cursor - (end - start))
 
     def _change_setting(self) -> None:
         key = self._rng.choice(sorted(SETTINGS))
@@ -303,6 +315,8 @@ class UpdateStats:
     sync_requests: int = 0
     sync_replies: int = 0
     sync_reply_bytes: int = 0
+    refused: int = 0  # updates refused because the receiver's pending buffer was full
+    repairs: int = 0  # sync requests sent during editing because of such refusals
 
 
 @dataclass
@@ -314,6 +328,8 @@ class Simulation:
     # network has its own stream.
     clock_rng: random.Random
     updates: UpdateStats = field(default_factory=UpdateStats)
+    # (replica, peer) -> tick of the last repair request, to rate-limit them.
+    _repair_asked: dict[tuple[int, int], int] = field(default_factory=dict)
 
     @classmethod
     def create(cls, config: DemoConfig) -> Simulation:
@@ -347,7 +363,14 @@ class Simulation:
         if message.kind is Kind.UPDATE:
             # Updates whose dependencies were dropped or are still in flight are buffered by
             # the document (see doc.pending) and integrated once the gap is filled.
-            replica.doc.apply_update(message.payload)
+            try:
+                replica.doc.apply_update(message.payload)
+            except PendingOverflowError:
+                # The buffer is bounded (Doc(max_pending=...)) so that a lost message cannot
+                # make memory grow without limit. The update was refused; rather than wait
+                # for the heal, ask its sender for everything we lack.
+                self.updates.refused += 1
+                self._ask_for_repair(replica, message.sender)
         else:
             # A peer told us what it has; send back exactly what it lacks, if anything.
             their_version = VersionVector.decode(message.payload)
@@ -357,6 +380,18 @@ class Simulation:
             self.updates.sync_replies += 1
             self.updates.sync_reply_bytes += len(diff)
             self.network.send(Message(replica.index, message.sender, Kind.UPDATE, diff))
+
+    def _ask_for_repair(self, replica: Replica, peer: int) -> None:
+        # Once the buffer is full every further update from that peer is refused too; one
+        # request per round trip is enough, more would only flood the network.
+        key = (replica.index, peer)
+        round_trip = 2 * self.network.max_latency
+        if self.network.now - self._repair_asked.get(key, -round_trip) < round_trip:
+            return
+        self._repair_asked[key] = self.network.now
+        self.updates.repairs += 1
+        request = replica.doc.version.encode()
+        self.network.send(Message(replica.index, peer, Kind.SYNC_REQUEST, request))
 
     def run_edits(self, progress: Progress) -> None:
         remaining = [self.config.edits] * len(self.replicas)
@@ -394,10 +429,18 @@ class Simulation:
                 for message in self.network.tick():
                     self.deliver(message)
                 progress.update(
-                    f"sync #{rounds}", rounds, self.config.max_rounds, self.network.stats
+                    "healing", self.up_to_date(), len(self.replicas), self.network.stats
                 )
+        progress.update("healing", self.up_to_date(), len(self.replicas), self.network.stats)
         progress.finish()
         return rounds
+
+    def up_to_date(self) -> int:
+        """How many replicas hold every change that any replica has integrated."""
+        everything = VersionVector()
+        for replica in self.replicas:
+            everything = everything | replica.doc.version
+        return sum(r.doc.pending == 0 and r.doc.version == everything for r in self.replicas)
 
     def converged(self) -> bool:
         first = self.replicas[0]
@@ -455,7 +498,8 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout, err: TextIO = sys.std
     u, s = sim.updates, net.stats
     avg = u.local_update_bytes / u.local_updates if u.local_updates else 0.0
     print(
-        f"\nupdates: {u.local_updates} local transactions, {u.local_update_bytes:,} bytes, "
+        f"\nupdates: {u.local_updates} from {config.replicas * config.edits} edits (an edit that "
+        f"changed nothing sends nothing), {u.local_update_bytes:,} bytes, "
         f"average {avg:.1f} B per update",
         file=out,
     )

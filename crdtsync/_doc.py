@@ -71,7 +71,8 @@ class Transaction:
         self.origin = origin
         self.local = local
         self._entries: list[Entry] = []
-        self._changes: dict[Container, _Changes] = {}
+        #: id(container) -> (container, changes); by id because an LWWMap compares by value
+        self._changes: dict[int, tuple[Container, _Changes]] = {}
         self._depth = 0
 
     def __enter__(self) -> Transaction:
@@ -98,10 +99,10 @@ class Transaction:
                 callback(update, outer.origin)
 
     def _changes_for(self, container: Container) -> _Changes:
-        changes = self._changes.get(container)
-        if changes is None:
-            changes = self._changes[container] = _Changes()
-        return changes
+        found = self._changes.get(id(container))
+        if found is None:
+            found = self._changes[id(container)] = (container, _Changes())
+        return found[1]
 
     def _encode(self) -> bytes:
         entries = self._entries
@@ -114,7 +115,7 @@ class Transaction:
         return enc.encode_update(Update([Segment(doc._replica, entries[0][1], end, entries)]))
 
     def _emit_events(self) -> None:
-        for container, ch in self._changes.items():
+        for container, ch in self._changes.values():
             if not container._observers:
                 continue
             event: Any
@@ -411,27 +412,76 @@ class Doc:
         they do; malformed bytes raise :class:`DecodeError` and change nothing; a full
         pending buffer raises :class:`PendingOverflowError` and changes nothing.
         """
-        from crdtsync._integrate import check_ready, integrate
-
         parsed = enc.decode_update(update)
         if self._txn is not None and self._txn.local:
             raise RuntimeError("apply_update inside a local transaction is not supported")
-        ready = check_ready(self, parsed)
-        if ready is None:
-            if all(seg.end - 1 <= self._vv.get(seg.replica, 0) for seg in parsed.segments) \
-                    and not parsed.facts:
-                return
-            if len(self._pending) >= self._max_pending:
-                raise PendingOverflowError(
-                    f"{len(self._pending)} updates already wait for missing dependencies "
-                    f"(max_pending={self._max_pending}); resync with get_update(version)")
-            self._pending.append((bytes(update), parsed, origin))
+        if self._try_integrate(bytes(update), parsed, origin):
+            self._drain_pending()
             return
-        integrate(self, bytes(update), parsed, ready, origin)
+        if len(self._pending) >= self._max_pending:
+            raise PendingOverflowError(
+                f"{len(self._pending)} updates already wait for missing dependencies "
+                f"(max_pending={self._max_pending}); resync with get_update(version)")
+        self._buffer(bytes(update), parsed, origin)
         self._drain_pending()
 
-    def _drain_pending(self) -> None:
+    def _try_integrate(self, data: bytes, parsed: Update, origin: Any) -> bool:
+        """Integrate ``parsed`` if it is ready; True when nothing of it needs to wait."""
         from crdtsync._integrate import check_ready, integrate
+
+        ready = check_ready(self, parsed)
+        if ready is None:
+            return False
+        integrate(self, data, parsed, ready, origin)
+        return True
+
+    def _buffer(self, data: bytes, parsed: Update, origin: Any) -> None:
+        """Keep what cannot be integrated yet. An update made only of changes that each
+        stand alone (no SKIP, no facts: every transaction's update, and merges of them) is
+        split, so that its ready changes go in now rather than wait for the rest."""
+        if _splittable(parsed):
+            rest = self._integrate_ready_changes(parsed, origin)
+            if rest is None:
+                return
+            if rest is not parsed:
+                parsed, data = rest, enc.encode_update(rest)
+        self._pending.append((data, parsed, origin))
+
+    def _integrate_ready_changes(self, parsed: Update, origin: Any) -> Update | None:
+        """Integrate every change of a splittable update that is ready, one by one, until
+        none is; return what is left (None: nothing)."""
+        from crdtsync._integrate import check_ready, integrate
+
+        waiting = [Segment(seg.replica, e[1], e[1] + enc.entry_span(e), [e])
+                   for seg in parsed.segments for e in seg.entries]
+        progress = True
+        taken = 0
+        while progress and waiting:
+            progress = False
+            still: list[Segment] = []
+            for seg in waiting:
+                if seg.end - 1 <= self._vv.get(seg.replica, 0):
+                    continue
+                part = Update([seg])
+                try:
+                    ready = check_ready(self, part)
+                except DecodeError:
+                    continue  # names something that is not what it claims: drop it
+                if ready is None:
+                    still.append(seg)
+                    continue
+                integrate(self, enc.encode_update(part), part, ready, origin)
+                progress = True
+                taken += 1
+            waiting = still
+        if not waiting:
+            return None
+        if not taken:
+            return parsed
+        return Update(waiting)
+
+    def _drain_pending(self) -> None:
+        from crdtsync._integrate import check_ready
 
         progress = True
         while progress and self._pending:
@@ -445,15 +495,25 @@ class Doc:
                     # every replica reaches the same verdict, so dropping it is safe.
                     self._pending.remove(item)
                     continue
-                if ready is None:
-                    if all(seg.end - 1 <= self._vv.get(seg.replica, 0)
-                           for seg in parsed.segments) and not parsed.facts:
+                if ready is not None:
+                    from crdtsync._integrate import integrate
+
+                    self._pending.remove(item)
+                    integrate(self, data, parsed, ready, origin)
+                    progress = True
+                elif _splittable(parsed):
+                    rest = self._integrate_ready_changes(parsed, origin)
+                    if rest is not parsed:
                         self._pending.remove(item)
-                    continue
-                self._pending.remove(item)
-                integrate(self, data, parsed, ready, origin)
-                progress = True
+                        progress = True
+                        if rest is not None:
+                            self._pending.append((enc.encode_update(rest), rest, origin))
 
     def __repr__(self) -> str:
         return f"Doc(replica_id={self._replica}, roots={sorted(n for _, n in self._roots)})"
 
+
+def _splittable(update: Update) -> bool:
+    """Whether every change of ``update`` carries its whole effect at its own counter."""
+    return not update.facts and all(
+        e[0] != enc.SKIP for seg in update.segments for e in seg.entries)

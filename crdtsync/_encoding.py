@@ -55,7 +55,8 @@ INS_DELETED_NEXT = 12  # content | length, deleter: INS_DELETED, origin as for I
 
 # Fact tags.
 FACT_DELETE = 0  # root, deleter replica, deleter counter, [replica, counter, length]*
-FACT_LIVE = 1  # root, [replica, counter]* (sender's version), [replica, counter]* (live dots)
+FACT_LIVE = 1  # root, [replica, counter]* (sender's version), [replica, counter]* (live
+#               dots), [replica, counter]* (the last change to the set by each replica)
 
 MAX_COUNTER = 2**63 - 1
 
@@ -80,7 +81,7 @@ class Segment:
 class Update:
     segments: list[Segment] = field(default_factory=list)
     #: (FACT_DELETE, root, deleter, [(replica, counter, length)...]) or
-    #: (FACT_LIVE, root, {replica: counter}, [dots])
+    #: (FACT_LIVE, root, {replica: counter}, [dots], {replica: counter})
     facts: list[tuple[Any, ...]] = field(default_factory=list)
 
 
@@ -192,9 +193,9 @@ def encode_update(update: Update) -> bytes:
             facts.append([FACT_DELETE, tables.root(root), tables.replica(deleter[0]),
                           deleter[1], tables.ranges(ranges)])
         else:
-            _, root, version, live = fact
+            _, root, version, live, touched = fact
             facts.append([FACT_LIVE, tables.root(root), tables.dots(sorted(version.items())),
-                          tables.dots(sorted(live))])
+                          tables.dots(sorted(live)), tables.dots(sorted(touched.items()))])
     body: list[Any] = [list(tables.replicas), [k + n for k, n in tables.roots], segments]
     if facts:
         body.append(facts)
@@ -436,11 +437,14 @@ def _decode_fact(raw: Any, rd: _Reader) -> tuple[Any, ...]:
     if fact[0] == FACT_DELETE and len(fact) == 5:
         return (FACT_DELETE, rd.root(fact[1], SEQ_KINDS), rd.dot(fact[2], fact[3]),
                 rd.ranges(fact[4]))
-    if fact[0] == FACT_LIVE and len(fact) == 4:
+    if fact[0] == FACT_LIVE and len(fact) == 5:
         version: dict[int, int] = {}
         for r, c in rd.dots(fact[2]):
             version[r] = max(version.get(r, 0), c)
-        return (FACT_LIVE, rd.root(fact[1], "s"), version, rd.dots(fact[3]))
+        touched: dict[int, int] = {}
+        for r, c in rd.dots(fact[4]):
+            touched[r] = max(touched.get(r, 0), c)
+        return (FACT_LIVE, rd.root(fact[1], "s"), version, rd.dots(fact[3]), touched)
     raise _fail("unknown fact")
 
 

@@ -79,8 +79,6 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | None:
         for e in seg.entries:
             tag = e[0]
             if tag == enc.INS:
-                if e[7] is not None and not held(*e[7]):
-                    return None  # a tombstone names its deleter, which must come first
                 if e[1] <= have:
                     continue  # the part we lack continues a run we hold
                 origin = e[4]
@@ -124,6 +122,9 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | None:
                     return None
             for dot in fact[3]:
                 if not held(*dot):
+                    return None
+            for r, c in fact[4].items():
+                if not held(r, c):
                     return None
     return tops
 
@@ -223,10 +224,14 @@ def integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int],
             if fact[0] == enc.FACT_DELETE:
                 effect |= _delete(doc, txn, fact[1], fact[2], fact[3])
             else:
-                container = _container(doc, fact[1], False)
+                container = _container(doc, fact[1], True)
                 if container is None:
                     continue
                 version, live = fact[2], set(fact[3])
+                # Removes reach us folded into this fact, so take over the sender's record
+                # of the last change by each replica: we must pass the fact on in turn.
+                for dot in fact[4].items():
+                    container._touch(dot)
                 dead = [d for d in container._owner
                         if d[1] <= version.get(d[0], 0) and d not in live]
                 if dead:

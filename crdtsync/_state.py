@@ -95,7 +95,8 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
                     element = root._elements[ekey][0]
                     extra[dot[0]].append((enc.SET_ADD, dot[1], key, element, []))
             if any(c > since.get(r, 0) for r, c in root._touched.items()):
-                facts.append((enc.FACT_LIVE, key, dict(vv), root._live_dots()))
+                facts.append((enc.FACT_LIVE, key, dict(vv), root._live_dots(),
+                              dict(root._touched)))
         elif isinstance(root, Counter):
             for r, c in root._dots.items():
                 if want(r, c):
