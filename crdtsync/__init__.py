@@ -17,14 +17,38 @@ from crdtsync._doc import Doc, Transaction
 from crdtsync._errors import DecodeError, PendingOverflowError, ProtocolError
 from crdtsync._merge import merge_updates
 from crdtsync.types import (
-    Counter, CounterEvent, List, ListEvent, LWWMap, MapEvent, ORSet, SetEvent, Text,
-    TextEvent, apply_delta,
+    Counter,
+    CounterEvent,
+    List,
+    ListEvent,
+    LWWMap,
+    MapEvent,
+    ORSet,
+    SetEvent,
+    Text,
+    TextEvent,
+    apply_delta,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Counter", "CounterEvent", "DecodeError", "Doc", "LWWMap", "List", "ListEvent",
-    "MapEvent", "ORSet", "PendingOverflowError", "ProtocolError", "SetEvent", "Text",
-    "TextEvent", "Transaction", "VersionVector", "apply_delta", "merge_updates",
+    "Counter",
+    "CounterEvent",
+    "DecodeError",
+    "Doc",
+    "LWWMap",
+    "List",
+    "ListEvent",
+    "MapEvent",
+    "ORSet",
+    "PendingOverflowError",
+    "ProtocolError",
+    "SetEvent",
+    "Text",
+    "TextEvent",
+    "Transaction",
+    "VersionVector",
+    "apply_delta",
+    "merge_updates",
 ]

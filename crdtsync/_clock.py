@@ -80,7 +80,7 @@ class VersionVector(Mapping[int, int]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, replica: int, default: Any = 0) -> Any:  # type: ignore[override]
+    def get(self, replica: int, default: Any = 0) -> Any:
         """The counter for ``replica``; 0 (not None) when it is absent."""
         return self._entries.get(replica, default)
 
@@ -135,7 +135,7 @@ class VersionVector(Mapping[int, int]):
 
     def encode(self) -> bytes:
         """Bytes for the wire: the magic prefix, then a msgpack map replica -> counter."""
-        return PREFIX + msgpack.packb(self._entries)
+        return PREFIX + bytes(msgpack.packb(self._entries))
 
     @classmethod
     def decode(cls, data: bytes) -> VersionVector:

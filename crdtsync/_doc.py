@@ -13,6 +13,7 @@ buffer and is retried after each integration.
 
 from __future__ import annotations
 
+import builtins
 import secrets
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -25,11 +26,16 @@ from crdtsync._rga import IdIndex
 from crdtsync.types._base import Container
 from crdtsync.types.counter import Counter
 from crdtsync.types.events import (
-    CounterEvent, DeltaBuilder, ListEvent, MapEvent, SetEvent, TextEvent,
+    CounterEvent,
+    DeltaBuilder,
+    ListEvent,
+    MapEvent,
+    SetEvent,
+    TextEvent,
 )
 from crdtsync.types.list import List
 from crdtsync.types.lwwmap import LWWMap
-from crdtsync.types.orset import ORSet
+from crdtsync.types.orset import ORSet, element_key
 from crdtsync.types.text import SequenceContainer, Text
 
 __all__ = ["Doc", "Transaction", "DEFAULT_MAX_PENDING"]
@@ -44,7 +50,11 @@ C = TypeVar("C", bound=Container)
 DEFAULT_MAX_PENDING = 1024
 
 _KINDS: dict[str, type[Container]] = {
-    "t": Text, "l": List, "s": ORSet, "m": LWWMap, "c": Counter,
+    "t": Text,
+    "l": List,
+    "s": ORSet,
+    "m": LWWMap,
+    "c": Counter,
 }
 
 
@@ -136,8 +146,13 @@ class Transaction:
                 removed = {k: v for k, v in ch.removed.items() if k not in ch.added}
                 if not added and not removed:
                     continue
-                event = SetEvent(container, self.origin, self.local,
-                                 frozenset(added.values()), frozenset(removed.values()))
+                event = SetEvent(
+                    container,
+                    self.origin,
+                    self.local,
+                    frozenset(added.values()),
+                    frozenset(removed.values()),
+                )
             else:
                 if not ch.amount:
                     continue
@@ -163,8 +178,13 @@ class Doc:
     the number of updates buffered while their dependencies are missing.
     """
 
-    def __init__(self, replica_id: int | None = None, *, gc: bool = True,
-                 max_pending: int = DEFAULT_MAX_PENDING) -> None:
+    def __init__(
+        self,
+        replica_id: int | None = None,
+        *,
+        gc: bool = True,
+        max_pending: int = DEFAULT_MAX_PENDING,
+    ) -> None:
         if replica_id is None:
             replica_id = secrets.randbits(64)
         if type(replica_id) is not int or not 0 <= replica_id <= MAX_REPLICA_ID:
@@ -291,15 +311,27 @@ class Doc:
         if entries:
             last = entries[-1]
             # Typing on within one transaction: extend the previous insert entry.
-            if (last[0] == enc.INS and last[2] is container._key and last[7] is None
-                    and last[1] + last[6] == counter and last[3] + last[6] == lamport
-                    and origin == (self._replica, counter - 1)):
-                entries[-1] = (enc.INS, last[1], last[2], last[3], last[4],
-                               last[5] + content, last[6] + n, None)
+            if (
+                last[0] == enc.INS
+                and last[2] is container._key
+                and last[7] is None
+                and last[1] + last[6] == counter
+                and last[3] + last[6] == lamport
+                and origin == (self._replica, counter - 1)
+            ):
+                entries[-1] = (
+                    enc.INS,
+                    last[1],
+                    last[2],
+                    last[3],
+                    last[4],
+                    last[5] + content,
+                    last[6] + n,
+                    None,
+                )
                 n = 0
         if n:
-            entries.append((enc.INS, counter, container._key, lamport, origin,
-                            content, n, None))
+            entries.append((enc.INS, counter, container._key, lamport, origin, content, n, None))
         if container._observers:
             ch = txn._changes_for(container)
             if ch.delta is None:
@@ -312,8 +344,7 @@ class Doc:
             with Transaction(self, None, True):
                 return self._local_delete(container, index, length)
         counter, _ = self._tick(1)
-        ranges = container._seq.delete_local(index, length, (self._replica, counter),
-                                             self._gc)
+        ranges = container._seq.delete_local(index, length, (self._replica, counter), self._gc)
         txn._entries.append((enc.DEL, counter, container._key, ranges))
         if container._observers:
             ch = txn._changes_for(container)
@@ -347,11 +378,9 @@ class Doc:
         container._remove_dots(superseded)
         txn._entries.append((enc.SET_ADD, counter, container._key, element, superseded))
         if appeared and container._observers:
-            from crdtsync.types.orset import element_key
-
             txn._changes_for(container).added.setdefault(element_key(element), element)
 
-    def _local_set_remove(self, container: ORSet, dots: list[Dot]) -> None:
+    def _local_set_remove(self, container: ORSet, dots: builtins.list[Dot]) -> None:
         txn = self._txn
         if txn is None:
             with Transaction(self, None, True):
@@ -362,10 +391,10 @@ class Doc:
         txn._entries.append((enc.SET_REM, counter, container._key, dots))
         self._note_set_removed(txn, container, gone)
 
-    def _note_set_removed(self, txn: Transaction, container: ORSet, gone: list[Any]) -> None:
+    def _note_set_removed(
+        self, txn: Transaction, container: ORSet, gone: builtins.list[Any]
+    ) -> None:
         if gone and container._observers:
-            from crdtsync.types.orset import element_key
-
             removed = txn._changes_for(container).removed
             for element in gone:
                 removed.setdefault(element_key(element), element)
@@ -421,7 +450,8 @@ class Doc:
         if len(self._pending) >= self._max_pending:
             raise PendingOverflowError(
                 f"{len(self._pending)} updates already wait for missing dependencies "
-                f"(max_pending={self._max_pending}); resync with get_update(version)")
+                f"(max_pending={self._max_pending}); resync with get_update(version)"
+            )
         self._buffer(bytes(update), parsed, origin)
         self._drain_pending()
 
@@ -452,8 +482,11 @@ class Doc:
         none is; return what is left (None: nothing)."""
         from crdtsync._integrate import check_ready, integrate
 
-        waiting = [Segment(seg.replica, e[1], e[1] + enc.entry_span(e), [e])
-                   for seg in parsed.segments for e in seg.entries]
+        waiting = [
+            Segment(seg.replica, e[1], e[1] + enc.entry_span(e), [e])
+            for seg in parsed.segments
+            for e in seg.entries
+        ]
         progress = True
         taken = 0
         while progress and waiting:
@@ -516,4 +549,5 @@ class Doc:
 def _splittable(update: Update) -> bool:
     """Whether every change of ``update`` carries its whole effect at its own counter."""
     return not update.facts and all(
-        e[0] != enc.SKIP for seg in update.segments for e in seg.entries)
+        e[0] != enc.SKIP for seg in update.segments for e in seg.entries
+    )

@@ -94,6 +94,11 @@ def entry_span(entry: Entry) -> int:
     return 1
 
 
+def _pack(body: Any) -> bytes:
+    packed: bytes = msgpack.packb(body)
+    return packed
+
+
 # ---- encoding ------------------------------------------------------------------------
 
 
@@ -147,10 +152,9 @@ def encode_update(update: Update) -> bytes:
             if index != root_index:
                 out += (ROOT, index)
                 root_index = index
-            if tag == INS or tag == MAP_SET or tag == MAP_DEL:
-                if e[3] - e[1] != offset:
-                    offset = e[3] - e[1]
-                    out += (LAMPORT, offset)
+            if tag in (INS, MAP_SET, MAP_DEL) and e[3] - e[1] != offset:
+                offset = e[3] - e[1]
+                out += (LAMPORT, offset)
             if tag == INS:
                 _, c, _, _, origin, content, length, deleter = e
                 # The commonest origin (the element just before, by counter) goes in the tag.
@@ -168,9 +172,12 @@ def encode_update(update: Update) -> bytes:
                         out.append(INS_DELETED_NEXT)
                     else:
                         out += (INS_DELETED, enc_origin)
-                    out += (length if content is None else content,
-                            deleter[1] - (c + length - 1) if deleter[0] == r
-                            else [tables.replica(deleter[0]), deleter[1]])
+                    out += (
+                        length if content is None else content,
+                        deleter[1] - (c + length - 1)
+                        if deleter[0] == r
+                        else [tables.replica(deleter[0]), deleter[1]],
+                    )
             elif tag == DEL:
                 out += (DEL, tables.ranges(e[3]))
             elif tag == MAP_SET:
@@ -190,16 +197,30 @@ def encode_update(update: Update) -> bytes:
     for fact in update.facts:
         if fact[0] == FACT_DELETE:
             _, root, deleter, ranges = fact
-            facts.append([FACT_DELETE, tables.root(root), tables.replica(deleter[0]),
-                          deleter[1], tables.ranges(ranges)])
+            facts.append(
+                [
+                    FACT_DELETE,
+                    tables.root(root),
+                    tables.replica(deleter[0]),
+                    deleter[1],
+                    tables.ranges(ranges),
+                ]
+            )
         else:
             _, root, version, live, touched = fact
-            facts.append([FACT_LIVE, tables.root(root), tables.dots(sorted(version.items())),
-                          tables.dots(sorted(live)), tables.dots(sorted(touched.items()))])
+            facts.append(
+                [
+                    FACT_LIVE,
+                    tables.root(root),
+                    tables.dots(sorted(version.items())),
+                    tables.dots(sorted(live)),
+                    tables.dots(sorted(touched.items())),
+                ]
+            )
     body: list[Any] = [list(tables.replicas), [k + n for k, n in tables.roots], segments]
     if facts:
         body.append(facts)
-    return PREFIX + msgpack.packb(body)
+    return PREFIX + _pack(body)
 
 
 def encode_keystroke(replica: int, e: Entry) -> bytes | None:
@@ -215,7 +236,7 @@ def encode_keystroke(replica: int, e: Entry) -> bytes | None:
             if r != replica:
                 return None
             flat += (0, c, n)
-        return PREFIX + msgpack.packb([replicas, root, [[0, e[1], DEL, flat]]])
+        return PREFIX + _pack([replicas, root, [[0, e[1], DEL, flat]]])
     if tag != INS or e[7] is not None:
         return None
     c, origin = e[1], e[4]
@@ -232,7 +253,7 @@ def encode_keystroke(replica: int, e: Entry) -> bytes | None:
         seg += (INS_NEXT, e[5])
     else:
         seg += (INS, c - 1 - origin[1], e[5])
-    return PREFIX + msgpack.packb([replicas, root, [seg]])
+    return PREFIX + _pack([replicas, root, [seg]])
 
 
 # ---- decoding ------------------------------------------------------------------------
@@ -322,7 +343,7 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
         nonlocal i
         if i + k > n:
             raise _fail("segment ends inside a change")
-        fields = seg[i:i + k]
+        fields = seg[i : i + k]
         i += k
         return fields
 
@@ -397,7 +418,7 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
         if tag == DEL:
             (ranges,) = take(1)
             entries.append((DEL, c, root(SEQ_KINDS), rd.ranges(ranges)))
-        elif tag == MAP_SET or tag == MAP_DEL:
+        elif tag in (MAP_SET, MAP_DEL):
             fields = take(2 if tag == MAP_SET else 1)
             key = root("m")
             if type(fields[0]) is not str:
@@ -418,8 +439,15 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
             entries.append((SET_REM, c, root("s"), rd.dots(dots)))
         elif tag == COUNTER:
             inc, dec = take(2)
-            entries.append((COUNTER, c, root("c"), _int(inc, 0, 2**64 - 1, "total"),
-                            _int(dec, 0, 2**64 - 1, "total")))
+            entries.append(
+                (
+                    COUNTER,
+                    c,
+                    root("c"),
+                    _int(inc, 0, 2**64 - 1, "total"),
+                    _int(dec, 0, 2**64 - 1, "total"),
+                )
+            )
         else:
             raise _fail(f"unknown change tag {tag!r}")
         if c > MAX_COUNTER:
@@ -435,8 +463,12 @@ def _decode_fact(raw: Any, rd: _Reader) -> tuple[Any, ...]:
     if not fact:
         raise _fail("empty fact")
     if fact[0] == FACT_DELETE and len(fact) == 5:
-        return (FACT_DELETE, rd.root(fact[1], SEQ_KINDS), rd.dot(fact[2], fact[3]),
-                rd.ranges(fact[4]))
+        return (
+            FACT_DELETE,
+            rd.root(fact[1], SEQ_KINDS),
+            rd.dot(fact[2], fact[3]),
+            rd.ranges(fact[4]),
+        )
     if fact[0] == FACT_LIVE and len(fact) == 5:
         version: dict[int, int] = {}
         for r, c in rd.dots(fact[2]):
@@ -491,6 +523,12 @@ def decode_update(data: Any) -> Update:
         return _decode_body(body)
     except _Invalid as exc:
         raise DecodeError(f"malformed update: {exc}") from None
-    except (ValueError, TypeError, IndexError, KeyError, OverflowError,
-            RecursionError) as exc:  # what msgpack raises for broken input
+    except (
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        OverflowError,
+        RecursionError,
+    ) as exc:  # what msgpack raises for broken input
         raise DecodeError(f"malformed update: {type(exc).__name__}: {exc}") from None

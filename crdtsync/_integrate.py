@@ -48,7 +48,7 @@ class _InsertIndex:
         e = self.entries[dot[0]][i]
         if dot[1] >= e[1] + e[6] or e[2] != root:
             return None
-        return int(e[3]) + dot[1] - e[1]
+        return int(e[3]) + dot[1] - int(e[1])
 
 
 def check_ready(doc: Doc, update: Update) -> dict[int, int] | None:
@@ -138,8 +138,7 @@ def _container(doc: Doc, key: RootKey, create: bool) -> Container | None:
     return root
 
 
-def integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int],
-              origin: Any) -> None:
+def integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], origin: Any) -> None:
     """Apply a ready update (see :func:`check_ready`) and notify listeners."""
     from crdtsync._doc import Transaction
     from crdtsync.types.orset import element_key
@@ -197,8 +196,7 @@ def integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int],
                 container = _container(doc, e[2], True)
                 deleted = tag == enc.MAP_DEL
                 value = None if deleted else e[5]
-                if container._write(e[3], r, e[1], e[4], value, deleted) and \
-                        container._observers:
+                if container._write(e[3], r, e[1], e[4], value, deleted) and container._observers:
                     txn._changes_for(container).keys.add(e[4])
                 lamport = max(lamport, e[3])
             elif tag == enc.SET_ADD:
@@ -232,8 +230,9 @@ def integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int],
                 # of the last change by each replica: we must pass the fact on in turn.
                 for dot in fact[4].items():
                     container._touch(dot)
-                dead = [d for d in container._owner
-                        if d[1] <= version.get(d[0], 0) and d not in live]
+                dead = [
+                    d for d in container._owner if d[1] <= version.get(d[0], 0) and d not in live
+                ]
                 if dead:
                     effect = True
                     doc._note_set_removed(txn, container, container._remove_dots(dead))
@@ -252,8 +251,9 @@ def integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int],
             callback(data, origin)
 
 
-def _delete(doc: Doc, txn: Any, key: RootKey, deleter: Dot,
-            ranges: list[tuple[int, int, int]]) -> bool:
+def _delete(
+    doc: Doc, txn: Any, key: RootKey, deleter: Dot, ranges: list[tuple[int, int, int]]
+) -> bool:
     """Delete id ranges in one sequence; True if anything visible went away."""
     container: Any = _container(doc, key, False)
     if container is None:
@@ -269,4 +269,4 @@ def _delete(doc: Doc, txn: Any, key: RootKey, deleter: Dot,
             ch.delta = DeltaBuilder()
         for pos, n in positions:
             ch.delta.delete(pos, n)
-    return seq.vis_len != before
+    return bool(seq.vis_len != before)

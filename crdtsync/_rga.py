@@ -37,12 +37,28 @@ class Run:
     first one's origin is ``origin`` (None: the head of the sequence)."""
 
     __slots__ = (
-        "replica", "counter", "lamport", "origin", "content", "length", "deleted",
-        "deleter", "block", "seq",
+        "replica",
+        "counter",
+        "lamport",
+        "origin",
+        "content",
+        "length",
+        "deleted",
+        "deleter",
+        "block",
+        "seq",
     )
 
-    def __init__(self, seq: Sequence, replica: int, counter: int, lamport: int,
-                 origin: Dot | None, content: Any, length: int) -> None:
+    def __init__(
+        self,
+        seq: Sequence,
+        replica: int,
+        counter: int,
+        lamport: int,
+        origin: Dot | None,
+        content: Any,
+        length: int,
+    ) -> None:
         self.seq = seq
         self.replica = replica
         self.counter = counter
@@ -247,7 +263,7 @@ class Sequence:
             i += 1
             if r.deleted:
                 continue
-            piece = r.content[offset:offset + need]
+            piece = r.content[offset : offset + need]
             offset = 0
             parts.append(piece)
             need -= len(piece)
@@ -280,8 +296,15 @@ class Sequence:
 
     def split(self, run: Run, k: int) -> Run:
         """Cut ``run`` after its first ``k`` elements (0 < k < length); return the right part."""
-        right = Run(self, run.replica, run.counter + k, run.lamport + k,
-                    (run.replica, run.counter + k - 1), None, run.length - k)
+        right = Run(
+            self,
+            run.replica,
+            run.counter + k,
+            run.lamport + k,
+            (run.replica, run.counter + k - 1),
+            None,
+            run.length - k,
+        )
         if run.content is not None:
             right.content = run.content[k:]
             run.content = run.content[:k]
@@ -328,12 +351,16 @@ class Sequence:
         """Fold tombstone ``right`` into tombstone ``left`` when they continue each other
         (same replica, consecutive ids and Lamport times, deleted by the same replica), so
         that deleting typed text leaves one run, not one per character."""
-        if not (left.deleted and right.deleted and left.replica == right.replica
-                and left.counter + left.length == right.counter
-                and left.lamport + left.length == right.lamport
-                and right.origin == (right.replica, right.counter - 1)
-                and left.deleter[0] == right.deleter[0]  # type: ignore[index]
-                and (left.content is None) == (right.content is None)):
+        if not (
+            left.deleted
+            and right.deleted
+            and left.replica == right.replica
+            and left.counter + left.length == right.counter
+            and left.lamport + left.length == right.lamport
+            and right.origin == (right.replica, right.counter - 1)
+            and left.deleter[0] == right.deleter[0]  # type: ignore[index]
+            and (left.content is None) == (right.content is None)
+        ):
             return False
         if left.content is not None:
             left.content = left.content + right.content
@@ -345,8 +372,9 @@ class Sequence:
 
     # ---- local edits ----------------------------------------------------------------
 
-    def insert_local(self, pos: int, content: Any, replica: int, counter: int,
-                     lamport: int) -> Dot | None:
+    def insert_local(
+        self, pos: int, content: Any, replica: int, counter: int, lamport: int
+    ) -> Dot | None:
         """Insert ``content`` so that it starts at visible index ``pos``; return its origin."""
         n = len(content)
         if pos == 0:
@@ -358,8 +386,11 @@ class Sequence:
         left, offset = self.locate(pos - 1)
         origin = (left.replica, left.counter + offset)
         if offset == left.length - 1:
-            if (left.replica == replica and left.counter + left.length == counter
-                    and left.lamport + left.length == lamport):
+            if (
+                left.replica == replica
+                and left.counter + left.length == counter
+                and left.lamport + left.length == lamport
+            ):
                 # Typing on at the end of our own latest run: grow it in place.
                 left.content = left.content + content
                 left.length += n
@@ -380,8 +411,9 @@ class Sequence:
         self._hint = (run, pos, self._stamp)
         return origin
 
-    def delete_local(self, pos: int, length: int, deleter: Dot,
-                     gc: bool) -> list[tuple[int, int, int]]:
+    def delete_local(
+        self, pos: int, length: int, deleter: Dot, gc: bool
+    ) -> list[tuple[int, int, int]]:
         """Delete ``length`` visible elements from ``pos``; return the id ranges deleted."""
         run, offset = self.locate(pos)
         if offset:
@@ -403,8 +435,11 @@ class Sequence:
                 block = run.block
             take = run.length
             deleted = self._mark_deleted(run, deleter, gc)
-            if ranges and ranges[-1][0] == run.replica and (
-                    ranges[-1][1] + ranges[-1][2] == run.counter):
+            if (
+                ranges
+                and ranges[-1][0] == run.replica
+                and (ranges[-1][1] + ranges[-1][2] == run.counter)
+            ):
                 r, c, n = ranges[-1]
                 ranges[-1] = (r, c, n + take)
             else:
@@ -416,9 +451,17 @@ class Sequence:
 
     # ---- remote integration ---------------------------------------------------------
 
-    def integrate(self, replica: int, counter: int, lamport: int, origin: Dot | None,
-                  content: Any, length: int, deleter: Dot | None,
-                  want_pos: bool) -> int | None:
+    def integrate(
+        self,
+        replica: int,
+        counter: int,
+        lamport: int,
+        origin: Dot | None,
+        content: Any,
+        length: int,
+        deleter: Dot | None,
+        want_pos: bool,
+    ) -> int | None:
         """Place a remote run by the RGA rule; return its visible index if ``want_pos``.
 
         ``content`` is None for a tombstone whose content was dropped; ``deleter`` is set
@@ -432,11 +475,14 @@ class Sequence:
             k = origin[1] - left.counter + 1
             if k < left.length:
                 self.split(left, k)
-            elif (left.replica == replica and left.counter + left.length == counter
-                  and left.lamport + left.length == lamport
-                  and (deleter is None) == (not left.deleted)
-                  and (left.content is None) == (content is None)
-                  and left.deleter == deleter):
+            elif (
+                left.replica == replica
+                and left.counter + left.length == counter
+                and left.lamport + left.length == lamport
+                and (deleter is None) == (not left.deleted)
+                and (left.content is None) == (content is None)
+                and left.deleter == deleter
+            ):
                 nxt = self._run_after(left)
                 if nxt is None or (nxt.lamport, nxt.replica) < (lamport, replica):
                     return self._extend(left, content, length, want_pos)
@@ -486,8 +532,15 @@ class Sequence:
         self._cache = None
         return self.position_of(run) + start if want_pos else None
 
-    def delete_range(self, replica: int, counter: int, length: int, deleter: Dot, gc: bool,
-                     positions: list[tuple[int, int]] | None) -> None:
+    def delete_range(
+        self,
+        replica: int,
+        counter: int,
+        length: int,
+        deleter: Dot,
+        gc: bool,
+        positions: list[tuple[int, int]] | None,
+    ) -> None:
         """Delete the elements with ids ``(replica, counter .. counter+length-1)``.
 
         Ids that are not elements of this sequence are ignored (so every replica treats a

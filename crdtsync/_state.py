@@ -28,8 +28,12 @@ if TYPE_CHECKING:
 def _mergeable(prev: list[Any], run: Run, content: Any) -> bool:
     """Whether ``run`` continues the INS entry ``prev`` (being built) seamlessly."""
     c = prev[1] + prev[6]
-    if (prev[2] is not run.seq.key or c != run.counter or prev[3] + prev[6] != run.lamport
-            or run.origin != (run.replica, c - 1)):
+    if (
+        prev[2] is not run.seq.key
+        or c != run.counter
+        or prev[3] + prev[6] != run.lamport
+        or run.origin != (run.replica, c - 1)
+    ):
         return False
     pdel = prev[7]
     if pdel is None or not run.deleted:
@@ -62,8 +66,16 @@ def _run_entries(runs: Iterable[Run], lo: int, gc: bool) -> Iterable[list[Any]]:
             continue
         if prev is not None:
             yield prev
-        prev = [enc.INS, counter, run.seq.key, lamport, origin, content, length,
-                run.deleter if run.deleted else None]
+        prev = [
+            enc.INS,
+            counter,
+            run.seq.key,
+            lamport,
+            origin,
+            content,
+            length,
+            run.deleter if run.deleted else None,
+        ]
     if prev is not None:
         yield prev
 
@@ -95,8 +107,7 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
                     element = root._elements[ekey][0]
                     extra[dot[0]].append((enc.SET_ADD, dot[1], key, element, []))
             if any(c > since.get(r, 0) for r, c in root._touched.items()):
-                facts.append((enc.FACT_LIVE, key, dict(vv), root._live_dots(),
-                              dict(root._touched)))
+                facts.append((enc.FACT_LIVE, key, dict(vv), root._live_dots(), dict(root._touched)))
         elif isinstance(root, Counter):
             for r, c in root._dots.items():
                 if want(r, c):
@@ -115,8 +126,11 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
                     continue
                 n = min(run.length, held - run.counter + 1)
                 ranges = delete_facts.setdefault((key, deleter), [])
-                if ranges and ranges[-1][0] == run.replica and \
-                        ranges[-1][1] + ranges[-1][2] == run.counter:
+                if (
+                    ranges
+                    and ranges[-1][0] == run.replica
+                    and ranges[-1][1] + ranges[-1][2] == run.counter
+                ):
                     ranges[-1] = (run.replica, ranges[-1][1], ranges[-1][2] + n)
                 else:
                     ranges.append((run.replica, run.counter, n))
@@ -150,4 +164,4 @@ def _emit(entries: list[Entry], entry: Entry, c: int) -> int:
     if entry[1] > c:
         entries.append((enc.SKIP, c, entry[1] - c))
     entries.append(entry)
-    return entry[1] + enc.entry_span(entry)
+    return int(entry[1]) + enc.entry_span(entry)

@@ -60,8 +60,10 @@ def check_value(value: Any) -> None:
     if why is not None:
         if why.startswith("int outside"):
             raise ValueError(f"{value!r}: {why}")
-        raise TypeError(f"unsupported value {value!r}: {why} (allowed: None, bool, int, "
-                        "float, str, bytes, and lists / str-keyed dicts of these)")
+        raise TypeError(
+            f"unsupported value {value!r}: {why} (allowed: None, bool, int, "
+            "float, str, bytes, and lists / str-keyed dicts of these)"
+        )
 
 
 def is_element(value: Any) -> bool:
@@ -75,5 +77,6 @@ def check_element(value: Any) -> None:
     if not is_element(value):
         if type(value) is int:
             raise ValueError(f"{value!r}: int outside the 64-bit range")
-        raise TypeError(f"unsupported set element {value!r} (allowed: None, bool, int, "
-                        "float, str, bytes)")
+        raise TypeError(
+            f"unsupported set element {value!r} (allowed: None, bool, int, float, str, bytes)"
+        )

@@ -2,7 +2,12 @@
 
 from crdtsync.types.counter import Counter
 from crdtsync.types.events import (
-    CounterEvent, ListEvent, MapEvent, SetEvent, TextEvent, apply_delta,
+    CounterEvent,
+    ListEvent,
+    MapEvent,
+    SetEvent,
+    TextEvent,
+    apply_delta,
 )
 from crdtsync.types.list import List
 from crdtsync.types.lwwmap import LWWMap
@@ -10,6 +15,15 @@ from crdtsync.types.orset import ORSet
 from crdtsync.types.text import Text
 
 __all__ = [
-    "Counter", "CounterEvent", "LWWMap", "List", "ListEvent", "MapEvent", "ORSet",
-    "SetEvent", "Text", "TextEvent", "apply_delta",
+    "Counter",
+    "CounterEvent",
+    "LWWMap",
+    "List",
+    "ListEvent",
+    "MapEvent",
+    "ORSet",
+    "SetEvent",
+    "Text",
+    "TextEvent",
+    "apply_delta",
 ]

@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "CounterEvent", "ListEvent", "MapEvent", "SetEvent", "TextEvent", "apply_delta",
+    "CounterEvent",
+    "ListEvent",
+    "MapEvent",
+    "SetEvent",
+    "TextEvent",
+    "apply_delta",
 ]
 
 
@@ -82,7 +87,7 @@ def apply_delta(value: Any, delta: list[dict[str, Any]]) -> Any:
     i = 0
     for op in delta:
         if "retain" in op:
-            out.append(value[i:i + op["retain"]])
+            out.append(value[i : i + op["retain"]])
             i += op["retain"]
         elif "delete" in op:
             i += op["delete"]
@@ -119,9 +124,9 @@ class DeltaBuilder:
             if pos < cur + size:
                 k = pos - cur
                 if kind == "r":
-                    ops[i:i + 1] = [["r", k], ["r", size - k]]
+                    ops[i : i + 1] = [["r", k], ["r", size - k]]
                 else:
-                    ops[i:i + 1] = [["i", v[:k]], ["i", v[k:]]]
+                    ops[i : i + 1] = [["i", v[:k]], ["i", v[k:]]]
                 return i + 1
             cur += size
             i += 1
@@ -149,7 +154,7 @@ class DeltaBuilder:
             length -= take
             if kind == "r":
                 if take < size:
-                    ops[i:i + 1] = [["d", take], ["r", size - take]]
+                    ops[i : i + 1] = [["d", take], ["r", size - take]]
                 else:
                     ops[i] = ["d", take]
                 i += 1

@@ -71,7 +71,8 @@ class List(SequenceContainer):
 
     def to_list(self) -> list[Any]:
         """A copy of the current values."""
-        return copy.deepcopy(self._seq.value())  # type: ignore[no-any-return]
+        values: list[Any] = copy.deepcopy(self._seq.value())
+        return values
 
     def __repr__(self) -> str:
         return f"List({self.name!r}, {self._seq.value()!r})"

@@ -22,8 +22,7 @@ class _Entry:
 
     __slots__ = ("lamport", "replica", "counter", "value", "deleted")
 
-    def __init__(self, lamport: int, replica: int, counter: int, value: Any,
-                 deleted: bool) -> None:
+    def __init__(self, lamport: int, replica: int, counter: int, value: Any, deleted: bool) -> None:
         self.lamport = lamport
         self.replica = replica
         self.counter = counter
@@ -87,8 +86,9 @@ class LWWMap(Container, MutableMapping[str, Any]):
     def __repr__(self) -> str:
         return f"LWWMap({self.name!r}, {dict(self)!r})"
 
-    def _write(self, lamport: int, replica: int, counter: int, key: str, value: Any,
-               deleted: bool) -> bool:
+    def _write(
+        self, lamport: int, replica: int, counter: int, key: str, value: Any, deleted: bool
+    ) -> bool:
         """Apply a write by the LWW rule; True if the visible value changed."""
         entry = self._entries.get(key)
         if entry is None:
@@ -100,7 +100,8 @@ class LWWMap(Container, MutableMapping[str, Any]):
             return False
         was_deleted = entry.deleted
         changed = not (was_deleted and deleted) and (
-            was_deleted != deleted or entry.value != value or type(entry.value) is not type(value))
+            was_deleted != deleted or entry.value != value or type(entry.value) is not type(value)
+        )
         self._size += int(was_deleted) - int(deleted)
         entry.lamport, entry.replica, entry.counter = lamport, replica, counter
         entry.value, entry.deleted = value, deleted

@@ -68,8 +68,7 @@ class SequenceContainer(Container):
             raise TypeError("length must be an int")
         index = _check_index(index, self._seq.vis_len)
         if length < 0 or index + length > self._seq.vis_len:
-            raise IndexError(f"cannot delete {length} from {index}: length is "
-                             f"{self._seq.vis_len}")
+            raise IndexError(f"cannot delete {length} from {index}: length is {self._seq.vis_len}")
         if length:
             self._doc._local_delete(self, index, length)
 
