@@ -482,6 +482,12 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout, err: TextIO = sys.std
         f"for missing dependencies per replica: {pending}",
         file=out,
     )
+    if sim.updates.refused:
+        print(
+            f"pending buffers overflowed: {sim.updates.refused} updates refused, "
+            f"{sim.updates.repairs} repair requests sent",
+            file=out,
+        )
 
     rounds = sim.heal(progress)
     print(f"network healed; anti-entropy rounds run: {rounds}\n", file=out)
@@ -504,7 +510,8 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout, err: TextIO = sys.std
         file=out,
     )
     print(
-        f"wire: {s.sent:,} messages, {s.bytes_sent:,} bytes ({u.sync_requests} sync requests, "
+        f"wire: {s.sent:,} messages, {s.bytes_sent:,} bytes ({u.sync_requests} anti-entropy "
+        f"and {u.repairs} repair requests, "
         f"{u.sync_replies} diff replies of {u.sync_reply_bytes:,} bytes); delivered "
         f"{s.delivered:,}, dropped {s.dropped:,}, duplicated {s.duplicated:,}",
         file=out,

@@ -20,6 +20,26 @@ def _trim(e: Entry, k: int) -> Entry:
     return (enc.INS, e[1] + k, e[2], e[3] + k, r_origin, content, e[6] - k, e[7])
 
 
+def _continues(prev: Entry, e: Entry, replica: int) -> bool:
+    """Whether INS ``e`` extends INS ``prev`` into one run (keystrokes typed in a row)."""
+    if prev[0] != enc.INS or e[0] != enc.INS or prev[2] != e[2]:
+        return False
+    end = prev[1] + prev[6]
+    if e[1] != end or e[3] != prev[3] + prev[6] or e[4] != (replica, end - 1):
+        return False
+    if (prev[5] is None) != (e[5] is None):
+        return False
+    if prev[7] is None or e[7] is None:
+        return prev[7] is None and e[7] is None
+    return bool(prev[7][0] == e[7][0])
+
+
+def _join(prev: Entry, e: Entry) -> Entry:
+    content = None if prev[5] is None else prev[5] + e[5]
+    deleter = prev[7] if e[7] is None or (prev[7] and prev[7][1] >= e[7][1]) else e[7]
+    return (enc.INS, prev[1], prev[2], prev[3], prev[4], content, prev[6] + e[6], deleter)
+
+
 def merge_updates(updates: Iterable[bytes]) -> bytes:
     """One update equivalent to applying all of ``updates`` (in any order).
 
@@ -82,7 +102,10 @@ def merge_updates(updates: Iterable[bytes]) -> bytes:
                     merged.segments.append(Segment(replica, start, covered, out))
                 out = []
                 start = e[1]
-            out.append(e)
+            if out and _continues(out[-1], e, replica):
+                out[-1] = _join(out[-1], e)
+            else:
+                out.append(e)
             covered = e[1] + enc.entry_span(e)
         if out:
             merged.segments.append(Segment(replica, start, covered, out))

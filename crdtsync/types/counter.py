@@ -11,6 +11,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Counter"]
 
+#: Totals travel as unsigned 64-bit ints.
+_MAX_TOTAL = 2**64 - 1
+
 
 class Counter(Container):
     """A shared integer that many replicas increment and decrement at once.
@@ -58,6 +61,9 @@ class Counter(Container):
                 raise TypeError("counter steps are ints")
             if n < 0:
                 raise ValueError("counter steps are non-negative; use the other method")
+        me = self._doc.replica_id
+        if self._inc.get(me, 0) + inc > _MAX_TOTAL or self._dec.get(me, 0) + dec > _MAX_TOTAL:
+            raise OverflowError("a replica's running total must stay below 2**64")
         if inc or dec:
             self._doc._local_counter(self, int(inc), int(dec))
 
