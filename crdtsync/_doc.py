@@ -23,6 +23,7 @@ from crdtsync._clock import MAX_REPLICA_ID, VersionVector
 from crdtsync._encoding import Entry, Segment, Update
 from crdtsync._errors import DecodeError, PendingOverflowError
 from crdtsync._rga import IdIndex
+from crdtsync._values import check_str
 from crdtsync.types._base import Container
 from crdtsync.types.counter import Counter
 from crdtsync.types.events import (
@@ -225,8 +226,7 @@ class Doc:
         return len(self._pending)
 
     def _root(self, kind: str, name: str) -> Container:
-        if type(name) is not str:
-            raise TypeError("root names are str")
+        check_str(name, "a root name")
         root = self._roots.get((kind, name))
         if root is None:
             for other in _KINDS:

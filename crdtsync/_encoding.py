@@ -460,8 +460,8 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
 
 def _decode_fact(raw: Any, rd: _Reader) -> tuple[Any, ...]:
     fact = _list(raw, "fact")
-    if not fact:
-        raise _fail("empty fact")
+    if not fact or type(fact[0]) is not int:
+        raise _fail("a fact starts with its tag")
     if fact[0] == FACT_DELETE and len(fact) == 5:
         return (
             FACT_DELETE,
@@ -497,13 +497,19 @@ def _decode_body(body: Any) -> Update:
     update = Update()
     for raw in _list(body[2], "segments"):
         update.segments.append(_decode_segment(raw, rd))
+    if len(update.segments) > 1:
+        spans = sorted((s.replica, s.start, s.end) for s in update.segments)
+        for (r1, _, end1), (r2, start2, _) in zip(spans, spans[1:], strict=False):
+            if r1 == r2 and start2 < end1:
+                raise _fail("two segments of one replica overlap")
     if len(body) == 4:
         for raw in _list(body[3], "facts"):
             update.facts.append(_decode_fact(raw, rd))
     return update
 
 
-#: Nesting limit handed to msgpack; values are checked to MAX_DEPTH levels anyway.
+#: msgpack's own stack limit bounds nesting while parsing; values are then checked to
+#: MAX_DEPTH levels.
 _MSGPACK_LIMITS = dict(raw=False, strict_map_key=False, use_list=True)
 
 

@@ -80,7 +80,9 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | None:
             tag = e[0]
             if tag == enc.INS:
                 if e[1] <= have:
-                    continue  # the part we lack continues a run we hold
+                    if e[1] + e[6] - 1 > have:
+                        _check_continues(doc, seg.replica, have, e)
+                    continue
                 origin = e[4]
                 if origin is None:
                     continue
@@ -127,6 +129,14 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | None:
                 if not held(r, c):
                     return None
     return tops
+
+
+def _check_continues(doc: Doc, replica: int, have: int, e: Entry) -> None:
+    """A run we hold the start of must continue an element we hold in the same sequence,
+    with the Lamport time the run implies."""
+    run = doc._ids.find(replica, have)
+    if run is None or run.seq.key != e[2] or run.lamport + have - run.counter != e[3] + have - e[1]:
+        raise DecodeError(f"run {replica}:{e[1]} does not continue what this document holds")
 
 
 def _container(doc: Doc, key: RootKey, create: bool) -> Container | None:

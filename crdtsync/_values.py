@@ -18,7 +18,26 @@ _INT_MAX = 2**64 - 1
 #: Nested lists/dicts deeper than this are refused; it also bounds recursion on decode.
 MAX_DEPTH = 32
 
-_SCALARS = (type(None), bool, float, str, bytes)
+_SCALARS = (type(None), bool, float, bytes)
+
+
+def encodable(s: str) -> bool:
+    """Whether ``s`` survives UTF-8 (lone surrogates do not, so msgpack cannot send them)."""
+    if s.isascii():
+        return True
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_str(s: Any, what: str) -> None:
+    """Raise TypeError for a non-str and ValueError for a str that cannot be encoded."""
+    if type(s) is not str:
+        raise TypeError(f"{what} must be a str, not {type(s).__name__}")
+    if not encodable(s):
+        raise ValueError(f"{what} contains a lone surrogate and cannot be encoded")
 
 
 def _value_error(value: Any, depth: int) -> str | None:
@@ -26,6 +45,8 @@ def _value_error(value: Any, depth: int) -> str | None:
     kind = type(value)
     if kind in _SCALARS:
         return None
+    if kind is str:
+        return None if encodable(value) else "str with a lone surrogate"
     if kind is int:
         if _INT_MIN <= value <= _INT_MAX:
             return None
@@ -40,8 +61,8 @@ def _value_error(value: Any, depth: int) -> str | None:
         return None
     if kind is dict:
         for key, item in value.items():
-            if type(key) is not str:
-                return "dict keys must be str"
+            if type(key) is not str or not encodable(key):
+                return "dict keys must be (encodable) str"
             why = _value_error(item, depth + 1)
             if why:
                 return why
@@ -58,7 +79,7 @@ def check_value(value: Any) -> None:
     """Raise TypeError (or ValueError for out-of-range ints) for an unsupported value."""
     why = _value_error(value, 0)
     if why is not None:
-        if why.startswith("int outside"):
+        if why.startswith(("int outside", "str with")):
             raise ValueError(f"{value!r}: {why}")
         raise TypeError(
             f"unsupported value {value!r}: {why} (allowed: None, bool, int, "
@@ -69,14 +90,16 @@ def check_value(value: Any) -> None:
 def is_element(value: Any) -> bool:
     """True for a value an ORSet can hold (scalars only: they must be hashable)."""
     kind = type(value)
+    if kind is str:
+        return encodable(value)
     return kind in _SCALARS or (kind is int and _INT_MIN <= value <= _INT_MAX)
 
 
 def check_element(value: Any) -> None:
     """Raise TypeError for something an ORSet cannot hold."""
     if not is_element(value):
-        if type(value) is int:
-            raise ValueError(f"{value!r}: int outside the 64-bit range")
+        if type(value) in (int, str):
+            raise ValueError(f"{value!r}: out of range or not encodable")
         raise TypeError(
             f"unsupported set element {value!r} (allowed: None, bool, int, float, str, bytes)"
         )

@@ -6,7 +6,7 @@ import copy
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from crdtsync._values import check_value
+from crdtsync._values import check_str, check_value
 from crdtsync.types._base import Container
 
 if TYPE_CHECKING:
@@ -56,8 +56,7 @@ class LWWMap(Container, MutableMapping[str, Any]):
         self._size = 0
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if type(key) is not str:
-            raise TypeError(f"LWWMap keys are str, not {type(key).__name__}")
+        check_str(key, "an LWWMap key")
         check_value(value)
         self._doc._local_map_write(self, key, copy.deepcopy(value), False)
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, overload
 
 from crdtsync._rga import Sequence
+from crdtsync._values import check_str
 from crdtsync.types._base import Container
 
 if TYPE_CHECKING:
@@ -95,8 +96,7 @@ class Text(SequenceContainer):
 
     def insert(self, index: int, s: str) -> None:
         """Insert ``s`` so that it starts at ``index`` (0 <= index <= len)."""
-        if type(s) is not str:
-            raise TypeError(f"Text.insert takes a str, not {type(s).__name__}")
+        check_str(s, "inserted text")
         self._insert(index, s)
 
     def delete(self, index: int, length: int = 1) -> None:
