@@ -14,7 +14,10 @@ buffer and is retried after each integration.
 from __future__ import annotations
 
 import builtins
+import heapq
+import itertools
 import secrets
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -22,6 +25,7 @@ from crdtsync import _encoding as enc
 from crdtsync._clock import MAX_REPLICA_ID, VersionVector
 from crdtsync._encoding import Entry, Segment, Update
 from crdtsync._errors import DecodeError, PendingOverflowError
+from crdtsync._integrate import check_ready, integrate
 from crdtsync._rga import IdIndex
 from crdtsync._values import check_str
 from crdtsync.types._base import Container
@@ -48,7 +52,7 @@ C = TypeVar("C", bound=Container)
 #: How many updates may wait for missing dependencies before apply_update refuses more.
 #: A resync (``get_update(version)``) replaces any number of lost messages, so a peer that
 #: falls this far behind should resync rather than buffer without bound.
-DEFAULT_MAX_PENDING = 1024
+DEFAULT_MAX_PENDING = 65_536
 
 _KINDS: dict[str, type[Container]] = {
     "t": Text,
@@ -201,7 +205,11 @@ class Doc:
         self._roots: dict[tuple[str, str], Container] = {}
         self._txn: Transaction | None = None
         self._update_callbacks: list[UpdateCallback] = []
-        self._pending: list[tuple[bytes, Update, Any]] = []
+        #: Parked updates by the replica of the dot each awaits: heaps of
+        #: (awaited counter, arrival number, (bytes, parsed update, origin)).
+        self._waiting: dict[int, list[tuple[int, int, tuple[bytes, Update, Any]]]] = {}
+        self._pending_count = 0
+        self._arrivals = itertools.count()
 
     # ---- identity, roots, clocks ---------------------------------------------------------
 
@@ -223,7 +231,7 @@ class Doc:
     @property
     def pending(self) -> int:
         """How many received updates are waiting for missing dependencies."""
-        return len(self._pending)
+        return self._pending_count
 
     def _root(self, kind: str, name: str) -> Container:
         check_str(name, "a root name")
@@ -444,103 +452,103 @@ class Doc:
         parsed = enc.decode_update(update)
         if self._txn is not None and self._txn.local:
             raise RuntimeError("apply_update inside a local transaction is not supported")
-        if self._try_integrate(bytes(update), parsed, origin):
-            self._drain_pending()
+        ready = check_ready(self, parsed)
+        if isinstance(ready, dict):
+            integrate(self, bytes(update), parsed, ready, origin)
+            self._wake()
             return
-        if len(self._pending) >= self._max_pending:
+        if self._pending_count >= self._max_pending:
             raise PendingOverflowError(
-                f"{len(self._pending)} updates already wait for missing dependencies "
+                f"{self._pending_count} updates already wait for missing dependencies "
                 f"(max_pending={self._max_pending}); resync with get_update(version)"
             )
-        self._buffer(bytes(update), parsed, origin)
-        self._drain_pending()
+        if self._buffer(bytes(update), parsed, origin, ready):
+            self._wake()
 
-    def _try_integrate(self, data: bytes, parsed: Update, origin: Any) -> bool:
-        """Integrate ``parsed`` if it is ready; True when nothing of it needs to wait."""
-        from crdtsync._integrate import check_ready, integrate
+    def _file(self, item: tuple[bytes, Update, Any], missing: Dot) -> None:
+        """Park ``item`` until ``missing`` is held."""
+        heap = self._waiting.setdefault(missing[0], [])
+        heapq.heappush(heap, (missing[1], next(self._arrivals), item))
+        self._pending_count += 1
 
-        ready = check_ready(self, parsed)
-        if ready is None:
+    def _buffer(self, data: bytes, parsed: Update, origin: Any, missing: Dot) -> bool:
+        """Keep what cannot be integrated yet; True if something was integrated after all.
+
+        An update made only of changes that each stand alone (no SKIP, no facts: every
+        transaction's update, and merges of them) is split, so that its ready changes go in
+        now rather than wait for the rest, and each remaining run of consecutive changes
+        waits for its own first missing dependency."""
+        if not _splittable(parsed):
+            self._file((data, parsed, origin), missing)
             return False
-        integrate(self, data, parsed, ready, origin)
-        return True
-
-    def _buffer(self, data: bytes, parsed: Update, origin: Any) -> None:
-        """Keep what cannot be integrated yet. An update made only of changes that each
-        stand alone (no SKIP, no facts: every transaction's update, and merges of them) is
-        split, so that its ready changes go in now rather than wait for the rest."""
-        if _splittable(parsed):
-            rest = self._integrate_ready_changes(parsed, origin)
-            if rest is None:
-                return
-            if rest is not parsed:
-                parsed, data = rest, enc.encode_update(rest)
-        self._pending.append((data, parsed, origin))
-
-    def _integrate_ready_changes(self, parsed: Update, origin: Any) -> Update | None:
-        """Integrate every change of a splittable update that is ready, one by one, until
-        none is; return what is left (None: nothing)."""
-        from crdtsync._integrate import check_ready, integrate
-
-        waiting = [
-            Segment(seg.replica, e[1], e[1] + enc.entry_span(e), [e])
-            for seg in parsed.segments
-            for e in seg.entries
-        ]
+        chains: dict[int, deque[Entry]] = {}
+        for seg in sorted(parsed.segments, key=lambda s: (s.replica, s.start)):
+            chains.setdefault(seg.replica, deque()).extend(seg.entries)
         progress = True
-        taken = 0
-        while progress and waiting:
+        integrated = dropped = False
+        while progress:
             progress = False
-            still: list[Segment] = []
-            for seg in waiting:
-                if seg.end - 1 <= self._vv.get(seg.replica, 0):
-                    continue
-                part = Update([seg])
-                try:
-                    ready = check_ready(self, part)
-                except DecodeError:
-                    continue  # names something that is not what it claims: drop it
-                if ready is None:
-                    still.append(seg)
-                    continue
-                integrate(self, enc.encode_update(part), part, ready, origin)
-                progress = True
-                taken += 1
-            waiting = still
-        if not waiting:
-            return None
-        if not taken:
-            return parsed
-        return Update(waiting)
+            for replica, chain in chains.items():
+                while chain:
+                    e = chain[0]
+                    span = enc.entry_span(e)
+                    if e[1] + span - 1 <= self._vv.get(replica, 0):
+                        chain.popleft()
+                        dropped = True
+                        continue
+                    part = Update([Segment(replica, e[1], e[1] + span, [e])])
+                    try:
+                        ready = check_ready(self, part)
+                    except DecodeError:
+                        chain.popleft()  # names something that is not what it claims
+                        dropped = True
+                        continue
+                    if not isinstance(ready, dict):
+                        break
+                    chain.popleft()
+                    integrate(self, enc.encode_update(part), part, ready, origin)
+                    progress = integrated = True
+        rests: list[Segment] = []
+        for replica, chain in chains.items():
+            for e in chain:
+                if rests and rests[-1].replica == replica and rests[-1].end == e[1]:
+                    rests[-1].entries.append(e)
+                    rests[-1].end += enc.entry_span(e)
+                else:
+                    rests.append(Segment(replica, e[1], e[1] + enc.entry_span(e), [e]))
+        unchanged = not (integrated or dropped) and len(rests) == len(parsed.segments) == 1
+        for seg in rests:
+            rest = Update([seg])
+            wait = check_ready(self, rest)
+            if isinstance(wait, dict):  # the chain ahead of it went in meanwhile
+                wait = (seg.replica, seg.start)
+            self._file((data if unchanged else enc.encode_update(rest), rest, origin), wait)
+        return integrated
 
-    def _drain_pending(self) -> None:
-        from crdtsync._integrate import check_ready
-
+    def _wake(self) -> None:
+        """Retry parked updates whose awaited dot is now held, until none is."""
         progress = True
-        while progress and self._pending:
+        while progress and self._pending_count:
             progress = False
-            for item in list(self._pending):
-                data, parsed, origin = item
-                try:
-                    ready = check_ready(self, parsed)
-                except DecodeError:
-                    # It referred to something that turned out not to be what it claimed;
-                    # every replica reaches the same verdict, so dropping it is safe.
-                    self._pending.remove(item)
-                    continue
-                if ready is not None:
-                    from crdtsync._integrate import integrate
-
-                    self._pending.remove(item)
-                    integrate(self, data, parsed, ready, origin)
-                    progress = True
-                elif _splittable(parsed):
-                    rest = self._integrate_ready_changes(parsed, origin)
-                    if rest is not parsed:
-                        self._pending.remove(item)
+            for replica, heap in list(self._waiting.items()):
+                held = self._vv.get(replica, 0)
+                while heap and heap[0][0] <= held:
+                    _, _, (data, parsed, origin) = heapq.heappop(heap)
+                    self._pending_count -= 1
+                    try:
+                        ready = check_ready(self, parsed)
+                    except DecodeError:
+                        # It named something that turned out not to be what it claimed;
+                        # every replica reaches the same verdict, so dropping it is safe.
+                        continue
+                    if isinstance(ready, dict):
+                        integrate(self, data, parsed, ready, origin)
                         progress = True
-                        if rest is not None:
-                            self._pending.append((enc.encode_update(rest), rest, origin))
+                    elif self._buffer(data, parsed, origin, ready):
+                        progress = True
+                    held = self._vv.get(replica, 0)
+                if not heap:
+                    del self._waiting[replica]
 
     def __repr__(self) -> str:
         return f"Doc(replica_id={self._replica}, roots={sorted(n for _, n in self._roots)})"
@@ -549,5 +557,7 @@ class Doc:
 def _splittable(update: Update) -> bool:
     """Whether every change of ``update`` carries its whole effect at its own counter."""
     return not update.facts and all(
-        e[0] != enc.SKIP for seg in update.segments for e in seg.entries
+        e[0] != enc.SKIP and (e[0] != enc.INS or e[7] is None)
+        for seg in update.segments
+        for e in seg.entries
     )

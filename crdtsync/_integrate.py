@@ -51,8 +51,9 @@ class _InsertIndex:
         return int(e[3]) + dot[1] - int(e[1])
 
 
-def check_ready(doc: Doc, update: Update) -> dict[int, int] | None:
-    """The version the document will hold after ``update``, or None if it must wait.
+def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
+    """The version the document will hold after ``update`` (a dict), or, if it must wait,
+    a dot ``(replica, counter)`` that must be held before it is worth asking again.
 
     Raises :class:`DecodeError` when the update names, as an origin, something the
     document holds that is not an element of that sequence (or is not older than the
@@ -65,7 +66,7 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | None:
         if cur is None:
             cur = vv.get(seg.replica, 0)
         if seg.start > cur + 1:
-            return None
+            return (seg.replica, seg.start - 1)
         tops[seg.replica] = max(cur, seg.end - 1)
 
     def held(replica: int, counter: int) -> bool:
@@ -87,7 +88,7 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | None:
                 if origin is None:
                     continue
                 if not held(*origin):
-                    return None
+                    return origin
                 if origin[1] <= vv.get(origin[0], 0):
                     run = ids.find(*origin)
                     if run is None or run.seq.key != e[2]:
@@ -106,28 +107,22 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | None:
             elif tag == enc.DEL:
                 for r, c, n in e[3]:
                     if not held(r, c + n - 1):
-                        return None
+                        return (r, c + n - 1)
             elif tag == enc.SET_ADD or tag == enc.SET_REM:
                 for dot in e[4] if tag == enc.SET_ADD else e[3]:
                     if not held(*dot):
-                        return None
+                        return dot
     for fact in update.facts:
         if fact[0] == enc.FACT_DELETE:
             if not held(*fact[2]):
-                return None
+                return fact[2]  # type: ignore[no-any-return]
             for r, c, n in fact[3]:
                 if not held(r, c + n - 1):
-                    return None
+                    return (r, c + n - 1)
         else:
-            for r, c in fact[2].items():
+            for r, c in (*fact[2].items(), *fact[3], *fact[4].items()):
                 if not held(r, c):
-                    return None
-            for dot in fact[3]:
-                if not held(*dot):
-                    return None
-            for r, c in fact[4].items():
-                if not held(r, c):
-                    return None
+                    return (r, c)
     return tops
 
 

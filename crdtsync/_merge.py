@@ -76,7 +76,7 @@ def merge_updates(updates: Iterable[bytes]) -> bytes:
             c, span = e[1], enc.entry_span(e)
             if out and c < covered:
                 last = out[-1]
-                if last[0] == enc.SKIP and e[0] != enc.SKIP:
+                if last[0] == enc.SKIP and e[0] != enc.SKIP and last[1] <= c:
                     # Data inside a SKIP: cut the SKIP around it.
                     tail_end = last[1] + last[2]
                     out.pop()

@@ -6,6 +6,7 @@ None, bool, int (64-bit), float, str, bytes, and lists and str-keyed dicts of th
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any, TypeAlias
 
 __all__ = ["Value", "Element", "check_value", "check_element", "is_value", "is_element"]
@@ -19,6 +20,11 @@ _INT_MAX = 2**64 - 1
 MAX_DEPTH = 32
 
 _SCALARS = (type(None), bool, float, bytes)
+
+#: For error messages: short, and safe on values nested too deep for the plain repr.
+_REPR = reprlib.Repr()
+_REPR.maxother = 60
+_REPR.maxlevel = 3
 
 
 def encodable(s: str) -> bool:
@@ -80,9 +86,9 @@ def check_value(value: Any) -> None:
     why = _value_error(value, 0)
     if why is not None:
         if why.startswith(("int outside", "str with")):
-            raise ValueError(f"{value!r}: {why}")
+            raise ValueError(f"{_REPR.repr(value)}: {why}")
         raise TypeError(
-            f"unsupported value {value!r}: {why} (allowed: None, bool, int, "
+            f"unsupported value {_REPR.repr(value)}: {why} (allowed: None, bool, int, "
             "float, str, bytes, and lists / str-keyed dicts of these)"
         )
 
