@@ -88,7 +88,7 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
                 if origin is None:
                     continue
                 if not held(*origin):
-                    return origin
+                    return (origin[0], origin[1])
                 if origin[1] <= vv.get(origin[0], 0):
                     run = ids.find(*origin)
                     if run is None or run.seq.key != e[2]:
@@ -111,11 +111,11 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
             elif tag == enc.SET_ADD or tag == enc.SET_REM:
                 for dot in e[4] if tag == enc.SET_ADD else e[3]:
                     if not held(*dot):
-                        return dot
+                        return (dot[0], dot[1])
     for fact in update.facts:
         if fact[0] == enc.FACT_DELETE:
             if not held(*fact[2]):
-                return fact[2]  # type: ignore[no-any-return]
+                return (fact[2][0], fact[2][1])
             for r, c, n in fact[3]:
                 if not held(r, c + n - 1):
                     return (r, c + n - 1)
