@@ -1,0 +1,1 @@
+"""Benchmarks for crdtsync (run the scripts in this folder directly; see each module)."""
