@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
-from itertools import accumulate
+from itertools import accumulate, islice
 from typing import Any
 
 Dot = tuple[int, int]
@@ -123,6 +123,14 @@ class IdIndex:
         starts.insert(i, run.counter)
         self.runs[run.replica].insert(i, run)
 
+    def next_start(self, replica: int, counter: int) -> int | None:
+        """The first counter of this replica's first run starting after ``counter``."""
+        starts = self.starts.get(replica)
+        if not starts:
+            return None
+        i = bisect_right(starts, counter)
+        return starts[i] if i < len(starts) else None
+
     def remove(self, run: Run) -> None:
         starts = self.starts[run.replica]
         i = bisect_left(starts, run.counter)
@@ -138,7 +146,7 @@ class IdIndex:
         runs = self.runs[replica]
         if runs[i].counter + runs[i].length <= counter:
             i += 1
-        return iter(runs[i:])
+        return islice(runs, i, None)
 
 
 class Sequence:
@@ -550,12 +558,15 @@ class Sequence:
         end = counter + length
         while counter < end:
             run = self.ids.find(replica, counter)
-            if run is None or run.seq is not self:
-                # Skip to the next run of this replica that might hold later counters.
-                nxt = next(self.ids.runs_from(replica, counter + 1), None)
-                if nxt is None or nxt.counter >= end:
+            if run is None:
+                # Not an element anywhere: go on at this replica's next run, if any.
+                nxt = self.ids.next_start(replica, counter)
+                if nxt is None or nxt >= end:
                     return
-                counter = nxt.counter
+                counter = nxt
+                continue
+            if run.seq is not self:
+                counter = run.counter + run.length  # another container's elements
                 continue
             if run.counter < counter:
                 run = self.split(run, counter - run.counter)

@@ -441,3 +441,26 @@ def test_version_vector_decode_mutated(data):
         return
     assert isinstance(v, crdtsync.VersionVector)
     assert all(isinstance(k, int) and 0 <= k < 2**64 for k in v)
+
+
+def test_delete_naming_another_containers_elements_is_ignored():
+    """A DEL whose range covers a multi-element run of another container ends promptly and
+    deletes nothing (regression: the skip-ahead used to loop forever)."""
+    doc = crdtsync.Doc(1)
+    doc.list("l").extend([1, 2, 3])
+    doc.text("t").insert(0, "abc")
+    forged = crdtsync.Doc(2)
+    forged.apply_update(doc.get_update())
+    # A delete by replica 2 on the text, naming ids 1..6 of replica 1: 1..3 are list items.
+    with guarded(5):
+        text = forged.text("t")
+        rec = Recorder(forged)
+        text.delete(0, 3)
+        (update,) = rec.take()
+    body = msgpack.unpackb(update[2:])
+    body[2][0][-1] = [body[0].index(1), 1, 6]  # widen the range to cover the list's ids
+    hostile = update[:2] + msgpack.packb(body)
+    with guarded(5):
+        doc.apply_update(hostile)
+    assert str(doc.text("t")) == ""
+    assert list(doc.list("l")) == [1, 2, 3]
