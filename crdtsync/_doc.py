@@ -449,6 +449,10 @@ class Doc:
         they do; malformed bytes raise :class:`DecodeError` and change nothing; a full
         pending buffer raises :class:`PendingOverflowError` and changes nothing.
         """
+        self._apply(update, origin)
+
+    def _apply(self, update: bytes, origin: Any) -> Update:
+        """apply_update, returning the parsed update (sync sessions look at what it covers)."""
         parsed = enc.decode_update(update)
         if self._txn is not None and self._txn.local:
             raise RuntimeError("apply_update inside a local transaction is not supported")
@@ -456,7 +460,7 @@ class Doc:
         if isinstance(ready, dict):
             integrate(self, bytes(update), parsed, ready, origin)
             self._wake()
-            return
+            return parsed
         if self._pending_count >= self._max_pending:
             raise PendingOverflowError(
                 f"{self._pending_count} updates already wait for missing dependencies "
@@ -464,6 +468,7 @@ class Doc:
             )
         if self._buffer(bytes(update), parsed, origin, ready):
             self._wake()
+        return parsed
 
     def _file(self, item: tuple[bytes, Update, Any], missing: Dot) -> None:
         """Park ``item`` until ``missing`` is held."""

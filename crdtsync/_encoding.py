@@ -85,6 +85,15 @@ class Update:
     facts: list[tuple[Any, ...]] = field(default_factory=list)
 
 
+def coverage(update: Update) -> dict[int, int]:
+    """Replica -> highest counter the update covers."""
+    tops: dict[int, int] = {}
+    for seg in update.segments:
+        if seg.end - 1 > tops.get(seg.replica, 0):
+            tops[seg.replica] = seg.end - 1
+    return tops
+
+
 def entry_span(entry: Entry) -> int:
     tag = entry[0]
     if tag == INS:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import msgpack
+
 from crdtsync import _encoding as enc
 from crdtsync._encoding import Entry, Segment, Update
 
-__all__ = ["merge_updates"]
+__all__ = ["merge_updates", "split_update"]
 
 
 def _trim(e: Entry, k: int) -> Entry:
@@ -116,3 +118,92 @@ def merge_updates(updates: Iterable[bytes]) -> bytes:
             seen.add(key)
             merged.facts.append(fact)
     return enc.encode_update(merged)
+
+
+def _entry_size(e: Entry) -> int:
+    """Rough encoded size of an entry (tables and headers are budgeted separately)."""
+    if e[0] == enc.SKIP:
+        return 9
+    return len(msgpack.packb([x for x in e[2:] if not isinstance(x, tuple)])) + 24
+
+
+def _cut_insert(e: Entry, replica: int, budget: int) -> list[Entry]:
+    """Cut a long insert run into runs whose content fits ``budget`` bytes."""
+    content = e[5]
+    if content is None:
+        return [e]
+    pieces: list[Entry] = []
+    start = 0
+    while start < len(content):
+        if isinstance(content, str):
+            stop = min(len(content), start + max(1, budget // 4))  # up to 4 UTF-8 bytes each
+        else:
+            stop, size = start, 0
+            while stop < len(content):
+                size += len(msgpack.packb(content[stop])) + 1
+                if size > budget and stop > start:
+                    break
+                stop += 1
+        c = e[1] + start
+        origin = e[4] if start == 0 else (replica, c - 1)
+        pieces.append(
+            (enc.INS, c, e[2], e[3] + start, origin, content[start:stop], stop - start, e[7])
+        )
+        start = stop
+    return pieces
+
+
+def split_update(data: bytes, max_bytes: int) -> list[bytes]:
+    """Cut an update into updates of about ``max_bytes`` or less, in counter order.
+
+    Cuts fall between changes (a long insert run is cut into shorter runs); facts travel in
+    the last part. Together the parts are equivalent to the input: applying them all, in any
+    order, gives the same state. Each part is a valid update on its own; a part waits in the
+    pending buffer until the parts before it are in. A single change larger than the limit
+    (a huge map value) stays whole.
+
+    >>> import crdtsync
+    >>> doc = crdtsync.Doc()
+    >>> doc.text("t").insert(0, "x" * 5000)
+    >>> parts = split_update(doc.get_update(), 1000)
+    >>> len(parts) > 4 and all(len(p) <= 1000 for p in parts)
+    True
+    >>> fresh = crdtsync.Doc()
+    >>> for part in parts:
+    ...     fresh.apply_update(part)
+    >>> len(fresh.text("t"))
+    5000
+    """
+    if len(data) <= max_bytes:
+        return [data]
+    parsed = enc.decode_update(data)
+    budget = max(64, max_bytes - 128)  # room for the envelope, tables and headers
+    parts: list[Update] = [Update()]
+    size = 0
+
+    def place(replica: int, e: Entry) -> None:
+        nonlocal size
+        cost = _entry_size(e)
+        current = parts[-1]
+        if size + cost > budget and current.segments:
+            current = Update()
+            parts.append(current)
+            size = 0
+        size += cost
+        last = current.segments[-1] if current.segments else None
+        span = enc.entry_span(e)
+        if last is not None and last.replica == replica and last.end == e[1]:
+            last.entries.append(e)
+            last.end += span
+        else:
+            current.segments.append(Segment(replica, e[1], e[1] + span, [e]))
+
+    for seg in parsed.segments:
+        for e in seg.entries:
+            if e[0] == enc.INS and _entry_size(e) > budget:
+                for piece in _cut_insert(e, seg.replica, budget - 32):
+                    place(seg.replica, piece)
+            else:
+                place(seg.replica, e)
+    parts[-1].facts = parsed.facts
+    return [enc.encode_update(part) for part in parts if part.segments or part.facts]

@@ -1,0 +1,314 @@
+"""SyncSession: one peer connection, as a sans-I/O state machine (bytes in, bytes out).
+
+Lifecycle::
+
+    start()                     -> [HELLO(my version, wants_hello=True)]
+    receive(HELLO(v, w))        -> [DIFF(get_update(v)) parts] (+ [HELLO(mine, False)] if w
+                                   and I have not said hello on this connection)
+    receive(DIFF parts)         -> integrate (once all parts are in), [ACK(my version)]
+    receive(UPDATE parts)       -> integrate; a gap (missing dependencies) -> [HELLO(mine,
+                                   False)] to ask for what I lack, once per gap episode
+    receive(ACK(v))             -> remember what the peer has; if it holds something I lack
+                                   and I am not already asking -> [HELLO(mine, False)]
+    poll()                      -> [UPDATE parts] of everything the document took since
+                                   the last poll (local edits and updates from other
+                                   sessions), minus what this peer sent or already has;
+                                   [ACK] if I integrated something from the peer; presence
+
+Nothing here does I/O, reads a clock or starts a thread. A reconnect is ``start()`` again
+on both sides. Once both sides are level and quiet, ``poll()`` and ``receive()`` return
+nothing more.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from crdtsync import _encoding as enc
+from crdtsync._doc import Doc, _splittable
+from crdtsync._errors import DecodeError, ProtocolError
+from crdtsync._merge import merge_updates, split_update
+from crdtsync.sync import messages as m
+from crdtsync.sync.awareness import Presence, PresenceChange
+
+__all__ = [
+    "SyncSession",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "MAX_TRANSFER_PARTS",
+    "MAX_TRANSFER_BYTES",
+    "REASK_AFTER",
+]
+
+#: Outgoing messages are cut to about this size (WebSocket servers commonly cap frames at
+#: 1 MiB, e.g. the ``websockets`` library's default ``max_size``).
+DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
+#: Incoming limits: a split transfer may have at most this many parts, and the parts a
+#: session holds while waiting for the rest may add up to at most this many bytes.
+MAX_TRANSFER_PARTS = 1 << 16
+MAX_TRANSFER_BYTES = 256 << 20
+#: While a request for missing changes is unanswered (it or its answer may have been
+#: lost), ask again after this many more messages from the peer that leave us behind it.
+REASK_AFTER = 4
+
+
+class SyncSession:
+    """Keeps ``doc`` in sync with one peer over any transport that carries byte messages.
+
+    >>> import crdtsync
+    >>> from crdtsync.sync import SyncSession
+    >>> a, b = crdtsync.Doc(), crdtsync.Doc()
+    >>> a.text("t").insert(0, "hello")
+    >>> sa, sb = SyncSession(a), SyncSession(b)
+    >>> inbox_a, inbox_b = sa.start(), sb.start()
+    >>> while inbox_a or inbox_b:     # deliver until both sides are quiet
+    ...     inbox_b, inbox_a = (
+    ...         [r for msg in inbox_a for r in sb.receive(msg)] + sb.poll(),
+    ...         [r for msg in inbox_b for r in sa.receive(msg)] + sa.poll(),
+    ...     )
+    >>> str(b.text("t")), sa.synced and sb.synced
+    ('hello', True)
+    """
+
+    def __init__(
+        self,
+        doc: Doc,
+        *,
+        presence: Presence | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_incoming_size: int | None = None,
+    ) -> None:
+        if max_message_size < 256:
+            raise ValueError("max_message_size must be at least 256 bytes")
+        self.doc = doc
+        self.presence = presence
+        self.max_message_size = max_message_size
+        #: Larger incoming messages raise ProtocolError (default: twice the outgoing limit,
+        #: since a single change larger than the limit is sent whole).
+        self.max_incoming_size = max_incoming_size or 2 * max_message_size
+        self._peer: dict[int, int] = {}  # what the peer is known to hold
+        self._sent: dict[int, int] = {}  # what we sent it since (it may not have it yet)
+        self._outbox: list[bytes] = []  # updates the doc took that this peer may lack
+        self._ack_due = False
+        self._asking = False  # a HELLO(wants_hello=False) is unanswered
+        self._gaps_since_ask = 0
+        self._hello_sent = False
+        self._transfers: dict[tuple[int, int], dict[int, bytes]] = {}
+        self._transfer_bytes = 0
+        self._transfer_ids = itertools.count()
+        self._presence_dirty: set[int] = set()
+        self._closed = False
+        self._unsubscribe = doc.on_update(self._collect)
+        self._unsubscribe_presence = (
+            presence.on_change(self._presence_changed) if presence is not None else None
+        )
+
+    # ---- public state --------------------------------------------------------------------
+
+    @property
+    def peer_version(self) -> dict[int, int]:
+        """What the peer is known to hold (from its HELLO, DIFFs, UPDATEs and ACKs)."""
+        return dict(self._peer)
+
+    @property
+    def synced(self) -> bool:
+        """True when the peer is known to hold exactly what this document holds and nothing
+        is in flight on this side."""
+        mine = {r: c for r, c in self.doc._vv.items() if c}
+        peer = {r: c for r, c in self._peer.items() if c}
+        return mine == peer and not self._outbox and not self._transfers and not self._ack_due
+
+    def close(self) -> None:
+        """Stop listening to the document (and presence)."""
+        if not self._closed:
+            self._closed = True
+            self._unsubscribe()
+            if self._unsubscribe_presence is not None:
+                self._unsubscribe_presence()
+
+    # ---- the state machine ---------------------------------------------------------------
+
+    def start(self) -> list[bytes]:
+        """Messages to send when the connection (re)opens."""
+        self._transfers.clear()
+        self._transfer_bytes = 0
+        self._asking = True
+        self._gaps_since_ask = 0
+        self._hello_sent = True
+        out = [m.encode_message(m.Hello(dict(self.doc._vv), True))]
+        if self.presence is not None:
+            self._presence_dirty.update(r for r, _, _ in self.presence.encode_states())
+        return out
+
+    def receive(self, message: bytes) -> list[bytes]:
+        """Take one message from the peer; return the messages to send back.
+
+        Raises :class:`~crdtsync.ProtocolError` for a malformed message or one that breaks
+        a limit; the session and the document are then unchanged.
+        """
+        msg = m.decode_message(message, self.max_incoming_size)
+        out = self._dispatch(msg)
+        if self._transfers and self._holds_all_peer_holds():
+            # Parts of a transfer whose rest was lost: we already hold what it carried.
+            self._transfers.clear()
+            self._transfer_bytes = 0
+        return out
+
+    def _holds_all_peer_holds(self) -> bool:
+        vv = self.doc._vv
+        return all(vv.get(r, 0) >= c for r, c in self._peer.items())
+
+    def _dispatch(self, msg: m.Message) -> list[bytes]:
+        if isinstance(msg, m.Hello):
+            return self._on_hello(msg)
+        if isinstance(msg, m.Diff):
+            self._join_peer(msg.version)
+            out = self._on_part(msg.update, msg.part, is_diff=True)
+            return out
+        if isinstance(msg, m.UpdateMessage):
+            return self._on_part(msg.update, msg.part, is_diff=False)
+        if isinstance(msg, m.Ack):
+            self._join_peer(msg.version)
+            if self._asking and not self._holds_all_peer_holds():
+                return self._count_gap()
+            return self._maybe_ask()
+        if isinstance(msg, m.Awareness):
+            if self.presence is not None:
+                self.presence.apply(msg.states, origin=self)
+            return []
+        raise ProtocolError(f"{type(msg).__name__} is for a hub, not a session")
+
+    def poll(self) -> list[bytes]:
+        """Changes the document took since the last poll, minus what the peer sent or
+        already holds; an ACK if something from the peer was integrated; presence."""
+        out: list[bytes] = []
+        if self._outbox:
+            fresh = [u for u in self._outbox if not self._peer_holds(u)]
+            self._outbox = []
+            if fresh:
+                merged = fresh[0] if len(fresh) == 1 else merge_updates(fresh)
+                out += self._parts(merged, diff_version=None)
+                _join(self._sent, enc.coverage(enc.decode_update(merged)))
+        if self._ack_due:
+            self._ack_due = False
+            out.append(m.encode_message(m.Ack(dict(self.doc._vv))))
+        if self._presence_dirty and self.presence is not None:
+            states = self.presence.encode_states(self._presence_dirty)
+            self._presence_dirty.clear()
+            if states:
+                out.append(m.encode_message(m.Awareness(states)))
+        return out
+
+    # ---- handlers ----------------------------------------------------------------------------
+
+    def _on_hello(self, hello: m.Hello) -> list[bytes]:
+        # The peer states what it holds: that is authoritative (it may have lost data).
+        self._peer = dict(hello.version)
+        self._sent = {}
+        # Everything collected so far is inside the diff we are about to send.
+        self._outbox = []
+        diff = self.doc.get_update(hello.version)
+        out = self._parts(diff, diff_version=dict(self.doc._vv))
+        _join(self._sent, self.doc._vv)
+        if hello.wants_hello and not self._hello_sent:
+            self._hello_sent = True
+            self._asking = True
+            out.append(m.encode_message(m.Hello(dict(self.doc._vv), False)))
+        return out
+
+    def _on_part(self, update: bytes, part: m.Transfer, *, is_diff: bool) -> list[bytes]:
+        try:
+            parsed = enc.decode_update(update)
+        except DecodeError as exc:
+            raise ProtocolError(f"bad update in a sync message: {exc}") from None
+        if part.count > 1:
+            if part.count > MAX_TRANSFER_PARTS:
+                raise ProtocolError(f"a transfer of {part.count} parts exceeds the limit")
+            key = (part.transfer, part.count)
+            held = self._transfers.setdefault(key, {})
+            if part.index not in held:
+                if self._transfer_bytes + len(update) > MAX_TRANSFER_BYTES:
+                    raise ProtocolError("split transfer exceeds the buffered-bytes limit")
+                held[part.index] = update
+                self._transfer_bytes += len(update)
+            if len(held) < part.count:
+                if not _splittable(parsed):
+                    return []
+                # A part made of self-contained changes goes in at once; the whole
+                # transfer is still applied at the end (its duplicates are skipped).
+            else:
+                # All parts are in: apply them as the one update they were cut from, so
+                # that no part's effects are visible without the rest.
+                del self._transfers[key]
+                self._transfer_bytes -= sum(len(p) for p in held.values())
+                update = merge_updates([held[i] for i in range(part.count)])
+                parsed = enc.decode_update(update)
+        try:
+            self.doc._apply(update, self)
+        except DecodeError as exc:
+            raise ProtocolError(f"the peer sent an update this document rejects: {exc}") from exc
+        tops = enc.coverage(parsed)
+        self._join_peer(tops)
+        self._ack_due = True
+        vv = self.doc._vv
+        gap = any(vv.get(r, 0) < top for r, top in tops.items())
+        if is_diff:
+            self._asking = False
+            self._gaps_since_ask = 0
+            return []
+        if gap:
+            return self._ask() if not self._asking else self._count_gap()
+        return []
+
+    def _count_gap(self) -> list[bytes]:
+        self._gaps_since_ask += 1
+        if self._gaps_since_ask >= REASK_AFTER:
+            return self._ask()  # the request (or its answer) was probably lost
+        return []
+
+    def _ask(self) -> list[bytes]:
+        self._asking = True
+        self._gaps_since_ask = 0
+        return [m.encode_message(m.Hello(dict(self.doc._vv), False))]
+
+    def _maybe_ask(self) -> list[bytes]:
+        if not self._holds_all_peer_holds():
+            return [] if self._asking else self._ask()
+        self._asking = False  # we hold all the peer holds: nothing left to ask for
+        return []
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    def _collect(self, update: bytes, origin: Any) -> None:
+        if origin is not self:
+            self._outbox.append(update)
+
+    def _presence_changed(self, change: PresenceChange) -> None:
+        if change.origin is not self and change.origin != "timeout":
+            self._presence_dirty.update(change.joined | change.updated | change.left)
+
+    def _join_peer(self, version: dict[int, int]) -> None:
+        _join(self._peer, version)
+
+    def _peer_holds(self, update: bytes) -> bool:
+        tops = enc.coverage(enc.decode_update(update))
+        peer, sent = self._peer, self._sent
+        return all(max(peer.get(r, 0), sent.get(r, 0)) >= c for r, c in tops.items())
+
+    def _parts(self, update: bytes, diff_version: dict[int, int] | None) -> list[bytes]:
+        parts = split_update(update, self.max_message_size)
+        transfer = next(self._transfer_ids)
+        out = []
+        for i, part in enumerate(parts):
+            where = m.Transfer(transfer, i, len(parts))
+            if diff_version is None:
+                out.append(m.encode_message(m.UpdateMessage(part, where)))
+            else:
+                out.append(m.encode_message(m.Diff(part, diff_version, where)))
+        return out
+
+
+def _join(into: dict[int, int], version: dict[int, int]) -> None:
+    for r, c in version.items():
+        if c > into.get(r, 0):
+            into[r] = c
