@@ -109,9 +109,14 @@ class Transaction:
         doc._txn = None
         if outer._entries:
             update = outer._encode()
-            outer._emit_events()
-            for callback in list(doc._update_callbacks):
-                callback(update, outer.origin)
+            if outer._changes:
+                outer._emit_events()
+            callbacks = doc._update_callbacks
+            if len(callbacks) == 1:
+                callbacks[0](update, outer.origin)
+            else:
+                for callback in list(callbacks):
+                    callback(update, outer.origin)
 
     def _changes_for(self, container: Container) -> _Changes:
         found = self._changes.get(id(container))
@@ -313,8 +318,13 @@ class Doc:
             with Transaction(self, None, True):
                 return self._local_insert(container, index, content)
         n = len(content)
-        counter, lamport = self._tick(n)
-        origin = container._seq.insert_local(index, content, self._replica, counter, lamport)
+        me = self._replica
+        vv = self._vv
+        counter = vv.get(me, 0) + 1  # the next n counters and Lamport times (see _tick)
+        vv[me] = counter + n - 1
+        lamport = self._lamport + 1
+        self._lamport += n
+        origin = container._seq.insert_local(index, content, me, counter, lamport)
         entries = txn._entries
         if entries:
             last = entries[-1]

@@ -232,12 +232,18 @@ def encode_update(update: Update) -> bytes:
     return PREFIX + _pack(body)
 
 
+#: Root key -> its one-entry root table, reused by every keystroke update (never mutated).
+_ROOT_NAMES: dict[RootKey, list[str]] = {}
+
+
 def encode_keystroke(replica: int, e: Entry) -> bytes | None:
     """The update for a transaction holding one live insert or one delete, built
     directly (the per-keystroke path); None when the general encoder is needed. The
     bytes are identical to what :func:`encode_update` produces."""
     tag = e[0]
-    root = [e[2][0] + e[2][1]]
+    root = _ROOT_NAMES.get(e[2])
+    if root is None:
+        root = _ROOT_NAMES[e[2]] = [e[2][0] + e[2][1]]
     if tag == DEL:
         replicas = [replica]
         flat: list[int] = []

@@ -419,11 +419,58 @@ class Sequence:
         self._hint = (run, pos, self._stamp)
         return origin
 
+    def _delete_tail(
+        self, run: Run, keep: int, deleter: Dot, gc: bool
+    ) -> list[tuple[int, int, int]] | None:
+        """Backspacing: when the tombstone right after ``run`` continues it, move the
+        deleted tail of ``run`` into that tombstone instead of cutting a new run."""
+        runs = run.block.runs
+        i = runs.index(run) + 1
+        if i == len(runs):
+            return None
+        nxt = runs[i]
+        end = run.counter + run.length
+        if not (
+            nxt.deleted
+            and nxt.counter == end
+            and nxt.replica == run.replica
+            and nxt.lamport == run.lamport + run.length
+            and nxt.origin == (run.replica, end - 1)
+            and nxt.deleter[0] == deleter[0]  # type: ignore[index]
+            and (nxt.content is None) == gc
+        ):
+            return None
+        k = run.length - keep
+        starts = self.ids.starts[run.replica]
+        starts[bisect_left(starts, nxt.counter)] = end - k
+        nxt.counter = end - k
+        nxt.lamport -= k
+        nxt.origin = (run.replica, end - k - 1)
+        nxt.length += k
+        if not gc:
+            nxt.content = run.content[keep:] + nxt.content
+        if deleter[1] > nxt.deleter[1]:  # type: ignore[index]
+            nxt.deleter = deleter
+        run.content = run.content[:keep]
+        run.length = keep
+        block = run.block
+        block.vis -= k
+        self.vis_len -= k
+        self._fen_add(block.index, -k)
+        self._cache = None
+        self._stamp += 1
+        return [(run.replica, end - k, k)]
+
     def delete_local(
         self, pos: int, length: int, deleter: Dot, gc: bool
     ) -> list[tuple[int, int, int]]:
         """Delete ``length`` visible elements from ``pos``; return the id ranges deleted."""
         run, offset = self.locate(pos)
+        if offset and offset + length == run.length:
+            moved = self._delete_tail(run, offset, deleter, gc)
+            if moved is not None:
+                self._hint = (run, pos - offset, self._stamp)
+                return moved
         if offset:
             run = self.split(run, offset)
         ranges: list[tuple[int, int, int]] = []
