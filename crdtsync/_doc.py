@@ -448,7 +448,7 @@ class Doc:
         """
         from crdtsync._state import state_update
 
-        return enc.encode_update(state_update(self, since or {}))
+        return enc.deflate_update(enc.encode_update(state_update(self, since or {})))
 
     # ---- applying remote updates -------------------------------------------------------------
 

@@ -20,6 +20,7 @@ caller touches a document, so a :class:`DecodeError` always leaves it unchanged.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,15 @@ def entry_span(entry: Entry) -> int:
     if tag == SKIP:
         return int(entry[2])
     return 1
+
+
+#: The second byte 0x02 marks a body compressed with DEFLATE (zlib format, RFC 1950), as
+#: Automerge compresses its larger columns: document states are mostly text, which shrinks
+#: about threefold. Only state updates of at least DEFLATE_THRESHOLD bytes are compressed.
+DEFLATED_PREFIX = bytes((PREFIX[0], 2))
+DEFLATE_THRESHOLD = 1024
+#: A compressed update may not inflate beyond this (a decompression bomb is a DecodeError).
+MAX_INFLATED_SIZE = 1 << 30
 
 
 def _pack(body: Any) -> bytes:
@@ -532,15 +542,42 @@ def _no_ext(code: int, data: bytes) -> Any:
     raise _Invalid("msgpack extension types are not used by crdtsync")
 
 
+def _inflate(data: bytes) -> bytes:
+    """Undo :func:`deflate_update`'s compression, refusing decompression bombs."""
+    inflater = zlib.decompressobj()
+    try:
+        body = inflater.decompress(data, MAX_INFLATED_SIZE)
+    except zlib.error as exc:
+        raise DecodeError(f"malformed compressed update: {exc}") from None
+    if inflater.unconsumed_tail:
+        raise DecodeError(f"compressed update inflates beyond {MAX_INFLATED_SIZE} bytes")
+    if not inflater.eof or inflater.unused_data:
+        raise DecodeError("malformed compressed update: truncated or trailing bytes")
+    return body
+
+
+def deflate_update(data: bytes) -> bytes:
+    """The same update with its body DEFLATE-compressed (second byte 0x02), when that is
+    smaller; updates under :data:`DEFLATE_THRESHOLD` bytes are returned as they are."""
+    if len(data) < DEFLATE_THRESHOLD or data[:2] != PREFIX:
+        return data
+    packed = DEFLATED_PREFIX + zlib.compress(data[2:], 6)
+    return packed if len(packed) < len(data) else data
+
+
 def decode_update(data: Any) -> Update:
     """Parse and fully validate an update; raise :class:`DecodeError` on any defect."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise DecodeError(f"an update is bytes, not {type(data).__name__}")
     data = bytes(data)
-    if data[:2] != PREFIX:
+    if data[:2] == DEFLATED_PREFIX:
+        payload = _inflate(data[2:])
+    elif data[:2] == PREFIX:
+        payload = data[2:]
+    else:
         raise DecodeError("not a crdtsync update (bad magic or unsupported format)")
     try:
-        body = msgpack.unpackb(data[2:], ext_hook=_no_ext, **_MSGPACK_LIMITS)
+        body = msgpack.unpackb(payload, ext_hook=_no_ext, **_MSGPACK_LIMITS)
         return _decode_body(body)
     except _Invalid as exc:
         raise DecodeError(f"malformed update: {exc}") from None

@@ -192,3 +192,41 @@ def test_whole_state_is_deterministic():
     random_edit_all(doc, random.Random(9), 100)
     assert doc.get_update() == doc.get_update()
     assert doc.get_update(crdtsync.VersionVector()) == doc.get_update(crdtsync.VersionVector())
+
+
+def test_large_states_are_deflated_and_load_back():
+    doc = crdtsync.Doc(1)
+    doc.text("t").insert(0, "the quick brown fox jumps over the lazy dog " * 200)
+    state = doc.get_update()
+    assert state[:2] == b"\xc1\x02"  # compressed: text shrinks well
+    assert len(state) < len(str(doc.text("t"))) // 4
+    fresh = crdtsync.Doc(2)
+    fresh.apply_update(state)
+    assert str(fresh.text("t")) == str(doc.text("t"))
+    # a keystroke update is never compressed
+    updates = []
+    doc.on_update(lambda u, o: updates.append(u))
+    doc.text("t").insert(0, "x")
+    assert updates[0][:2] == b"\xc1\x01"
+
+
+def test_compressed_garbage_and_bombs_are_decode_errors(monkeypatch):
+    import zlib
+
+    from crdtsync import _encoding
+
+    monkeypatch.setattr(_encoding, "MAX_INFLATED_SIZE", 1 << 20)
+    doc = crdtsync.Doc(1)
+    doc.text("t").insert(0, "abc")
+    before = doc.get_update()
+    bomb = b"\xc1\x02" + zlib.compress(b"\x00" * (4 << 20), 9)  # 4 MiB from a few KiB
+    for bad in (
+        b"\xc1\x02",
+        b"\xc1\x02not zlib at all",
+        b"\xc1\x02" + zlib.compress(b"\x93\x90\x90\x90")[:-2],  # truncated
+        b"\xc1\x02" + zlib.compress(b"\x93\x90\x90\x90") + b"tail",  # trailing bytes
+        bomb,
+    ):
+        with pytest.raises(crdtsync.DecodeError):
+            doc.apply_update(bad)
+        assert doc.get_update() == before
