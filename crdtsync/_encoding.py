@@ -362,6 +362,7 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
     entries: list[Entry] = []
     root_index = 0
     offset = 0
+    key: tuple[RootKey, int] | None = None  # (the current sequence root, its index)
     i, n = 2, len(seg)
 
     def take(k: int) -> list[Any]:
@@ -400,44 +401,56 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
             offset = _int(offset, -MAX_COUNTER, MAX_COUNTER, "Lamport offset")
             continue
         if INS <= tag <= INS_DELETED or INS_NEXT <= tag <= INS_DELETED_NEXT:
-            nxt = tag >= INS_NEXT
-            if nxt:
-                tag -= INS_NEXT - INS
-            fields = take(1 if tag == INS else 2) if nxt else take(2 if tag == INS else 3)
-            if nxt:
+            # The hot path of loading a state: fields read in place, checks inlined.
+            if key is None or key[1] != root_index:
+                key = (rd.root(root_index, SEQ_KINDS), root_index)
+            kind = key[0][0]
+            deleted = tag in (INS_DELETED, INS_DELETED_NEXT)
+            width = (1 if tag >= INS_NEXT else 2) + deleted
+            if i + width > n:
+                raise _fail("segment ends inside a change")
+            if tag >= INS_NEXT:
                 if c < 2:
                     raise _fail("no previous counter to be the origin")
-                fields.insert(0, 0)
-            key = root(SEQ_KINDS)
-            origin_raw = fields[0]
-            if origin_raw is None:
-                origin = None
-            elif type(origin_raw) is int:
-                origin = (replica, c - 1 - _int(origin_raw, 0, c - 2, "origin offset"))
+                origin: Dot | None = (replica, c - 1)
             else:
-                pair = _list(origin_raw, "origin")
-                if len(pair) != 2:
-                    raise _fail("origin is [replica, counter]")
-                origin = rd.dot(pair[0], pair[1])
+                origin_raw = seg[i]
+                i += 1
+                if origin_raw is None:
+                    origin = None
+                elif type(origin_raw) is int:
+                    origin = (replica, c - 1 - _int(origin_raw, 0, c - 2, "origin offset"))
+                else:
+                    pair = _list(origin_raw, "origin")
+                    if len(pair) != 2:
+                        raise _fail("origin is [replica, counter]")
+                    origin = rd.dot(pair[0], pair[1])
+            raw_content = seg[i]
+            i += 1
             deleter = None
-            if tag == INS:
-                content, length = _content(fields[1], key[0])
+            if deleted and type(raw_content) is int:
+                content, length = None, _int(raw_content, 1, MAX_COUNTER, "length")
+            elif kind == "t" and type(raw_content) is str and raw_content:
+                content, length = raw_content, len(raw_content)
             else:
-                if type(fields[1]) is int:
-                    content, length = None, _int(fields[1], 1, MAX_COUNTER, "length")
-                else:
-                    content, length = _content(fields[1], key[0])
-                if type(fields[2]) is int:
+                content, length = _content(raw_content, kind)
+            if deleted:
+                raw_deleter = seg[i]
+                i += 1
+                if type(raw_deleter) is int:
                     last = c + length - 1
-                    deleter = (replica, last + _int(fields[2], 1, MAX_COUNTER - last, "deleter"))
+                    deleter = (replica, last + _int(raw_deleter, 1, MAX_COUNTER - last, "deleter"))
                 else:
-                    pair = _list(fields[2], "deleter")
+                    pair = _list(raw_deleter, "deleter")
                     if len(pair) != 2:
                         raise _fail("deleter is [replica, counter]")
                     deleter = rd.dot(pair[0], pair[1])
             if c + length - 1 > MAX_COUNTER:
                 raise _fail("counter overflow")
-            entries.append((INS, c, key, lamport(), origin, content, length, deleter))
+            lam = c + offset
+            if not 1 <= lam <= MAX_COUNTER:
+                raise _fail("Lamport time out of range")
+            entries.append((INS, c, key[0], lam, origin, content, length, deleter))
             c += length
             continue
         if tag == DEL:
@@ -445,15 +458,15 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
             entries.append((DEL, c, root(SEQ_KINDS), rd.ranges(ranges)))
         elif tag in (MAP_SET, MAP_DEL):
             fields = take(2 if tag == MAP_SET else 1)
-            key = root("m")
+            map_root = root("m")
             if type(fields[0]) is not str:
                 raise _fail("map keys are str")
             if tag == MAP_SET:
                 if not is_value(fields[1]):
                     raise _fail("unsupported map value")
-                entries.append((MAP_SET, c, key, lamport(), fields[0], fields[1]))
+                entries.append((MAP_SET, c, map_root, lamport(), fields[0], fields[1]))
             else:
-                entries.append((MAP_DEL, c, key, lamport(), fields[0]))
+                entries.append((MAP_DEL, c, map_root, lamport(), fields[0]))
         elif tag == SET_ADD:
             element, dots = take(2)
             if not is_element(element):
