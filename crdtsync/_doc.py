@@ -273,6 +273,9 @@ class Doc:
         """Every root container by name (a name used with two types shows one of them)."""
         return {name: root for (_, name), root in sorted(self._roots.items())}
 
+    def _new_remote_txn(self, origin: Any) -> Transaction:
+        return Transaction(self, origin, False)
+
     def _tick(self, n: int) -> tuple[int, int]:
         """Take the next ``n`` counters and Lamport times; return the first of each."""
         me = self._replica

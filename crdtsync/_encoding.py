@@ -518,19 +518,28 @@ def _decode_fact(raw: Any, rd: _Reader) -> tuple[Any, ...]:
     raise _fail("unknown fact")
 
 
+#: Root table strings already parsed, so that keystroke updates reuse the same key tuple.
+_ROOT_KEYS: dict[str, RootKey] = {}
+
+
 def _decode_body(body: Any) -> Update:
     if type(body) is not list or len(body) not in (3, 4):
         raise _fail("an update is an array of 3 or 4 items")
     replicas = _list(body[0], "replica table")
     for r in replicas:
         _int(r, 0, MAX_REPLICA_ID, "replica id")
-    if len(set(replicas)) != len(replicas):
+    if len(replicas) > 1 and len(set(replicas)) != len(replicas):
         raise _fail("duplicate replica id in the table")
     roots: list[RootKey] = []
     for raw in _list(body[1], "root table"):
-        if type(raw) is not str or not raw or raw[0] not in ROOT_KINDS:
-            raise _fail("a root key is a kind letter and a name")
-        roots.append((raw[0], raw[1:]))
+        key = _ROOT_KEYS.get(raw) if type(raw) is str else None
+        if key is None:
+            if type(raw) is not str or not raw or raw[0] not in ROOT_KINDS:
+                raise _fail("a root key is a kind letter and a name")
+            key = (raw[0], raw[1:])
+            if len(_ROOT_KEYS) < 4096:
+                _ROOT_KEYS[raw] = key
+        roots.append(key)
     rd = _Reader(replicas, roots)
     update = Update()
     for raw in _list(body[2], "segments"):

@@ -14,6 +14,7 @@ from crdtsync import _encoding as enc
 from crdtsync._encoding import Entry, RootKey, Update
 from crdtsync._errors import DecodeError
 from crdtsync.types.events import DeltaBuilder
+from crdtsync.types.orset import element_key
 
 if TYPE_CHECKING:
     from crdtsync._doc import Doc
@@ -145,10 +146,7 @@ def _container(doc: Doc, key: RootKey, create: bool) -> Container | None:
 
 def integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], origin: Any) -> None:
     """Apply a ready update (see :func:`check_ready`) and notify listeners."""
-    from crdtsync._doc import Transaction
-    from crdtsync.types.orset import element_key
-
-    txn = Transaction(doc, origin, False)
+    txn = doc._new_remote_txn(origin)
     saved, doc._txn = doc._txn, txn
     try:
         vv = doc._vv
@@ -177,7 +175,8 @@ def integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], origi
                     others.append((r, e))
 
         lamport = doc._lamport
-        inserts.sort(key=lambda t: (t[0], t[1]))
+        if len(inserts) > 1:
+            inserts.sort(key=lambda t: (t[0], t[1]))
         for _, r, e in inserts:
             container: Any = _container(doc, e[2], True)
             deleter = e[7]
