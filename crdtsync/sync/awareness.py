@@ -140,8 +140,13 @@ class Presence:
         for replica, clock, state in states:
             meta = self._meta.get(replica)
             if replica == self.replica_id:
-                if meta is not None and clock >= meta[0]:
-                    meta[0] = clock + 1  # someone remembers an older incarnation of us
+                if meta is None or clock >= meta[0]:
+                    # Someone remembers an older incarnation of us (we restarted): jump past
+                    # its clock and make sure peers hear our state with the new clock.
+                    state = None if meta is None else meta[1]
+                    self._meta[replica] = [clock + 1, state, self._now]
+                    if state is not None:
+                        self._emit(set(), {replica}, set(), origin="renew", local=True)
                 continue
             if meta is not None and clock <= meta[0]:
                 if clock == meta[0]:

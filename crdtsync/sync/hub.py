@@ -14,7 +14,11 @@ from crdtsync._doc import Doc
 from crdtsync._errors import ProtocolError
 from crdtsync.sync import messages as m
 from crdtsync.sync.awareness import Presence
-from crdtsync.sync.session import DEFAULT_MAX_MESSAGE_SIZE, SyncSession
+from crdtsync.sync.session import (
+    DEFAULT_MAX_INCOMING_SIZE,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    SyncSession,
+)
 
 __all__ = ["SyncHub", "RoomOpener", "MAX_ROOMS"]
 
@@ -59,6 +63,8 @@ class SyncHub:
         self._open_room = open_room
         self.max_rooms = max_rooms
         self.max_message_size = max_message_size
+        #: Larger incoming messages (envelope included) raise ProtocolError.
+        self.max_incoming_size = max(DEFAULT_MAX_INCOMING_SIZE, 2 * max_message_size)
         self.sessions: dict[str, SyncSession] = {}
         #: Rooms the peer refused, with its reason.
         self.refused: dict[str, str] = {}
@@ -90,7 +96,7 @@ class SyncHub:
 
     def receive(self, message: bytes) -> list[bytes]:
         """Route one message; return the messages to send back."""
-        msg = m.decode_message(message)
+        msg = m.decode_message(message, self.max_incoming_size)
         if isinstance(msg, m.Refused):
             self.refused[msg.room] = msg.reason
             self.leave(msg.room)
@@ -99,6 +105,8 @@ class SyncHub:
             raise ProtocolError("a hub takes ROOM and REFUSED messages")
         session = self.sessions.get(msg.room)
         if session is None:
+            if len(self.sessions) >= self.max_rooms:
+                return [m.encode_message(m.Refused(msg.room, "too many rooms on this connection"))]
             opened: Any = self._open_room(msg.room) if self._open_room is not None else None
             if opened is None:
                 return [m.encode_message(m.Refused(msg.room, "no such room"))]

@@ -15,7 +15,7 @@ import msgpack
 
 from crdtsync._clock import MAX_REPLICA_ID
 from crdtsync._errors import ProtocolError
-from crdtsync._values import is_value
+from crdtsync._values import encodable, is_value
 
 __all__ = [
     "Ack",
@@ -168,7 +168,7 @@ def check_room(raw: Any) -> str:
 
 
 def _room(raw: Any) -> str:
-    if type(raw) is not str or not raw or len(raw) > MAX_ROOM_NAME:
+    if type(raw) is not str or not raw or len(raw) > MAX_ROOM_NAME or not encodable(raw):
         raise _fail(f"a room name is a non-empty str of at most {MAX_ROOM_NAME} characters")
     return raw
 

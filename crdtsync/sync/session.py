@@ -5,7 +5,7 @@ Lifecycle::
     start()                     -> [HELLO(my version, wants_hello=True)]
     receive(HELLO(v, w))        -> [DIFF(get_update(v)) parts] (+ [HELLO(mine, False)] if w
                                    and I have not said hello on this connection)
-    receive(DIFF parts)         -> integrate (once all parts are in), [ACK(my version)]
+    receive(DIFF parts)         -> integrate (once all parts are in); the next poll() ACKs
     receive(UPDATE parts)       -> integrate; a gap (missing dependencies) -> [HELLO(mine,
                                    False)] to ask for what I lack, once per gap episode
     receive(ACK(v))             -> remember what the peer has; if it holds something I lack
@@ -27,7 +27,7 @@ from typing import Any
 
 from crdtsync import _encoding as enc
 from crdtsync._doc import Doc, _splittable
-from crdtsync._errors import DecodeError, ProtocolError
+from crdtsync._errors import DecodeError, PendingOverflowError, ProtocolError
 from crdtsync._merge import merge_updates, split_update
 from crdtsync.sync import messages as m
 from crdtsync.sync.awareness import Presence, PresenceChange
@@ -43,6 +43,8 @@ __all__ = [
 #: Outgoing messages are cut to about this size (WebSocket servers commonly cap frames at
 #: 1 MiB, e.g. the ``websockets`` library's default ``max_size``).
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
+#: Incoming messages above this size are refused (unless a session is told otherwise).
+DEFAULT_MAX_INCOMING_SIZE = 64 << 20
 #: Incoming limits: a split transfer may have at most this many parts, and the parts a
 #: session holds while waiting for the rest may add up to at most this many bytes.
 MAX_TRANSFER_PARTS = 1 << 16
@@ -83,9 +85,11 @@ class SyncSession:
         self.doc = doc
         self.presence = presence
         self.max_message_size = max_message_size
-        #: Larger incoming messages raise ProtocolError (default: twice the outgoing limit,
-        #: since a single change larger than the limit is sent whole).
-        self.max_incoming_size = max_incoming_size or 2 * max_message_size
+        #: Larger incoming messages raise ProtocolError. The default is generous because
+        #: a single change larger than the outgoing limit (a huge map value) travels whole.
+        self.max_incoming_size = max_incoming_size or max(
+            DEFAULT_MAX_INCOMING_SIZE, 2 * max_message_size
+        )
         self._peer: dict[int, int] = {}  # what the peer is known to hold
         self._sent: dict[int, int] = {}  # what we sent it since (it may not have it yet)
         self._outbox: list[bytes] = []  # updates the doc took that this peer may lack
@@ -162,9 +166,7 @@ class SyncSession:
         if isinstance(msg, m.Hello):
             return self._on_hello(msg)
         if isinstance(msg, m.Diff):
-            self._join_peer(msg.version)
-            out = self._on_part(msg.update, msg.part, is_diff=True)
-            return out
+            return self._on_part(msg.update, msg.part, is_diff=True, version=msg.version)
         if isinstance(msg, m.UpdateMessage):
             return self._on_part(msg.update, msg.part, is_diff=False)
         if isinstance(msg, m.Ack):
@@ -216,23 +218,37 @@ class SyncSession:
             out.append(m.encode_message(m.Hello(dict(self.doc._vv), False)))
         return out
 
-    def _on_part(self, update: bytes, part: m.Transfer, *, is_diff: bool) -> list[bytes]:
+    def _on_part(
+        self,
+        update: bytes,
+        part: m.Transfer,
+        *,
+        is_diff: bool,
+        version: dict[int, int] | None = None,
+    ) -> list[bytes]:
         try:
             parsed = enc.decode_update(update)
         except DecodeError as exc:
             raise ProtocolError(f"bad update in a sync message: {exc}") from None
+        if part.count > MAX_TRANSFER_PARTS:
+            raise ProtocolError(f"a transfer of {part.count} parts exceeds the limit")
+        stored: tuple[tuple[int, int], int] | None = None
         if part.count > 1:
-            if part.count > MAX_TRANSFER_PARTS:
-                raise ProtocolError(f"a transfer of {part.count} parts exceeds the limit")
             key = (part.transfer, part.count)
-            held = self._transfers.setdefault(key, {})
+            held = self._transfers.get(key, {})
             if part.index not in held:
                 if self._transfer_bytes + len(update) > MAX_TRANSFER_BYTES:
                     raise ProtocolError("split transfer exceeds the buffered-bytes limit")
+                self._transfers[key] = held
                 held[part.index] = update
                 self._transfer_bytes += len(update)
+                stored = (key, part.index)
             if len(held) < part.count:
                 if not _splittable(parsed):
+                    # The peer holds what it sent us, even though we wait for the rest.
+                    self._join_peer(enc.coverage(parsed))
+                    if version is not None:
+                        self._join_peer(version)
                     return []
                 # A part made of self-contained changes goes in at once; the whole
                 # transfer is still applied at the end (its duplicates are skipped).
@@ -243,10 +259,22 @@ class SyncSession:
                 self._transfer_bytes -= sum(len(p) for p in held.values())
                 update = merge_updates([held[i] for i in range(part.count)])
                 parsed = enc.decode_update(update)
+                stored = None
         try:
             self.doc._apply(update, self)
+        except PendingOverflowError:
+            # Our buffer for out-of-order changes is full: ask for a fresh diff instead
+            # (a diff is always ready to integrate).
+            return [] if self._asking else self._ask()
         except DecodeError as exc:
+            if stored is not None:  # leave the session as it was
+                held = self._transfers[stored[0]]
+                self._transfer_bytes -= len(held.pop(stored[1]))
+                if not held:
+                    del self._transfers[stored[0]]
             raise ProtocolError(f"the peer sent an update this document rejects: {exc}") from exc
+        if version is not None:
+            self._join_peer(version)
         tops = enc.coverage(parsed)
         self._join_peer(tops)
         self._ack_due = True
@@ -297,7 +325,7 @@ class SyncSession:
 
     def _parts(self, update: bytes, diff_version: dict[int, int] | None) -> list[bytes]:
         parts = split_update(update, self.max_message_size)
-        transfer = next(self._transfer_ids)
+        transfer = next(self._transfer_ids) & 0xFFFFFFFF  # ids are uint32 on the wire
         out = []
         for i, part in enumerate(parts):
             where = m.Transfer(transfer, i, len(parts))
