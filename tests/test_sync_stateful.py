@@ -1,0 +1,262 @@
+"""Sync sessions under faults: N peers in a random topology over a lossy, duplicating,
+reordering, partitioned network (crdtsync.testing.SimulatedNetwork).
+
+After the heal the final check follows the recovery a client would do: every peer makes one
+more edit and the network runs until quiet (no loss from then on; duplication and
+reordering stay); if that did not bring every session level, every link reconnects. Then all
+documents must be equal, every session synced, every ``poll()`` empty and no update left
+waiting for dependencies.
+
+Two liveness gaps make the reconnect necessary today (see the strict xfails below): a lost
+gap-repair request is only re-sent after several more gapped messages, and peers that were
+brought level by a third peer never tell each other so.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+from crdt_helpers import budget
+from hypothesis import HealthCheck, Phase, assume, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+import crdtsync
+from crdtsync.sync import SyncSession
+from crdtsync.testing import (
+    TOPOLOGIES,
+    CounterAdd,
+    SimulatedNetwork,
+    apply_edit,
+    apply_edits,
+)
+from crdtsync.testing.strategies import edit_scripts
+
+MAX_PEERS = 5
+
+
+class SyncUnderFaults(RuleBasedStateMachine):
+    #: Require the peers to heal from later traffic alone (no reconnect).
+    heal_without_reconnect = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net: SimulatedNetwork | None = None
+
+    @initialize(
+        n=st.integers(2, MAX_PEERS),
+        topology=st.sampled_from(TOPOLOGIES),
+        seed=st.integers(0, 2**32 - 1),
+        max_latency=st.integers(1, 6),
+        loss=st.sampled_from([0.0, 0.1, 0.3]),
+        duplicate=st.sampled_from([0.0, 0.1, 0.3]),
+        small_messages=st.booleans(),
+        ids=st.lists(
+            st.integers(0, 2**64 - 1), min_size=MAX_PEERS, max_size=MAX_PEERS, unique=True
+        ),
+        gc=st.lists(st.booleans(), min_size=MAX_PEERS, max_size=MAX_PEERS),
+    )
+    def setup(
+        self, n, topology, seed, max_latency, loss, duplicate, small_messages, ids, gc
+    ) -> None:
+        # small messages: every update of more than a few edits becomes a split transfer
+        factory = (
+            functools.partial(SyncSession, max_message_size=256) if small_messages else SyncSession
+        )
+        docs = [crdtsync.Doc(ids[i], gc=gc[i]) for i in range(n)]
+        self.net = SimulatedNetwork.build(
+            topology,
+            docs,
+            seed=seed,
+            latency=(1, max_latency),
+            loss=loss,
+            duplicate=duplicate,
+            session_factory=factory,
+        )
+        event(f"topology: {topology}")
+
+    # ---- rules -------------------------------------------------------------------------------
+
+    @rule(peer=st.integers(0, MAX_PEERS - 1), script=edit_scripts(max_size=6))
+    def edit(self, peer, script) -> None:
+        docs = self.net.docs
+        apply_edits(docs[peer % len(docs)], script)
+
+    @rule(ticks=st.integers(1, 12))
+    def run(self, ticks) -> None:
+        self.net.run(ticks)
+
+    @rule()
+    def run_until_quiet(self) -> None:
+        # even under loss and partitions the traffic must die down
+        self.net.run_until_quiet(max_steps=5_000)
+
+    @rule(labels=st.lists(st.integers(0, 2), min_size=MAX_PEERS, max_size=MAX_PEERS))
+    def partition(self, labels) -> None:
+        names = list(self.net.peers)
+        groups = [[p for p, g in zip(names, labels, strict=False) if g == k] for k in range(3)]
+        self.net.partition(*groups)
+
+    @rule()
+    def heal(self) -> None:
+        self.net.heal()
+
+    @precondition(lambda self: self.net is not None and len(self.net.peers) < MAX_PEERS + 2)
+    @rule(which=st.integers(0, 100), replica=st.integers(0, 2**64 - 1), gc=st.booleans())
+    def join(self, which, replica, gc) -> None:
+        """A late joiner, with its own offline edits, links to one of the peers."""
+        assume(all(d.replica_id != replica for d in self.net.docs))
+        doc = crdtsync.Doc(replica, gc=gc)
+        apply_edit(doc, CounterAdd("joined", 1))
+        names = list(self.net.peers)
+        name = f"late{len(names)}"
+        self.net.add_peer(name, doc)
+        self.net.connect(name, names[which % len(names)])
+
+    @rule(which=st.integers(0, 100))
+    def reconnect(self, which) -> None:
+        links = self.net.links
+        self.net.reconnect(*links[which % len(links)])
+
+    # ---- invariants ------------------------------------------------------------------------------
+
+    @invariant()
+    def peer_versions_never_overclaim(self) -> None:
+        """A session may only believe its peer holds what the peer's document holds:
+        believing more would make it withhold changes the peer lacks."""
+        if self.net is None:
+            return
+        for owner, other, session in self.net.sessions():
+            holds = self.net[other].doc.version
+            over = {r: c for r, c in session.peer_version.items() if c > holds.get(r, 0)}
+            assert not over, f"{owner} believes {other} holds {over}, it holds {dict(holds)}"
+
+    # ---- the end ---------------------------------------------------------------------------
+
+    def teardown(self) -> None:
+        net = self.net
+        if net is None:
+            return
+        net.heal()
+        net.loss = 0.0
+        for doc in net.docs:
+            apply_edit(doc, CounterAdd("final", 1))
+        net.run_until_quiet(max_steps=20_000)
+        level = net.converged()
+        if level and net.synced:
+            event("healed by later traffic")
+        else:
+            if level:
+                event("level but not synced: reconnect")
+            else:
+                event("diverged: reconnect")
+                # a session may not claim its peer is level while documents differ
+                assert not net.synced, "every session synced, yet the documents differ"
+            assert not self.heal_without_reconnect, (
+                "after the heal and one more edit per peer the network went quiet with "
+                + ("sessions not synced" if level else "documents different")
+            )
+            net.reconnect_all().run_until_quiet(max_steps=20_000)
+        net.assert_converged()
+        not_synced = [(a, b) for a, b, s in net.sessions() if not s.synced]
+        assert not not_synced, f"sessions not synced: {not_synced}"
+        for owner, other, session in net.sessions():
+            assert session.poll() == [], f"{owner}->{other} still has something to send"
+        assert net.in_flight == 0
+        assert [d.pending for d in net.docs] == [0] * len(net.docs)
+
+
+SyncUnderFaults.TestCase.settings = settings(
+    max_examples=budget(400),
+    stateful_step_count=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+TestSyncUnderFaults = SyncUnderFaults.TestCase
+
+
+class HealWithoutReconnect(SyncUnderFaults):
+    heal_without_reconnect = True
+
+
+HealWithoutReconnect.TestCase.settings = settings(
+    max_examples=40,  # fixed, whatever the profile: this run must find the gap
+    stateful_step_count=30,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.generate],  # no shrinking: the minimal cases are below
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+TestHealWithoutReconnect = pytest.mark.xfail(
+    strict=True,
+    reason="liveness: lost gap-repair requests and peers levelled through a third peer are "
+    "only repaired by a reconnect (see the two tests below)",
+)(HealWithoutReconnect.TestCase)
+
+
+# ---- the two gaps, as minimal deterministic cases ---------------------------------------
+
+
+def _settle(sessions, queue):
+    """Deliver (src, dst, message) in order, polling every session, until nothing is left."""
+    while True:
+        queue += [(x, y, m) for x in sessions for y in sessions[x] for m in sessions[x][y].poll()]
+        if not queue:
+            return
+        x, y, message = queue.pop(0)
+        queue += [(y, x, r) for r in sessions[y][x].receive(message)]
+
+
+def _connect(names):
+    docs = {name: crdtsync.Doc(i + 1) for i, name in enumerate(names)}
+    sessions = {x: {y: SyncSession(docs[x]) for y in names if y != x} for x in names}
+    _settle(
+        sessions, [(x, y, m) for x in sessions for y in sessions[x] for m in sessions[x][y].start()]
+    )
+    return docs, sessions
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: after a lost UPDATE and a lost gap-repair HELLO, a later update that arrives "
+    "with a gap does not make the receiver ask again (it waits for REASK_AFTER=4 such "
+    "messages), so both sides go quiet with the receiver behind",
+)
+def test_a_later_update_repairs_a_lost_request():
+    docs, s = _connect("ab")
+    t = docs["a"].text("t")
+    t.insert(0, "x")
+    s["a"]["b"].poll()  # lost
+    t.insert(1, "y")
+    asked = [r for m in s["a"]["b"].poll() for r in s["b"]["a"].receive(m)]
+    assert len(asked) == 1  # b asks a for what it lacks; that request is lost
+    t.insert(2, "z")
+    _settle(s, [])  # from here on nothing is lost
+    assert str(docs["b"].text("t")) == "xyz"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: two peers brought level by a third one never tell each other: the link "
+    "stays quiet and not synced for good",
+)
+def test_peers_levelled_by_a_third_learn_they_are_synced():
+    docs, s = _connect("abc")
+    t = docs["a"].text("t")
+    t.insert(0, "x")
+    s["a"]["b"].poll()  # lost
+    t.insert(1, "y")
+    asked = [r for m in s["a"]["b"].poll() for r in s["b"]["a"].receive(m)]
+    assert len(asked) == 1  # lost
+    _settle(s, [])  # c relays x and y to b
+    assert [str(d.text("t")) for d in docs.values()] == ["xy"] * 3
+    assert all(session.poll() == [] for peer in s.values() for session in peer.values())
+    assert s["a"]["b"].synced
