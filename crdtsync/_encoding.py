@@ -109,8 +109,9 @@ def entry_span(entry: Entry) -> int:
 #: about threefold. Only state updates of at least DEFLATE_THRESHOLD bytes are compressed.
 DEFLATED_PREFIX = bytes((PREFIX[0], 2))
 DEFLATE_THRESHOLD = 1024
-#: A compressed update may not inflate beyond this (a decompression bomb is a DecodeError).
-MAX_INFLATED_SIZE = 1 << 30
+#: A compressed update may not inflate beyond this (a decompression bomb is a DecodeError);
+#: the same bound as a sync session's buffered split transfers.
+MAX_INFLATED_SIZE = 256 << 20
 
 
 def _pack(body: Any) -> bytes:

@@ -206,5 +206,36 @@ def split_update(data: bytes, max_bytes: int) -> list[bytes]:
                     place(seg.replica, piece)
             else:
                 place(seg.replica, e)
-    parts[-1].facts = parsed.facts
-    return [enc.encode_update(part) for part in parts if part.segments or part.facts]
+    # Facts come after every change (they refer to changes anywhere in the update); a
+    # delete fact with many ranges is cut into several.
+    for fact in parsed.facts:
+        for piece in _cut_fact(fact, budget):
+            cost = (
+                len(
+                    msgpack.packb(
+                        [list(x) if isinstance(x, tuple) else x for x in piece[2:]], default=repr
+                    )
+                )
+                + 32
+            )
+            if size + cost > budget and (parts[-1].segments or parts[-1].facts):
+                parts.append(Update())
+                size = 0
+            size += cost
+            parts[-1].facts.append(piece)
+    return [
+        enc.deflate_update(enc.encode_update(part)) for part in parts if part.segments or part.facts
+    ]
+
+
+def _cut_fact(fact: tuple[Any, ...], budget: int) -> list[tuple[Any, ...]]:
+    """A delete fact with more ranges than fit ``budget`` as several facts (the live-dots
+    fact of a set must stay whole: it speaks for every dot of the set)."""
+    if fact[0] != enc.FACT_DELETE:
+        return [fact]
+    per_part = max(1, budget // 24)  # a range costs at most ~20 bytes
+    ranges = fact[3]
+    return [
+        (enc.FACT_DELETE, fact[1], fact[2], ranges[i : i + per_part])
+        for i in range(0, len(ranges), per_part)
+    ]

@@ -385,11 +385,6 @@ def test_malformed_diff_leaves_peer_version_alone():
     assert not check("fresh", _pack(body))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: SyncHub opens the room (calls open_room, keeps a session) for a ROOM message "
-    "whose inner message it then rejects",
-)
 def test_hub_rejects_without_opening_rooms():
     opened = []
 

@@ -7,9 +7,9 @@ reordering stay); if that did not bring every session level, every link reconnec
 documents must be equal, every session synced, every ``poll()`` empty and no update left
 waiting for dependencies.
 
-Two liveness gaps make the reconnect necessary today (see the strict xfails below): a lost
-gap-repair request is only re-sent after several more gapped messages, and peers that were
-brought level by a third peer never tell each other so.
+``HealWithoutReconnect`` demands more: recovery from later traffic alone, without the
+reconnect. The two minimal cases below once needed a reconnect (a lost gap-repair request,
+and peers brought level by a third peer that never told each other so).
 """
 
 from __future__ import annotations
@@ -195,14 +195,10 @@ HealWithoutReconnect.TestCase.settings = settings(
     phases=[Phase.generate],  # no shrinking: the minimal cases are below
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-TestHealWithoutReconnect = pytest.mark.xfail(
-    strict=True,
-    reason="liveness: lost gap-repair requests and peers levelled through a third peer are "
-    "only repaired by a reconnect (see the two tests below)",
-)(HealWithoutReconnect.TestCase)
+TestHealWithoutReconnect = HealWithoutReconnect.TestCase
 
 
-# ---- the two gaps, as minimal deterministic cases ---------------------------------------
+# ---- two former liveness gaps, as minimal deterministic cases ---------------------------------------
 
 
 def _settle(sessions, queue):
@@ -224,12 +220,6 @@ def _connect(names):
     return docs, sessions
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after a lost UPDATE and a lost gap-repair HELLO, a later update that arrives "
-    "with a gap does not make the receiver ask again (it waits for REASK_AFTER=4 such "
-    "messages), so both sides go quiet with the receiver behind",
-)
 def test_a_later_update_repairs_a_lost_request():
     docs, s = _connect("ab")
     t = docs["a"].text("t")
@@ -243,11 +233,6 @@ def test_a_later_update_repairs_a_lost_request():
     assert str(docs["b"].text("t")) == "xyz"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: two peers brought level by a third one never tell each other: the link "
-    "stays quiet and not synced for good",
-)
 def test_peers_levelled_by_a_third_learn_they_are_synced():
     docs, s = _connect("abc")
     t = docs["a"].text("t")

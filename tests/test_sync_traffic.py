@@ -142,11 +142,6 @@ def test_split_handshake_figures():
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: split_update puts every fact (deletions of other replicas' characters) in "
-    "the last part, so sessions send messages far above max_message_size",
-)
 def test_messages_stay_near_the_size_limit():
     a, b = crdtsync.Doc(1), crdtsync.Doc(2)
     rng = random.Random(0)

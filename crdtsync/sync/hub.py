@@ -105,6 +105,7 @@ class SyncHub:
             raise ProtocolError("a hub takes ROOM and REFUSED messages")
         session = self.sessions.get(msg.room)
         if session is None:
+            m.decode_message(msg.message, self.max_incoming_size)  # before opening anything
             if len(self.sessions) >= self.max_rooms:
                 return [m.encode_message(m.Refused(msg.room, "too many rooms on this connection"))]
             opened: Any = self._open_room(msg.room) if self._open_room is not None else None

@@ -51,7 +51,7 @@ MAX_TRANSFER_PARTS = 1 << 16
 MAX_TRANSFER_BYTES = 256 << 20
 #: While a request for missing changes is unanswered (it or its answer may have been
 #: lost), ask again after this many more messages from the peer that leave us behind it.
-REASK_AFTER = 4
+REASK_AFTER = 2
 
 
 class SyncSession:
@@ -92,6 +92,8 @@ class SyncSession:
         )
         self._peer: dict[int, int] = {}  # what the peer is known to hold
         self._sent: dict[int, int] = {}  # what we sent it since (it may not have it yet)
+        self._told: dict[int, int] = {}  # the version we last told it we hold
+        self._last_ack: dict[int, int] | None = None  # the version in its last ACK
         self._outbox: list[bytes] = []  # updates the doc took that this peer may lack
         self._ack_due = False
         self._asking = False  # a HELLO(wants_hello=False) is unanswered
@@ -139,7 +141,9 @@ class SyncSession:
         self._asking = True
         self._gaps_since_ask = 0
         self._hello_sent = True
-        out = [m.encode_message(m.Hello(dict(self.doc._vv), True))]
+        self._told = dict(self.doc._vv)
+        self._last_ack = None
+        out = [m.encode_message(m.Hello(self._told, True))]
         if self.presence is not None:
             self._presence_dirty.update(r for r, _, _ in self.presence.encode_states())
         return out
@@ -170,10 +174,27 @@ class SyncSession:
         if isinstance(msg, m.UpdateMessage):
             return self._on_part(msg.update, msg.part, is_diff=False)
         if isinstance(msg, m.Ack):
+            last, sent, now = self._last_ack, self._sent, msg.version
+            # Stalled: it lacks some of what we sent, and took none of it since its last ACK
+            # (its own edits do not count as progress).
+            stalled = (
+                last is not None
+                and not _covers(now, sent)
+                and all(now.get(r, 0) <= last.get(r, 0) for r in sent)
+            )
+            self._last_ack = dict(msg.version)
             self._join_peer(msg.version)
+            out: list[bytes] = []
+            if stalled:
+                # The peer made no progress since its last ACK yet lacks what we sent: a
+                # message (or its request for it) was lost. Resend what it lacks.
+                diff = self.doc.get_update(msg.version)
+                out += self._parts(diff, diff_version=dict(self.doc._vv))
+                self._told = dict(self.doc._vv)
+                _join(self._sent, self.doc._vv)
             if self._asking and not self._holds_all_peer_holds():
-                return self._count_gap()
-            return self._maybe_ask()
+                return out + self._count_gap()
+            return out + self._maybe_ask()
         if isinstance(msg, m.Awareness):
             if self.presence is not None:
                 self.presence.apply(msg.states, origin=self)
@@ -184,16 +205,22 @@ class SyncSession:
         """Changes the document took since the last poll, minus what the peer sent or
         already holds; an ACK if something from the peer was integrated; presence."""
         out: list[bytes] = []
+        dropped = False
         if self._outbox:
             fresh = [u for u in self._outbox if not self._peer_holds(u)]
+            dropped = len(fresh) < len(self._outbox)
             self._outbox = []
             if fresh:
                 merged = fresh[0] if len(fresh) == 1 else merge_updates(fresh)
                 out += self._parts(merged, diff_version=None)
                 _join(self._sent, enc.coverage(enc.decode_update(merged)))
+        if dropped and self._told != self.doc._vv:
+            # Only changes the peer already holds came in (say, relayed by a third peer):
+            # tell it our version, or it would never learn that we are level.
+            self._ack_due = True
         if self._ack_due:
             self._ack_due = False
-            out.append(m.encode_message(m.Ack(dict(self.doc._vv))))
+            out.append(self._ack())
         if self._presence_dirty and self.presence is not None:
             states = self.presence.encode_states(self._presence_dirty)
             self._presence_dirty.clear()
@@ -204,13 +231,21 @@ class SyncSession:
     # ---- handlers ----------------------------------------------------------------------------
 
     def _on_hello(self, hello: m.Hello) -> list[bytes]:
-        # The peer states what it holds: that is authoritative (it may have lost data).
-        self._peer = dict(hello.version)
-        self._sent = {}
+        if hello.wants_hello:
+            # A (re)opening connection: what the peer states is authoritative (it may have
+            # lost data since), and everything we sent before may be lost.
+            self._peer = dict(hello.version)
+            self._sent = {}
+        else:
+            # A request for what it lacks: it holds at least this (on a transport that
+            # reorders, a newer ACK may have overtaken it).
+            self._join_peer(hello.version)
+        self._last_ack = dict(hello.version)
         # Everything collected so far is inside the diff we are about to send.
         self._outbox = []
         diff = self.doc.get_update(hello.version)
         out = self._parts(diff, diff_version=dict(self.doc._vv))
+        self._told = dict(self.doc._vv)
         _join(self._sent, self.doc._vv)
         if hello.wants_hello and not self._hello_sent:
             self._hello_sent = True
@@ -277,16 +312,29 @@ class SyncSession:
             self._join_peer(version)
         tops = enc.coverage(parsed)
         self._join_peer(tops)
-        self._ack_due = True
         vv = self.doc._vv
         gap = any(vv.get(r, 0) < top for r, top in tops.items())
+        if vv != self._told:
+            self._ack_due = True
         if is_diff:
+            # Always acknowledge the answer to a HELLO: its sender set its view of us from
+            # that HELLO (possibly a stale duplicate) and needs our actual version.
+            self._ack_due = True
             self._asking = False
             self._gaps_since_ask = 0
             return []
         if gap:
-            return self._ask() if not self._asking else self._count_gap()
+            if not self._asking:
+                return self._ask()  # our HELLO tells the peer our version: no ACK needed
+            # Still stuck while our request is out: an ACK showing no progress lets the
+            # sender notice and resend (our request or its answer may have been lost).
+            self._ack_due = True
+            return self._count_gap()
         return []
+
+    def _ack(self) -> bytes:
+        self._told = dict(self.doc._vv)
+        return m.encode_message(m.Ack(self._told))
 
     def _count_gap(self) -> list[bytes]:
         self._gaps_since_ask += 1
@@ -297,7 +345,8 @@ class SyncSession:
     def _ask(self) -> list[bytes]:
         self._asking = True
         self._gaps_since_ask = 0
-        return [m.encode_message(m.Hello(dict(self.doc._vv), False))]
+        self._told = dict(self.doc._vv)
+        return [m.encode_message(m.Hello(self._told, False))]
 
     def _maybe_ask(self) -> list[bytes]:
         if not self._holds_all_peer_holds():
@@ -310,6 +359,10 @@ class SyncSession:
     def _collect(self, update: bytes, origin: Any) -> None:
         if origin is not self:
             self._outbox.append(update)
+        else:
+            # Something the peer sent went in (perhaps late, once another session filled
+            # the gap it waited on): the peer should hear our new version.
+            self._ack_due = True
 
     def _presence_changed(self, change: PresenceChange) -> None:
         if change.origin is not self and change.origin != "timeout":
@@ -340,3 +393,7 @@ def _join(into: dict[int, int], version: dict[int, int]) -> None:
     for r, c in version.items():
         if c > into.get(r, 0):
             into[r] = c
+
+
+def _covers(version: dict[int, int], other: dict[int, int]) -> bool:
+    return all(version.get(r, 0) >= c for r, c in other.items())
