@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 
-import pytest
 from crdt_helpers import budget
 from hypothesis import HealthCheck, Phase, assume, event, settings
 from hypothesis import strategies as st
@@ -198,7 +197,7 @@ HealWithoutReconnect.TestCase.settings = settings(
 TestHealWithoutReconnect = HealWithoutReconnect.TestCase
 
 
-# ---- two former liveness gaps, as minimal deterministic cases ---------------------------------------
+# ---- two former liveness gaps, as minimal deterministic cases -----------------------
 
 
 def _settle(sessions, queue):

@@ -10,8 +10,6 @@ import functools
 import random
 import time
 
-import pytest
-
 import crdtsync
 from crdtsync.sync import SyncSession
 from crdtsync.testing import SimulatedNetwork, assert_converged
