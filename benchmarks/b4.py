@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
-import gzip
 import importlib.util
 import json
 import platform
@@ -51,28 +50,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-# The traces live beside the repository (shared between checkouts), not inside it.
-TRACES_DIR = Path(__file__).resolve().parents[2] / "shared" / "traces"
-DEFAULT_TRACE = TRACES_DIR / "sequential" / "automerge-paper.json.gz"
+# The trace format, loader and plain-string oracle are shared with the suite (``python -m
+# benchmarks``), which runs this case too as "B4" beside the other crdt-benchmarks cases.
+from benchmarks.traces import DEFAULT_TRACE, Trace, load_trace, replay_str  # noqa: E402
 
 SYSTEMS = ("crdtsync", "pycrdt", "loro", "str")
 # Which importable module each system needs; ``str`` needs nothing.
 SYSTEM_MODULES = {"crdtsync": "crdtsync", "pycrdt": "pycrdt", "loro": "loro"}
-
-Patch = tuple[int, int, str]  # (position, characters deleted, text inserted)
-
-
-@dataclass(frozen=True)
-class Trace:
-    name: str
-    start: str
-    end: str
-    # One inner list per transaction of the original history (one patch each for B4).
-    txns: list[list[Patch]]
-
-    @property
-    def patch_count(self) -> int:
-        return sum(len(txn) for txn in self.txns)
 
 
 @dataclass
@@ -96,27 +80,6 @@ class Result:
 
     def add_note(self, note: str) -> None:
         self.note = f"{self.note}; {note}" if self.note else note
-
-
-def load_trace(path: Path, limit: int | None) -> Trace:
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        data = json.load(f)
-    txns = [[(int(p[0]), int(p[1]), str(p[2])) for p in txn["patches"]] for txn in data["txns"]]
-    start: str = data["startContent"]
-    end: str = data["endContent"]
-    if limit is not None and limit < len(txns):
-        txns = txns[:limit]
-        # A prefix has no recorded end state; the plain-string replay is the oracle.
-        end = replay_str(start, txns)
-    return Trace(path.name, start, end, txns)
-
-
-def replay_str(start: str, txns: Sequence[Sequence[Patch]]) -> str:
-    s = start
-    for txn in txns:
-        for pos, ndel, ins in txn:
-            s = s[:pos] + ins + s[pos + ndel :]
-    return s
 
 
 # --------------------------------------------------------------------------------------------
