@@ -7,6 +7,7 @@ claims to be?) and :func:`integrate` then applies it without any step that can f
 
 from __future__ import annotations
 
+import gc
 from bisect import bisect_right
 from typing import TYPE_CHECKING, Any
 
@@ -144,13 +145,30 @@ def _container(doc: Doc, key: RootKey, create: bool) -> Container | None:
     return root
 
 
+#: Updates with at least this many changes (loading a state, say) pause Python's cyclic
+#: garbage collector while they integrate: they allocate many long-lived objects and no
+#: garbage, and the collector would otherwise rescan the growing heap again and again.
+BULK_CHANGES = 1000
+
+
 def integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], origin: Any) -> None:
     """Apply a ready update (see :func:`check_ready`) and notify listeners."""
+    if sum(len(seg.entries) for seg in update.segments) >= BULK_CHANGES and gc.isenabled():
+        gc.disable()
+        try:
+            _integrate(doc, data, update, tops, origin)
+        finally:
+            gc.enable()
+    else:
+        _integrate(doc, data, update, tops, origin)
+
+
+def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], origin: Any) -> None:
     txn = doc._new_remote_txn(origin)
     saved, doc._txn = doc._txn, txn
     try:
         vv = doc._vv
-        gc = doc._gc
+        drop_content = doc._gc
         inserts: list[tuple[int, int, Entry]] = []
         others: list[tuple[int, Entry]] = []
         held_tombstones: list[tuple[Entry, int, int]] = []
@@ -180,7 +198,7 @@ def integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], origi
         for _, r, e in inserts:
             container: Any = _container(doc, e[2], True)
             deleter = e[7]
-            content = None if (gc and deleter is not None) else e[5]
+            content = None if (drop_content and deleter is not None) else e[5]
             want = bool(container._observers) and deleter is None
             pos = container._seq.integrate(r, e[1], e[3], e[4], content, e[6], deleter, want)
             if want:

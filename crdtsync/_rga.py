@@ -175,12 +175,32 @@ class Sequence:
     # ---- Fenwick tree over block visible lengths -------------------------------------
 
     def _rebuild_fenwick(self, first: int = 0) -> None:
-        """Renumber blocks from ``first`` on and rebuild the tree (after a block split)."""
+        """Renumber blocks from ``first`` on and recompute the tree slots they affect (after
+        a block was inserted at ``first``): slots covering only earlier blocks stand."""
         blocks = self.blocks
         for j in range(first, len(blocks)):
             blocks[j].index = j
-        prefix = [0, *accumulate([b.vis for b in blocks])]
-        self._fen = [0] + [prefix[i] - prefix[i - (i & -i)] for i in range(1, len(prefix))]
+        old = self._fen
+        # 1-based slots 1..keep cover blocks before first - 1 (the block that was split, and
+        # so changed, is first - 1): they stand.
+        keep = max(0, min(first - 1, len(old) - 1))
+        base = self._prefix(keep) if keep else 0
+        # prefix[k - keep] = visible length of blocks [0, k), for k >= keep
+        prefix = [base, *accumulate([b.vis for b in blocks[keep:]], initial=base)][1:]
+        tree = old[: keep + 1]
+        for i in range(keep + 1, len(blocks) + 1):
+            low = i - (i & -i)
+            below = prefix[low - keep] if low >= keep else self._prefix_in(tree, low)
+            tree.append(prefix[i - keep] - below)
+        self._fen = tree
+
+    @staticmethod
+    def _prefix_in(tree: list[int], index: int) -> int:
+        total = 0
+        while index > 0:
+            total += tree[index]
+            index -= index & -index
+        return total
 
     def _fen_add(self, index: int, delta: int) -> None:
         tree = self._fen
@@ -281,6 +301,11 @@ class Sequence:
 
     # ---- structural helpers ---------------------------------------------------------
 
+    def _own(self, content: Any) -> Any:
+        """A run's content that the run alone holds: lists grow in place later (so that
+        appending one value at a time is not quadratic), so they must not be shared."""
+        return content if content is None or self.is_text else list(content)
+
     def _place(self, block: Block, i: int, run: Run) -> None:
         """Put ``run`` at slot ``i`` of ``block`` and account for its visible length."""
         block.runs.insert(i, run)
@@ -299,8 +324,23 @@ class Sequence:
         right = Block(block.runs[half:], block.index + 1)
         del block.runs[half:]
         block.vis -= right.vis
-        self.blocks.insert(block.index + 1, right)
-        self._rebuild_fenwick(block.index + 1)
+        if block.index + 1 == len(self.blocks):
+            # Splitting the last block (appending, or loading a state): grow the tree in
+            # O(log n) instead of rebuilding it.
+            self.blocks.append(right)
+            self._fen_add(block.index, -right.vis)
+            self._fen_append(right.vis)
+        else:
+            self.blocks.insert(block.index + 1, right)
+            self._rebuild_fenwick(block.index + 1)
+
+    def _fen_append(self, value: int) -> None:
+        """Add a last slot to the Fenwick tree holding ``value``."""
+        tree = self._fen
+        i = len(tree)  # the new slot's 1-based index
+        low = i - (i & -i)
+        # tree[i] covers slots (low, i]: the sum of slots low+1 .. i-1, plus value.
+        tree.append(self._prefix(i - 1) - self._prefix(low) + value)
 
     def split(self, run: Run, k: int) -> Run:
         """Cut ``run`` after its first ``k`` elements (0 < k < length); return the right part."""
@@ -386,7 +426,7 @@ class Sequence:
         """Insert ``content`` so that it starts at visible index ``pos``; return its origin."""
         n = len(content)
         if pos == 0:
-            run = Run(self, replica, counter, lamport, None, content, n)
+            run = Run(self, replica, counter, lamport, None, self._own(content), n)
             self.ids.add(run)
             self._place(self.blocks[0], 0, run)
             self._hint = (run, 0, self._stamp)
@@ -400,7 +440,10 @@ class Sequence:
                 and left.lamport + left.length == lamport
             ):
                 # Typing on at the end of our own latest run: grow it in place.
-                left.content = left.content + content
+                if self.is_text:
+                    left.content = left.content + content
+                else:
+                    left.content.extend(content)
                 left.length += n
                 block = left.block
                 block.vis += n
@@ -412,7 +455,7 @@ class Sequence:
                 return origin
         else:
             self.split(left, offset + 1)
-        run = Run(self, replica, counter, lamport, origin, content, n)
+        run = Run(self, replica, counter, lamport, origin, self._own(content), n)
         self.ids.add(run)
         block, i = self._next_slot(left)
         self._place(block, i, run)
@@ -552,7 +595,7 @@ class Sequence:
                 break
             block = blocks[block.index + 1]
             i = 0
-        run = Run(self, replica, counter, lamport, origin, content, length)
+        run = Run(self, replica, counter, lamport, origin, self._own(content), length)
         if deleter is not None:
             run.deleted = True
             run.deleter = deleter
@@ -577,7 +620,10 @@ class Sequence:
         start = run.length
         run.length += length
         if content is not None:
-            run.content = run.content + content
+            if self.is_text:
+                run.content = run.content + content
+            else:
+                run.content.extend(content)
         if run.deleted:
             return None
         block = run.block
