@@ -353,6 +353,20 @@ def _content(value: Any, kind: str) -> tuple[Any, int]:
     return value, len(value)
 
 
+def _fields(seg: list[Any], i: int, width: int) -> list[Any]:
+    """The ``width`` fields of a change starting at ``seg[i]``."""
+    if i + width > len(seg):
+        raise _fail("segment ends inside a change")
+    return seg[i : i + width]
+
+
+def _lamport(c: int, offset: int) -> int:
+    value = c + offset
+    if not 1 <= value <= MAX_COUNTER:
+        raise _fail("Lamport time out of range")
+    return value
+
+
 def _decode_segment(raw: Any, rd: _Reader) -> Segment:
     seg = _list(raw, "segment")
     if len(seg) < 2:
@@ -366,23 +380,6 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
     key: tuple[RootKey, int] | None = None  # (the current sequence root, its index)
     i, n = 2, len(seg)
 
-    def take(k: int) -> list[Any]:
-        nonlocal i
-        if i + k > n:
-            raise _fail("segment ends inside a change")
-        fields = seg[i : i + k]
-        i += k
-        return fields
-
-    def root(kinds: frozenset[str] | str) -> RootKey:
-        return rd.root(root_index, kinds)
-
-    def lamport() -> int:
-        value = c + offset
-        if not 1 <= value <= MAX_COUNTER:
-            raise _fail("Lamport time out of range")
-        return value
-
     while i < n:
         tag = seg[i]
         i += 1
@@ -394,11 +391,13 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
             c += count
             continue
         if tag == ROOT:
-            (root_index,) = take(1)
+            (root_index,) = _fields(seg, i, 1)
+            i += 1
             rd.root(root_index, ROOT_KINDS)
             continue
         if tag == LAMPORT:
-            (offset,) = take(1)
+            (offset,) = _fields(seg, i, 1)
+            i += 1
             offset = _int(offset, -MAX_COUNTER, MAX_COUNTER, "Lamport offset")
             continue
         if INS <= tag <= INS_DELETED or INS_NEXT <= tag <= INS_DELETED_NEXT:
@@ -455,34 +454,40 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
             c += length
             continue
         if tag == DEL:
-            (ranges,) = take(1)
-            entries.append((DEL, c, root(SEQ_KINDS), rd.ranges(ranges)))
+            (ranges,) = _fields(seg, i, 1)
+            i += 1
+            entries.append((DEL, c, rd.root(root_index, SEQ_KINDS), rd.ranges(ranges)))
         elif tag in (MAP_SET, MAP_DEL):
-            fields = take(2 if tag == MAP_SET else 1)
-            map_root = root("m")
+            width = 2 if tag == MAP_SET else 1
+            fields = _fields(seg, i, width)
+            i += width
+            map_root = rd.root(root_index, "m")
             if type(fields[0]) is not str:
                 raise _fail("map keys are str")
             if tag == MAP_SET:
                 if not is_value(fields[1]):
                     raise _fail("unsupported map value")
-                entries.append((MAP_SET, c, map_root, lamport(), fields[0], fields[1]))
+                entries.append((MAP_SET, c, map_root, _lamport(c, offset), fields[0], fields[1]))
             else:
-                entries.append((MAP_DEL, c, map_root, lamport(), fields[0]))
+                entries.append((MAP_DEL, c, map_root, _lamport(c, offset), fields[0]))
         elif tag == SET_ADD:
-            element, dots = take(2)
+            element, dots = _fields(seg, i, 2)
+            i += 2
             if not is_element(element):
                 raise _fail("unsupported set element")
-            entries.append((SET_ADD, c, root("s"), element, rd.dots(dots)))
+            entries.append((SET_ADD, c, rd.root(root_index, "s"), element, rd.dots(dots)))
         elif tag == SET_REM:
-            (dots,) = take(1)
-            entries.append((SET_REM, c, root("s"), rd.dots(dots)))
+            (dots,) = _fields(seg, i, 1)
+            i += 1
+            entries.append((SET_REM, c, rd.root(root_index, "s"), rd.dots(dots)))
         elif tag == COUNTER:
-            inc, dec = take(2)
+            inc, dec = _fields(seg, i, 2)
+            i += 2
             entries.append(
                 (
                     COUNTER,
                     c,
-                    root("c"),
+                    rd.root(root_index, "c"),
                     _int(inc, 0, 2**64 - 1, "total"),
                     _int(dec, 0, 2**64 - 1, "total"),
                 )
