@@ -1,8 +1,9 @@
 """The ``crdtsync`` command line (also ``python -m crdtsync``).
 
-Each feature is a subcommand: ``crdtsync demo`` today. A subcommand is a parser added in
-:func:`build_parser` plus a handler taking the parsed arguments and returning an exit code;
-handlers import their modules lazily so that ``crdtsync --help`` stays instant.
+Each feature is a subcommand: ``crdtsync demo``, ``crdtsync serve``. A subcommand is a
+parser added in :func:`build_parser` plus a handler taking the parsed arguments and
+returning an exit code; handlers import their modules lazily so that ``crdtsync --help``
+stays instant.
 """
 
 from __future__ import annotations
@@ -87,6 +88,126 @@ def _add_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
     demo.set_defaults(handler=_run_demo)
 
 
+def _run_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from crdtsync.server.app import ConfigError, ServerConfig, authenticator, run
+    from crdtsync.server.limits import Limits
+    from crdtsync.server.logs import configure
+
+    configure(args.log_level, args.log_format)
+    try:
+        limits = Limits(
+            max_message_size=args.max_message_size,
+            rate=args.rate,
+            burst=args.burst,
+            send_queue_bytes=args.send_queue_bytes,
+            max_rooms_per_connection=args.max_rooms_per_connection,
+            max_connections=args.max_connections,
+        )
+        config = ServerConfig(
+            host=args.host,
+            port=args.port,
+            tcp_port=args.tcp_port,
+            db=None if args.memory else args.db,
+            fsync=args.fsync,
+            tokens=args.tokens,
+            auth=args.auth,
+            allow_anonymous=args.allow_anonymous,
+            redis=args.redis,
+            redis_prefix=args.redis_prefix,
+            node=args.node,
+            limits=limits,
+            compact_rows=args.compact_rows,
+            idle_unload=args.idle_unload,
+            resync_interval=args.resync_interval,
+        )
+        auth = authenticator(config)  # a bad token file or --auth hook fails here
+    except (ValueError, OSError, ImportError, AttributeError, TypeError) as exc:
+        print(f"crdtsync serve: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(run(config, authenticate=auth))
+    except (ConfigError, OSError) as exc:  # e.g. the port is taken, the database unusable
+        print(f"crdtsync serve: {exc}", file=sys.stderr)
+        return 2
+
+
+def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = subparsers.add_parser(
+        "serve",
+        help="run a relay server: rooms synced over WebSockets, stored in SQLite",
+        description=(
+            "Relay server. Each room (the URL path: ws://HOST:PORT/ROOM) has a server-side "
+            "document that clients sync with; every accepted update is stored in SQLite "
+            "before it is acknowledged. Several processes share rooms through Redis "
+            "(--redis) when they share the --db file. GET /healthz reports status. "
+            "Logs are JSON lines on stderr. SIGTERM shuts down gracefully. "
+            "See docs/server.md."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    from crdtsync.server.limits import Limits  # light: dataclass defaults only
+
+    d = Limits()
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=_count(0), default=8765, help="WebSocket port (0: any)")
+    serve.add_argument(
+        "--tcp-port", type=_count(0), default=None, help="also serve plain TCP on this port"
+    )
+    store = serve.add_mutually_exclusive_group()
+    store.add_argument("--db", default="crdtsync.db", help="SQLite database file")
+    store.add_argument("--memory", action="store_true", help="keep rooms in memory only")
+    serve.add_argument(
+        "--fsync", action="store_true", help="fsync every commit (survive power loss too)"
+    )
+    serve.add_argument("--tokens", help="token file: lines of 'TOKEN read|write [ROOM,...]'")
+    serve.add_argument("--auth", help="authenticate hook MODULE:FUNCTION(token, room)")
+    serve.add_argument(
+        "--allow-anonymous",
+        action="store_true",
+        help="without --tokens/--auth, allow everyone even on a non-loopback address",
+    )
+    serve.add_argument("--redis", help="Redis URL shared with the other processes")
+    serve.add_argument("--redis-prefix", default="crdtsync:room:", help="Redis channel prefix")
+    serve.add_argument("--node", help="this process's name in logs and the log table")
+    serve.add_argument(
+        "--max-message-size", type=_count(1024), default=d.max_message_size, help="bytes"
+    )
+    serve.add_argument("--rate", type=float, default=d.rate, help="messages/s per connection")
+    serve.add_argument("--burst", type=float, default=d.burst, help="message burst")
+    serve.add_argument(
+        "--send-queue-bytes",
+        type=_count(1024),
+        default=d.send_queue_bytes,
+        help="per-connection send queue; a client that falls further behind is dropped",
+    )
+    serve.add_argument(
+        "--max-rooms-per-connection",
+        type=_count(1),
+        default=d.max_rooms_per_connection,
+        help="rooms on one multiplexed connection",
+    )
+    serve.add_argument(
+        "--max-connections", type=_count(1), default=d.max_connections, help="per process"
+    )
+    serve.add_argument(
+        "--compact-rows", type=_count(1), default=2000, help="log rows before a snapshot"
+    )
+    serve.add_argument(
+        "--idle-unload", type=float, default=60.0, help="seconds before an empty room unloads"
+    )
+    serve.add_argument(
+        "--resync-interval",
+        type=float,
+        default=5.0,
+        help="with --redis: seconds between reads of the shared log for missed updates",
+    )
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-format", default="json", choices=["json", "text"])
+    serve.set_defaults(handler=_run_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crdtsync",
@@ -95,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_demo(subparsers)
+    _add_serve(subparsers)
     return parser
 
 

@@ -1,0 +1,158 @@
+"""The ``crdtsync serve`` process: a relay behind WebSockets (and optionally TCP), with
+SQLite storage, access control, Redis, health, structured logs and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import signal
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from crdtsync.server.auth import Authenticator, TokenFile, allow_all, load_authenticator
+from crdtsync.server.limits import Limits
+from crdtsync.server.relay import Relay
+from crdtsync.server.storage import MemoryStorage, SQLiteStorage, Storage
+
+__all__ = ["ConfigError", "ServerConfig", "authenticator", "run"]
+
+log = logging.getLogger("crdtsync.server")
+
+
+class ConfigError(ValueError):
+    """A configuration that must not run (explained in the message)."""
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    #: Also serve the plain TCP transport on this port (None: WebSockets only).
+    tcp_port: int | None = None
+    #: SQLite file (None: keep rooms in memory only).
+    db: str | None = "crdtsync.db"
+    fsync: bool = False
+    tokens: str | None = None
+    auth: str | None = None
+    #: Without --tokens or --auth: everyone may write. Allowed on loopback addresses only,
+    #: unless this is set.
+    allow_anonymous: bool = False
+    redis: str | None = None
+    redis_prefix: str = "crdtsync:room:"
+    node: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    compact_rows: int = 2000
+    idle_unload: float = 60.0
+    resync_interval: float = 5.0
+    shutdown_timeout: float = 10.0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def authenticator(config: ServerConfig) -> Authenticator:
+    if config.tokens and config.auth:
+        raise ConfigError("give --tokens or --auth, not both")
+    if config.tokens:
+        return TokenFile(config.tokens)
+    if config.auth:
+        return load_authenticator(config.auth)
+    if not (config.allow_anonymous or _is_loopback(config.host)):
+        raise ConfigError(
+            f"refusing to serve {config.host} without access control: pass --tokens FILE, "
+            "--auth MODULE:FUNCTION, or --allow-anonymous"
+        )
+    log.warning(
+        "no --tokens or --auth: every client may read and write every room",
+        extra={"event": "anonymous_access"},
+    )
+    return allow_all
+
+
+async def run(
+    config: ServerConfig,
+    *,
+    authenticate: Authenticator | None = None,
+    stop: asyncio.Event | None = None,
+    install_signals: bool = True,
+) -> int:
+    """Serve until SIGTERM/SIGINT (or ``stop`` is set); then shut down gracefully.
+    ``authenticate``: the hook (default: from the config, see :func:`authenticator`)."""
+    from crdtsync.transports import websocket
+
+    auth = authenticate if authenticate is not None else authenticator(config)
+    node = config.node or f"{socket.gethostname()}-{os.getpid()}"
+    storage: Storage
+    if config.db is None:
+        storage = MemoryStorage(node=node)
+    else:
+        storage = SQLiteStorage(
+            config.db, node=node, synchronous="FULL" if config.fsync else "NORMAL"
+        )
+    relay = Relay(
+        storage=storage,
+        authenticate=auth,
+        limits=config.limits,
+        node=node,
+        compact_rows=config.compact_rows,
+        idle_unload=config.idle_unload,
+        resync_interval=config.resync_interval,
+    )
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if install_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    bridge: Any = None
+    if config.redis:
+        from crdtsync.server.redis_bridge import RedisBridge
+
+        bridge = RedisBridge(config.redis, relay, prefix=config.redis_prefix)
+        await bridge.start()
+        relay.bridge = bridge
+    relay.start()
+    ws_server = await websocket.serve(relay, config.host, config.port)
+    tcp_server = None
+    if config.tcp_port is not None:
+        from crdtsync.transports import asyncio_stream
+
+        tcp_server = await asyncio_stream.serve(relay, config.host, config.tcp_port)
+    port = ws_server.sockets[0].getsockname()[1]
+    tcp_port = tcp_server.sockets[0].getsockname()[1] if tcp_server is not None else None
+    log.info(
+        "listening on ws://%s:%s",
+        config.host,
+        port,
+        extra={
+            "event": "listening",
+            "host": config.host,
+            "port": port,
+            "tcp_port": tcp_port,
+            "db": config.db,
+            "redis": config.redis,
+            "node": node,
+        },
+    )
+    try:
+        await stop.wait()
+    finally:
+        ws_server.close(close_connections=False)
+        if tcp_server is not None:
+            tcp_server.close()
+        await relay.close(timeout=config.shutdown_timeout)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws_server.wait_closed(), 5.0)
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+    return 0

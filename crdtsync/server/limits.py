@@ -1,0 +1,77 @@
+"""Protection under load: the relay's limits, and the token bucket behind its rate limit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crdtsync.sync.session import DEFAULT_MAX_MESSAGE_SIZE
+
+__all__ = ["Limits", "TokenBucket"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-connection and per-server limits. Every default is a command-line option of
+    ``crdtsync serve``."""
+
+    #: Largest incoming message (WebSocket message or TCP frame), in bytes. Larger ones
+    #: close the connection (1009). Twice the size sessions cut outgoing messages to, since
+    #: one change larger than that is sent whole (see SyncSession.max_incoming_size).
+    max_message_size: int = 2 * DEFAULT_MAX_MESSAGE_SIZE
+    #: Sustained messages per second a connection may send, and the burst above that.
+    #: A client over its rate is not dropped: the relay stops reading from it until the
+    #: bucket refills, so TCP pushes back on the sender. A typing client sends about two
+    #: messages per keystroke batch (the update, then an ACK), so 200/s leaves wide room.
+    rate: float = 200.0
+    burst: float = 400.0
+    #: Sustained incoming bytes per second and burst (the burst must hold the largest
+    #: message: a big offline diff arrives at once, then the bucket refills).
+    byte_rate: float = float(8 << 20)
+    byte_burst: float = float(32 << 20)
+    #: A connection's queue of messages waiting to be written, in bytes. A client that
+    #: reads slower than its room changes fills it and is closed with 1013 (try again
+    #: later); it resyncs on reconnect, and nobody else waits for it.
+    send_queue_bytes: int = 16 << 20
+    #: Rooms one multiplexed connection (path ``/``, SyncHub envelopes) may open.
+    max_rooms_per_connection: int = 64
+    #: Open connections per server process; more are closed with 4429.
+    max_connections: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.max_message_size < 1024:
+            raise ValueError("max_message_size must be at least 1024 bytes")
+        if self.rate <= 0 or self.burst < 1 or self.byte_rate <= 0:
+            raise ValueError("rates must be positive and the burst at least 1")
+        if self.byte_burst < self.max_message_size:
+            raise ValueError("byte_burst must hold at least one message of max_message_size")
+        if self.send_queue_bytes < self.max_message_size:
+            raise ValueError("send_queue_bytes must hold at least one message")
+        if self.max_rooms_per_connection < 1 or self.max_connections < 1:
+            raise ValueError("room and connection limits must be at least 1")
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved up; time is passed in.
+
+    >>> bucket = TokenBucket(rate=10, burst=2, now=0.0)
+    >>> bucket.take(1, now=0.0), bucket.take(1, now=0.0), bucket.take(1, now=0.0)
+    (0.0, 0.0, 0.1)
+    >>> bucket.take(1, now=0.5)   # the debt of the third take was paid, 4 refilled; cap 2
+    0.0
+    """
+
+    __slots__ = ("rate", "burst", "_tokens", "_stamp")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._stamp = now
+
+    def take(self, amount: float, now: float) -> float:
+        """Take ``amount`` tokens (going into debt if needed); return how many seconds the
+        caller should wait before going on (0.0 if it had them)."""
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        self._tokens -= amount
+        return 0.0 if self._tokens >= 0 else round(-self._tokens / self.rate, 9)

@@ -1,0 +1,816 @@
+"""The relay: rooms, each a server-side :class:`~crdtsync.Doc` that clients sync with.
+
+Each client connection gets one :class:`~crdtsync.sync.SyncSession` per room on the room's
+document, so the document relays: an update integrated from one client lands in every
+other session's outbox, and the next :meth:`~crdtsync.sync.SyncSession.poll` sends it on.
+A late joiner's HELLO is answered from the document, so it gets the whole room at once.
+
+One step, for every message a client sends::
+
+    session.receive(message)      the document integrates; its on_update listener appends
+                                  each accepted update to the room's log (not yet durable)
+    ... (more messages, from any connection, in the same turn of the event loop)
+    flush:  storage.commit()      now durable
+            poll every session of every room that changed; queue replies and polls
+            publish the accepted updates to the other processes (Redis), if any
+
+Nothing reaches any socket before the commit, so no client ever holds an ACK (or
+another client's copy) of an update that a crash could lose.
+
+Transports (:mod:`crdtsync.transports.websocket`, :mod:`crdtsync.transports.asyncio_stream`)
+hand each accepted connection to :meth:`Relay.serve_connection` as a
+:class:`~crdtsync.transports.base.Channel`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from crdtsync import _encoding as enc
+from crdtsync._doc import Doc
+from crdtsync._errors import DecodeError, PendingOverflowError, ProtocolError
+from crdtsync.server.auth import Access, Authenticator, allow_all
+from crdtsync.server.limits import Limits, TokenBucket
+from crdtsync.server.storage import Loaded, MemoryStorage, Storage, build_doc
+from crdtsync.sync import DEFAULT_MAX_MESSAGE_SIZE, Presence, PresenceChange, SyncSession
+from crdtsync.sync import messages as m
+from crdtsync.transports.base import Channel, ChannelClosed
+from crdtsync.transports.codes import CloseCode, reason_text
+
+__all__ = ["Forbidden", "PRESENCE_SEQ", "REMOTE", "Relay", "Room"]
+
+log = logging.getLogger("crdtsync.server")
+
+#: The seq under which presence (an AWARENESS message) travels between processes.
+PRESENCE_SEQ = -1
+
+#: The origin of updates that came from another process (Redis) or from the shared log:
+#: already stored, not to be appended or published again.
+REMOTE = "remote"
+
+
+class Forbidden(Exception):
+    """A read-only client sent a change."""
+
+
+class Bridge(Protocol):
+    """What the relay needs from a link to other processes (see redis_bridge.py)."""
+
+    status: str
+
+    async def subscribe(self, room: str) -> None: ...
+
+    async def unsubscribe(self, room: str) -> None: ...
+
+    def publish(self, room: str, seq: int, update: bytes) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Room:
+    """One shared document on this server and the sessions synced with it."""
+
+    def __init__(self, relay: Relay, name: str, doc: Doc, last_seq: int) -> None:
+        self.relay = relay
+        self.name = name
+        self.doc = doc
+        self.presence = Presence(doc.replica_id, timeout=relay.presence_timeout)
+        self.members: dict[int, Member] = {}
+        #: The last seq of the shared log this process has read (for repair from the log).
+        self.last_seq = last_seq
+        #: Seqs received from other processes over Redis, not yet covered by last_seq.
+        self.remote_seqs: set[int] = set()
+        self.rows_since_compact = 0
+        self.bytes_since_compact = 0
+        self.compacting = False
+        self.repairing = False
+        #: Storage failed for this room: it sends nothing more and is dropped at the flush.
+        self.failed = False
+        self.idle_handle: asyncio.TimerHandle | None = None
+        self.opened = time.monotonic()
+        self._unsubscribe = doc.on_update(self._on_update)
+        self._unsubscribe_presence = self.presence.on_change(self._on_presence)
+
+    def _on_update(self, update: bytes, origin: Any) -> None:
+        if origin is REMOTE:
+            return
+        relay = self.relay
+        if self.failed:
+            return
+        try:
+            seq = relay.storage.append(self.name, update)
+        except Exception:
+            # Not durable: this room must not send anything more (see Relay._flush).
+            log.critical(
+                "storage append failed",
+                exc_info=True,
+                extra={"event": "storage_error", "room": self.name},
+            )
+            self.failed = True
+            relay._mark(self)
+            return
+        self.rows_since_compact += 1
+        self.bytes_since_compact += len(update)
+        relay._to_publish.append((self.name, seq, update))
+        if (
+            self.rows_since_compact >= relay.compact_rows
+            or self.bytes_since_compact >= relay.compact_bytes
+        ):
+            relay._schedule_compaction(self)
+
+    def _on_presence(self, change: PresenceChange) -> None:
+        for member in self.members.values():
+            if change.origin is member.session:
+                member.presence_ids |= change.joined | change.updated
+                member.presence_ids -= change.left
+                break
+        bridge = self.relay.bridge
+        if bridge is not None and change.origin is not REMOTE and change.origin != "timeout":
+            # From our own clients (or one of them leaving): tell the other processes.
+            # Presence is ephemeral: no log, no repair; clients renew it periodically.
+            changed = change.joined | change.updated | change.left
+            states = self.presence.encode_states(changed)
+            if states:
+                bridge.publish(self.name, PRESENCE_SEQ, m.encode_message(m.Awareness(states)))
+
+    def close(self) -> None:
+        self._unsubscribe()
+        self._unsubscribe_presence()
+        if self.idle_handle is not None:
+            self.idle_handle.cancel()
+
+
+class Member:
+    """One connection's session in one room."""
+
+    __slots__ = ("conn", "room", "session", "access", "pending", "presence_ids", "envelope")
+
+    def __init__(self, conn: Connection, room: Room, access: Access, envelope: bool) -> None:
+        self.conn = conn
+        self.room = room
+        self.access = access
+        self.session = SyncSession(
+            room.doc,
+            presence=room.presence,
+            max_message_size=room.relay.out_message_size,
+            max_incoming_size=room.relay.limits.max_message_size,
+        )
+        #: Replies to send at the next flush (after the commit).
+        self.pending: list[bytes] = []
+        #: Presence replicas this client brought (marked as left when it goes).
+        self.presence_ids: set[int] = set()
+        #: Wrap messages in ROOM envelopes (a multiplexed connection).
+        self.envelope = envelope
+
+    def wrap(self, messages: list[bytes]) -> list[bytes]:
+        if not self.envelope:
+            return messages
+        return [m.encode_message(m.Room(self.room.name, x)) for x in messages]
+
+
+class Connection:
+    """One client connection: its rooms, its bounded send queue, its sender task."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, relay: Relay, channel: Channel, token: str | None, peer: str) -> None:
+        self.id = next(self._ids)
+        self.relay = relay
+        self.channel = channel
+        self.token = token
+        self.peer = peer
+        self.members: dict[str, Member] = {}
+        self.queue: deque[bytes] = deque()
+        self.queued_bytes = 0
+        self.wake = asyncio.Event()
+        self.closing = False
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.opened = time.monotonic()
+        self.received = 0
+        self.sent = 0
+        self.close_task: asyncio.Task[None] | None = None
+
+    def enqueue(self, messages: list[bytes]) -> None:
+        if self.closing or not messages:
+            return
+        self.queue.extend(messages)
+        self.queued_bytes += sum(len(x) for x in messages)
+        if self.queued_bytes > self.relay.limits.send_queue_bytes:
+            log.warning(
+                "slow client dropped: send queue full",
+                extra={
+                    "event": "slow_client_dropped",
+                    "conn": self.id,
+                    "queued_bytes": self.queued_bytes,
+                },
+            )
+            self.abort(CloseCode.TRY_AGAIN_LATER, "send queue full: reconnect to resync")
+            return
+        self.wake.set()
+
+    def abort(self, code: int, reason: str) -> None:
+        """Stop serving this connection at once and close it with ``code`` (in a task: a
+        closing handshake with a stalled client must not hold anyone up)."""
+        if self.closing:
+            return
+        self.closing = True
+        self.close_code, self.close_reason = code, reason
+        self.queue.clear()
+        self.queued_bytes = 0
+        self.wake.set()
+        self.relay._leave_all(self)
+        self.close_task = asyncio.get_running_loop().create_task(
+            self.channel.close(code, reason_text(reason))
+        )
+
+    async def run_sender(self) -> None:
+        try:
+            while not self.closing:
+                await self.wake.wait()
+                self.wake.clear()
+                while self.queue and not self.closing:
+                    message = self.queue.popleft()
+                    self.queued_bytes -= len(message)
+                    await self.channel.send(message)
+                    self.sent += 1
+        except ChannelClosed:
+            pass
+
+
+class Relay:
+    """Rooms and connections of one server process.
+
+    ``storage`` (default: in memory) keeps every accepted update; ``authenticate`` decides
+    who may read or write which room; ``limits`` protects the process under load.
+    ``compact_rows`` / ``compact_bytes``: fold a room's log into its snapshot once this many
+    rows or bytes were appended since the last time. ``idle_unload``: drop a room from
+    memory this many seconds after its last client left.
+    """
+
+    def __init__(
+        self,
+        *,
+        storage: Storage | None = None,
+        authenticate: Authenticator = allow_all,
+        limits: Limits | None = None,
+        node: str | None = None,
+        compact_rows: int = 2000,
+        compact_bytes: int = 4 << 20,
+        idle_unload: float = 60.0,
+        presence_timeout: float = 30.0,
+        resync_interval: float = 5.0,
+        max_pending: int = 1024,
+        out_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
+        self.node = node or secrets.token_hex(6)
+        self.storage: Storage = storage if storage is not None else MemoryStorage(node=self.node)
+        self.authenticate_hook = authenticate
+        self.limits = limits or Limits()
+        self.compact_rows = compact_rows
+        self.compact_bytes = compact_bytes
+        self.idle_unload = idle_unload
+        self.presence_timeout = presence_timeout
+        self.resync_interval = resync_interval
+        self.max_pending = max_pending
+        self.out_message_size = min(out_message_size, self.limits.max_message_size // 2)
+        self.rooms: dict[str, Room] = {}
+        self.connections: set[Connection] = set()
+        self.bridge: Bridge | None = None
+        self.started = time.monotonic()
+        self.closing = False
+        self._loading: dict[str, asyncio.Future[Room]] = {}
+        self._backlog: dict[str, list[tuple[int, bytes]]] = {}
+        self._dirty: set[Room] = set()
+        self._to_publish: list[tuple[str, int, bytes]] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="crdtsync-io")
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._housekeeping: asyncio.Task[None] | None = None
+
+    # ---- public -------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "status": "shutting_down" if self.closing else "ok",
+            "node": self.node,
+            "rooms": len(self.rooms),
+            "connections": len(self.connections),
+            "uptime": round(time.monotonic() - self.started, 3),
+            "redis": self.bridge.status if self.bridge is not None else "disabled",
+        }
+
+    async def authenticate(self, token: str | None, room: str) -> Access | None:
+        """Ask the hook; a hook that fails refuses (and is logged), it never lets in."""
+        try:
+            result = self.authenticate_hook(token, room)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception:
+            log.exception("authenticate hook failed", extra={"event": "auth_error", "room": room})
+            return None
+        if result not in ("read", "write", None):
+            log.error("authenticate hook returned %r", result, extra={"event": "auth_error"})
+            return None
+        return result
+
+    def start(self) -> None:
+        """Start background housekeeping (presence timeouts, WAL checkpoints, log repair)."""
+        if self._housekeeping is None:
+            self._housekeeping = asyncio.get_running_loop().create_task(self._housekeep())
+
+    async def serve_connection(
+        self,
+        channel: Channel,
+        *,
+        room: str | None,
+        token: str | None,
+        access: Access | None | bool = True,
+        peer: str = "",
+    ) -> None:
+        """Serve one accepted connection until it closes. ``room``: the room of a
+        one-room connection, None for a multiplexed one (ROOM envelopes, each room
+        authenticated when first named). ``access``: the transport's verdict if it already
+        asked :meth:`authenticate` (True: ask now)."""
+        if self.closing:
+            await channel.close(CloseCode.GOING_AWAY, "server shutting down")
+            return
+        if len(self.connections) >= self.limits.max_connections:
+            log.warning("connection limit reached", extra={"event": "refused", "peer": peer})
+            await channel.close(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
+            return
+        if room is not None:
+            if access is True:
+                access = await self.authenticate(token, room)
+            if access not in ("read", "write"):
+                log.info(
+                    "unauthorized",
+                    extra={"event": "unauthorized", "room": room, "peer": peer},
+                )
+                await channel.close(
+                    CloseCode.UNAUTHORIZED, f"unauthorized: no access to room {room!r}"
+                )
+                return
+        conn = Connection(self, channel, token, peer)
+        self.connections.add(conn)
+        sender = asyncio.get_running_loop().create_task(conn.run_sender())
+        log.info(
+            "connected",
+            extra={
+                "event": "connect",
+                "conn": conn.id,
+                "room": room,
+                "peer": peer,
+                "access": access if room is not None else None,
+            },
+        )
+        code: int = CloseCode.ABNORMAL
+        reason = ""
+        try:
+            member = None
+            if room is not None:
+                assert access == "read" or access == "write"
+                member = await self._join(conn, room, access, envelope=False)
+            loop = asyncio.get_running_loop()
+            messages = TokenBucket(self.limits.rate, self.limits.burst, loop.time())
+            volume = TokenBucket(self.limits.byte_rate, self.limits.byte_burst, loop.time())
+            while not conn.closing:
+                data = await channel.recv()
+                conn.received += 1
+                now = loop.time()
+                delay = max(messages.take(1, now), volume.take(len(data), now))
+                if delay > 0:
+                    await asyncio.sleep(delay)  # throttle: stop reading, TCP pushes back
+                if conn.closing:
+                    break
+                if member is not None:
+                    self._receive(member, data)
+                else:
+                    await self._receive_multiplexed(conn, data)
+        except ChannelClosed as exc:
+            code, reason = exc.code, exc.reason
+        except Forbidden as exc:
+            code, reason = CloseCode.FORBIDDEN, f"forbidden: {exc}"
+            conn.abort(code, reason)
+        except PendingOverflowError:
+            # The room's buffer of updates waiting for dependencies is full: not this
+            # client's fault necessarily; it may come back (and resync) later.
+            code, reason = CloseCode.TRY_AGAIN_LATER, "room busy: reconnect to resync"
+            conn.abort(code, reason)
+        except (ValueError, ProtocolError) as exc:
+            # ProtocolError (malformed or rejected), PendingOverflowError: the session and
+            # document are unchanged, the connection goes.
+            code, reason = CloseCode.BAD_MESSAGE, f"bad message: {exc}"
+            conn.abort(code, reason)
+        except asyncio.CancelledError:
+            code, reason = CloseCode.GOING_AWAY, "cancelled"
+            conn.abort(code, reason)
+            raise
+        except Exception as exc:
+            log.exception("connection failed", extra={"event": "error", "conn": conn.id})
+            code, reason = CloseCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}"
+            conn.abort(code, reason)
+        finally:
+            if conn.close_code is not None:
+                code, reason = conn.close_code, conn.close_reason
+            conn.closing = True
+            conn.wake.set()
+            self._leave_all(conn)
+            self.connections.discard(conn)
+            sender.cancel()
+            with contextlib.suppress(BaseException):
+                await sender
+            if conn.close_task is not None:
+                with contextlib.suppress(BaseException):
+                    await conn.close_task
+            log.info(
+                "disconnected",
+                extra={
+                    "event": "disconnect",
+                    "conn": conn.id,
+                    "room": room,
+                    "code": code,
+                    "reason": reason,
+                    "received": conn.received,
+                    "sent": conn.sent,
+                    "seconds": round(time.monotonic() - conn.opened, 3),
+                },
+            )
+
+    async def open_room(self, name: str) -> Room:
+        """The room, loaded from storage (once, however many connections ask at once)."""
+        room = self.rooms.get(name)
+        if room is not None:
+            return room
+        future = self._loading.get(name)
+        if future is not None:
+            return await asyncio.shield(future)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._loading[name] = future
+        self._backlog[name] = []
+        started = time.perf_counter()
+        try:
+            if self.bridge is not None:
+                # Subscribe first: whatever another process commits after our read below
+                # reaches us over Redis, whatever it committed before is in the read.
+                await self.bridge.subscribe(name)
+            loaded = await loop.run_in_executor(self._executor, self.storage.load, name)
+            doc = await loop.run_in_executor(self._executor, self._build, loaded)
+            room = Room(self, name, doc, loaded.last_seq)
+            for seq, update in self._backlog.pop(name, []):
+                self._apply_remote(room, seq, update)
+            self.rooms[name] = room
+            future.set_result(room)
+            log.info(
+                "room opened",
+                extra={
+                    "event": "room_open",
+                    "room": name,
+                    "updates": len(loaded.updates),
+                    "ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
+            return room
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: the waiters re-raise it themselves
+            if self.bridge is not None and name not in self.rooms:
+                with contextlib.suppress(Exception):
+                    await self.bridge.unsubscribe(name)
+            raise
+        finally:
+            self._loading.pop(name, None)
+            self._backlog.pop(name, None)
+
+    def remote_update(self, room_name: str, seq: int, update: bytes) -> None:
+        """An update another process accepted (from Redis)."""
+        room = self.rooms.get(room_name)
+        if room is not None:
+            self._apply_remote(room, seq, update)
+        elif room_name in self._backlog:
+            self._backlog[room_name].append((seq, update))
+
+    def remote_presence(self, room_name: str, message: bytes) -> None:
+        """Presence states another process's clients sent (an AWARENESS message)."""
+        room = self.rooms.get(room_name)
+        if room is None:
+            return
+        try:
+            msg = m.decode_message(message)
+        except ProtocolError:
+            return
+        if isinstance(msg, m.Awareness):
+            room.presence.apply(msg.states, origin=REMOTE)
+            self._mark(room)
+
+    def resync_all(self) -> None:
+        """Read what other processes committed to the shared log (after a Redis outage)."""
+        for room in list(self.rooms.values()):
+            self._spawn(self.repair(room))
+
+    async def repair(self, room: Room) -> None:
+        """Apply the rows other processes committed to this room since we last looked."""
+        if room.repairing:
+            return
+        room.repairing = True
+        try:
+            loop = asyncio.get_running_loop()
+            tail: Loaded = await loop.run_in_executor(
+                self._executor, self.storage.tail, room.name, room.last_seq
+            )
+        finally:
+            room.repairing = False
+        if self.rooms.get(room.name) is not room:
+            return
+        updates = [] if tail.snapshot is None else [tail.snapshot]
+        updates += [data for seq, data in tail.rows if seq not in room.remote_seqs]
+        for update in updates:
+            self._apply_update(room, update)
+        room.last_seq = max(room.last_seq, tail.last_seq)
+        room.remote_seqs = {s for s in room.remote_seqs if s > room.last_seq}
+        if updates:
+            self._mark(room)
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Graceful shutdown: close every connection with 1001 (clients reconnect, maybe to
+        another process), commit, compact the rooms that changed, close storage."""
+        if self.closing:
+            return
+        self.closing = True
+        log.info("shutting down", extra={"event": "shutdown", "connections": len(self.connections)})
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+        for conn in list(self.connections):
+            conn.abort(CloseCode.GOING_AWAY, "server shutting down")
+        self._flush()
+        closers = [c.close_task for c in list(self.connections) if c.close_task is not None]
+        if closers:
+            await asyncio.wait(closers, timeout=min(timeout, 5.0))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for room in list(self.rooms.values()):
+            if room.rows_since_compact and loop.time() < deadline:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(
+                        loop.run_in_executor(self._executor, self.storage.compact, room.name),
+                        max(0.1, deadline - loop.time()),
+                    )
+            room.close()
+        self.rooms.clear()
+        if self.bridge is not None:
+            with contextlib.suppress(Exception):
+                await self.bridge.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self.storage.commit()
+        await loop.run_in_executor(self._executor, _close_thread_conns, self.storage)
+        self._executor.shutdown(wait=True)
+        self.storage.close()
+        log.info("shut down", extra={"event": "stopped"})
+
+    # ---- receiving ---------------------------------------------------------------------------
+
+    def _build(self, loaded: Loaded) -> Doc:
+        return build_doc(loaded.updates, max_pending=self.max_pending)
+
+    async def _join(self, conn: Connection, name: str, access: Access, *, envelope: bool) -> Member:
+        room = await self.open_room(name)
+        if conn.closing:
+            raise ChannelClosed(conn.close_code or CloseCode.ABNORMAL, conn.close_reason)
+        member = Member(conn, room, access, envelope)
+        room.members[id(member)] = member
+        conn.members[name] = member
+        if room.idle_handle is not None:
+            room.idle_handle.cancel()
+            room.idle_handle = None
+        return member
+
+    def _receive(self, member: Member, data: bytes) -> None:
+        room = member.room
+        if member.access == "read" and _changes_document(room.doc, data, self.limits):
+            raise Forbidden(f"read-only access to room {room.name!r}")
+        replies = member.session.receive(data)
+        if replies:
+            member.pending += replies
+        self._mark(room)
+
+    async def _receive_multiplexed(self, conn: Connection, data: bytes) -> None:
+        msg = m.decode_message(data, self.limits.max_message_size)
+        if not isinstance(msg, m.Room):
+            raise ProtocolError("a multiplexed connection takes ROOM messages only")
+        member = conn.members.get(msg.room)
+        if member is None:
+            access = await self.authenticate(conn.token, msg.room)
+            if access is None:
+                log.info(
+                    "unauthorized",
+                    extra={"event": "unauthorized", "room": msg.room, "conn": conn.id},
+                )
+                conn.enqueue([m.encode_message(m.Refused(msg.room, "unauthorized"))])
+                return
+            if len(conn.members) >= self.limits.max_rooms_per_connection:
+                limit = self.limits.max_rooms_per_connection
+                refusal = f"more than {limit} rooms on one connection"
+                conn.enqueue([m.encode_message(m.Refused(msg.room, refusal))])
+                return
+            member = await self._join(conn, msg.room, access, envelope=True)
+        try:
+            self._receive(member, msg.message)
+        except Forbidden as exc:
+            self._leave(member)
+            conn.enqueue([m.encode_message(m.Refused(msg.room, f"forbidden: {exc}"))])
+
+    def _apply_remote(self, room: Room, seq: int, update: bytes) -> None:
+        if seq <= room.last_seq or seq in room.remote_seqs:
+            return
+        room.remote_seqs.add(seq)
+        self._apply_update(room, update)
+        self._mark(room)
+        if room.doc.pending:
+            # Something before it did not reach us over Redis: read the shared log.
+            self._spawn(self.repair(room))
+
+    def _apply_update(self, room: Room, update: bytes) -> None:
+        try:
+            room.doc.apply_update(update, REMOTE)
+        except (DecodeError, ValueError) as exc:
+            log.error(
+                "update from another process rejected: %s",
+                exc,
+                extra={"event": "remote_rejected", "room": room.name},
+            )
+
+    # ---- flushing ------------------------------------------------------------------------------
+
+    def _mark(self, room: Room) -> None:
+        self._dirty.add(room)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        try:
+            self.storage.commit()
+        except Exception:
+            # Nothing of this turn is durable: send nothing, drop the rooms that changed
+            # (they reload from storage on the next connection) and their clients.
+            log.critical("storage commit failed", exc_info=True, extra={"event": "storage_error"})
+            self._to_publish.clear()
+            for room in list(self._dirty):
+                room.failed = True
+        dirty, self._dirty = self._dirty, set()
+        for room in [r for r in dirty if r.failed]:
+            dirty.discard(room)
+            self._to_publish = [p for p in self._to_publish if p[0] != room.name]
+            for member in list(room.members.values()):
+                member.conn.abort(CloseCode.INTERNAL_ERROR, "storage failure")
+            self._drop_room(room)
+        for room in dirty:
+            for member in list(room.members.values()):
+                out = member.pending + member.session.poll()
+                member.pending = []
+                if out:
+                    member.conn.enqueue(member.wrap(out))
+        if self._to_publish:
+            published, self._to_publish = self._to_publish, []
+            if self.bridge is not None:
+                for name, seq, update in published:
+                    self.bridge.publish(name, seq, update)
+
+    # ---- leaving, unloading, compaction --------------------------------------------------------
+
+    def _leave_all(self, conn: Connection) -> None:
+        for member in list(conn.members.values()):
+            self._leave(member)
+
+    def _leave(self, member: Member) -> None:
+        room, conn = member.room, member.conn
+        if conn.members.get(room.name) is member:
+            del conn.members[room.name]
+        if room.members.pop(id(member), None) is None:
+            return
+        member.session.close()
+        if member.presence_ids:
+            gone = [
+                (r, clock + 1, None)
+                for r, clock, _ in room.presence.encode_states(member.presence_ids)
+            ]
+            room.presence.apply(gone)
+            self._mark(room)
+        if not room.members and not self.closing and self.rooms.get(room.name) is room:
+            loop = asyncio.get_running_loop()
+            room.idle_handle = loop.call_later(
+                self.idle_unload, lambda: self._spawn(self._unload(room))
+            )
+
+    async def _unload(self, room: Room) -> None:
+        if room.members or self.rooms.get(room.name) is not room:
+            return
+        if room.rows_since_compact:
+            await self._compact(room)
+        if room.members or self.rooms.get(room.name) is not room:
+            return
+        self._drop_room(room)
+        log.info("room closed", extra={"event": "room_close", "room": room.name})
+        if self.bridge is not None:
+            await self.bridge.unsubscribe(room.name)
+
+    def _drop_room(self, room: Room) -> None:
+        if self.rooms.get(room.name) is room:
+            del self.rooms[room.name]
+        self._dirty.discard(room)
+        room.close()
+
+    def _schedule_compaction(self, room: Room) -> None:
+        if not room.compacting:
+            self._spawn(self._compact(room))
+
+    async def _compact(self, room: Room) -> None:
+        if room.compacting:
+            return
+        room.compacting = True
+        rows, size = room.rows_since_compact, room.bytes_since_compact
+        room.rows_since_compact = room.bytes_since_compact = 0
+        try:
+            self.storage.commit()  # the worker's connection reads committed rows only
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self._executor, self.storage.compact, room.name)
+            if result is not None:
+                log.info(
+                    "room compacted",
+                    extra={
+                        "event": "compact",
+                        "room": room.name,
+                        "rows": result.rows,
+                        "snapshot_bytes": result.snapshot_bytes,
+                        "ms": round(result.seconds * 1000, 1),
+                    },
+                )
+        except Exception:
+            room.rows_since_compact += rows
+            room.bytes_since_compact += size
+            log.exception("compaction failed", extra={"event": "compact_error", "room": room.name})
+        finally:
+            room.compacting = False
+
+    # ---- background ------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _housekeep(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_checkpoint = last_resync = loop.time()
+        while True:
+            await asyncio.sleep(1.0)
+            now = loop.time()
+            for room in list(self.rooms.values()):
+                room.presence.tick(now)
+            if now - last_checkpoint >= 30.0:
+                last_checkpoint = now
+                try:
+                    await loop.run_in_executor(self._executor, self.storage.maintenance)
+                except Exception:
+                    log.exception("storage maintenance failed", extra={"event": "storage_error"})
+            if self.bridge is not None and now - last_resync >= self.resync_interval:
+                last_resync = now
+                self.resync_all()
+
+
+def _close_thread_conns(storage: Storage) -> None:
+    closer: Callable[[], None] | None = getattr(storage, "close_thread", None)
+    if closer is not None:
+        closer()
+
+
+def _changes_document(doc: Doc, data: bytes, limits: Limits) -> bool:
+    """Whether a message from a read-only client would change ``doc``: an update or diff
+    with changes the document lacks, or with facts (a fact can remove elements the
+    document holds). A client that is level or behind sends empty diffs, which pass."""
+    msg = m.decode_message(data, limits.max_message_size)
+    if not isinstance(msg, m.Diff | m.UpdateMessage):
+        return False
+    try:
+        parsed = enc.decode_update(msg.update)
+    except DecodeError as exc:
+        raise ProtocolError(f"bad update in a sync message: {exc}") from None
+    if parsed.facts:
+        return True
+    vv = doc.version
+    return any(seg.end - 1 > vv.get(seg.replica, 0) for seg in parsed.segments)

@@ -1,0 +1,279 @@
+"""WebSocket transport (the ``websockets`` library, asyncio): ``pip install 'crdtsync[websocket]'``.
+
+One connection is one room: the room is the URL path (``ws://host:8765/team/notes`` is
+room ``team/notes``). The path ``/`` opens a multiplexed connection instead, carrying
+:class:`~crdtsync.sync.SyncHub` ROOM envelopes for many rooms. Sync messages travel as
+binary messages, one per WebSocket message. The token goes in an
+``Authorization: Bearer TOKEN`` header (or, for browsers, a ``?token=`` query parameter).
+The server tells the client its access in an ``X-Crdtsync-Access`` response header, and
+answers ``GET /healthz`` with a JSON status.
+
+Client::
+
+    doc = crdtsync.Doc()
+    async with connect("ws://localhost:8765/notes", doc, token="s3cret") as client:
+        await client.wait_synced()
+        doc.text("body").insert(0, "hello")     # goes out at the next turn of the loop
+
+Server (``crdtsync serve`` does this, plus storage, Redis, signals)::
+
+    relay = Relay(storage=SQLiteStorage("rooms.db"))
+    async with serve(relay, "127.0.0.1", 8765):
+        await asyncio.Future()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import weakref
+from collections.abc import Generator
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+try:
+    from websockets.asyncio.client import ClientConnection
+    from websockets.asyncio.client import connect as ws_connect
+    from websockets.asyncio.server import ServerConnection
+    from websockets.asyncio.server import serve as ws_serve
+    from websockets.datastructures import Headers
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+    from websockets.http11 import Request, Response
+    from websockets.uri import parse_uri
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "crdtsync.transports.websocket needs the websockets library: "
+        "pip install 'crdtsync[websocket]'"
+    ) from exc
+
+from crdtsync._doc import Doc
+from crdtsync._errors import ProtocolError
+from crdtsync.sync import Presence
+from crdtsync.sync import messages as m
+from crdtsync.transports.base import ChannelClosed, ConnectionRefusedByServer, SyncClient
+from crdtsync.transports.codes import CloseCode, reason_text
+
+__all__ = ["WebSocketChannel", "connect", "room_from_path", "serve"]
+
+ACCESS_HEADER = "X-Crdtsync-Access"
+HEALTH_PATH = "/healthz"
+#: Incoming message limit of a client (a server's diff is cut to about 1 MiB per message,
+#: but one change larger than that travels whole).
+CLIENT_MAX_SIZE = 64 << 20
+
+
+def _closed(exc: ConnectionClosed) -> ChannelClosed:
+    frame = exc.rcvd if exc.rcvd is not None else exc.sent
+    if frame is None:
+        return ChannelClosed(CloseCode.ABNORMAL, "connection lost")
+    return ChannelClosed(frame.code, frame.reason)
+
+
+class WebSocketChannel:
+    """A websockets connection (client or server side) as a :class:`Channel`."""
+
+    def __init__(self, ws: ClientConnection | ServerConnection, access: str | None = None):
+        self.ws = ws
+        self.access = access
+
+    async def send(self, data: bytes) -> None:
+        try:
+            await self.ws.send(data)
+        except ConnectionClosed as exc:
+            raise _closed(exc) from None
+
+    async def recv(self) -> bytes:
+        try:
+            data = await self.ws.recv()
+        except ConnectionClosed as exc:
+            raise _closed(exc) from None
+        if isinstance(data, str):
+            raise ProtocolError("sync messages are binary; got a text message")
+        return data
+
+    async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        with contextlib.suppress(Exception):  # a connection that is already gone
+            await self.ws.close(code, reason_text(reason))
+
+
+def room_from_path(path: str) -> str | None:
+    """``/team/notes?x=1`` -> ``"team/notes"``; ``/`` -> None (multiplexed connection).
+    ValueError for a path that is not a valid room name."""
+    raw = unquote(urlsplit(path).path).lstrip("/")
+    if not raw:
+        return None
+    return m.check_room(raw)
+
+
+def _token(request: Request) -> str | None:
+    auth = request.headers.get("Authorization")
+    if auth is not None and auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    values = parse_qs(urlsplit(request.path).query).get("token")
+    return values[0] if values else None
+
+
+# ---- server ----------------------------------------------------------------------------------
+
+
+def serve(
+    relay: Any,
+    host: str | None = "127.0.0.1",
+    port: int | None = 8765,
+    **kwargs: Any,
+) -> Any:
+    """Serve ``relay`` (a :class:`crdtsync.server.Relay`) over WebSockets; returns what
+    :func:`websockets.asyncio.server.serve` returns (await it, or ``async with`` it).
+    Extra keyword arguments go to ``websockets`` (``ssl=...``, ``sock=...``)."""
+    admitted: weakref.WeakKeyDictionary[ServerConnection, tuple[Any, ...]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    async def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        if urlsplit(request.path).path == HEALTH_PATH:
+            stats = relay.stats()
+            status = HTTPStatus.OK if stats["status"] == "ok" else HTTPStatus.SERVICE_UNAVAILABLE
+            response = connection.respond(status, json.dumps(stats) + "\n")
+            response.headers["Content-Type"] = "application/json"
+            return response
+        token = _token(request)
+        try:
+            room = room_from_path(request.path)
+        except ValueError as exc:
+            admitted[connection] = (None, token, None, str(exc))
+            return None
+        access: Any = True
+        if room is not None:
+            access = await relay.authenticate(token, room)
+        admitted[connection] = (room, token, access, None)
+        return None
+
+    def process_response(
+        connection: ServerConnection, request: Request, response: Response
+    ) -> None:
+        entry = admitted.get(connection)
+        if entry is not None and entry[2] in ("read", "write"):
+            response.headers[ACCESS_HEADER] = entry[2]
+
+    async def handler(ws: ServerConnection) -> None:
+        entry = admitted.pop(ws, None)
+        channel = WebSocketChannel(ws)
+        if entry is None:
+            await channel.close(CloseCode.INTERNAL_ERROR, "not admitted")
+            return
+        room, token, access, error = entry
+        if error is not None:
+            await channel.close(CloseCode.BAD_ROOM, f"bad room name: {error}")
+            return
+        peer = ws.remote_address
+        await relay.serve_connection(
+            channel,
+            room=room,
+            token=token,
+            access=access,
+            peer=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer),
+        )
+
+    kwargs.setdefault("max_size", relay.limits.max_message_size)
+    kwargs.setdefault("compression", None)  # updates are compact already; spare the CPU
+    kwargs.setdefault("close_timeout", 2.0)
+    kwargs.setdefault("ping_interval", 20.0)
+    kwargs.setdefault("ping_timeout", 20.0)
+    return ws_serve(
+        handler,
+        host,
+        port,
+        process_request=process_request,
+        process_response=process_response,
+        **kwargs,
+    )
+
+
+# ---- client ----------------------------------------------------------------------------------
+
+
+def _opener(
+    url: str, token: str | None, max_size: int, open_timeout: float, extra: dict[str, Any]
+) -> Any:
+    headers = Headers()
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+
+    async def open_channel() -> WebSocketChannel:
+        try:
+            ws = await ws_connect(
+                url,
+                additional_headers=headers,
+                max_size=max_size,
+                open_timeout=open_timeout,
+                compression=None,
+                close_timeout=2.0,
+                **extra,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if 400 <= status < 500:
+                raise ConnectionRefusedByServer(4000 + status, f"HTTP {status}") from None
+            raise ChannelClosed(CloseCode.ABNORMAL, f"HTTP {status}") from None
+        except InvalidHandshake as exc:
+            raise ChannelClosed(CloseCode.ABNORMAL, str(exc)) from None
+        return WebSocketChannel(ws, ws.response.headers.get(ACCESS_HEADER) if ws.response else None)
+
+    return open_channel
+
+
+class connect:  # noqa: N801 - used like a function, as websockets' own connect
+    """Connect ``doc`` to the room at ``url`` and keep it in sync (see :class:`SyncClient`).
+
+    ``await connect(...)`` returns the started client (by default once the server
+    answered; ``wait=False`` returns at once and lets it keep trying in the background);
+    ``async with connect(...) as client`` also closes it at the end.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        doc: Doc,
+        *,
+        token: str | None = None,
+        presence: Presence | None = None,
+        wait: bool = True,
+        open_timeout: float = 10.0,
+        reconnect: bool = True,
+        backoff_min: float = 0.1,
+        backoff_max: float = 10.0,
+        max_size: int = CLIENT_MAX_SIZE,
+        **websockets_kwargs: Any,
+    ) -> None:
+        parse_uri(url)  # a malformed URL raises InvalidURI here, not in the background
+        self.client = SyncClient(
+            _opener(url, token, max_size, open_timeout, websockets_kwargs),
+            doc,
+            presence=presence,
+            reconnect=reconnect,
+            backoff_min=backoff_min,
+            backoff_max=backoff_max,
+            name=url,
+        )
+        self._wait = wait
+        self._timeout = open_timeout
+
+    async def _start(self) -> SyncClient:
+        await self.client.start(wait=self._wait, timeout=self._timeout)
+        return self.client
+
+    def __await__(self) -> Generator[Any, None, SyncClient]:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> SyncClient:
+        return await self._start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.client.close()

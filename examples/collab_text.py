@@ -1,0 +1,243 @@
+"""Two or more terminals typing into one shared text, live, through ``crdtsync serve``.
+
+Each terminal holds a replica of the room's document and edits its Text at once; every
+keystroke is a small update (about 20 bytes) relayed to the others. Typing at the same
+spot at the same time never interleaves letters, and everyone ends with the same text.
+Other people's cursors come through presence (ephemeral, never stored) and show in
+reverse video.
+
+Run it (from a checkout, after ``pip install -e '.[websocket]'``)::
+
+    crdtsync serve --memory                            # terminal 1
+    python examples/collab_text.py --name alice        # terminal 2
+    python examples/collab_text.py --name bob          # terminal 3
+
+Arrows, Home/End move; Backspace/Delete erase; Esc or Ctrl-C quits. ``--type TEXT`` types
+TEXT without a terminal UI (keystroke by keystroke, at random places with ``--scatter``),
+waits until the server has everything, then prints the shared text: handy for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import curses
+import random
+import sys
+from typing import Any
+
+import crdtsync
+from crdtsync.sync import Presence
+from crdtsync.transports import SyncClient
+from crdtsync.transports.websocket import connect
+
+
+def shift(cursor: int, delta: list[dict[str, Any]]) -> int:
+    """Where ``cursor`` lands after a remote change described by a Quill-style delta."""
+    pos = 0
+    for op in delta:
+        if "retain" in op:
+            pos += op["retain"]
+        elif "insert" in op:
+            if pos < cursor:
+                cursor += len(op["insert"])
+            pos += len(op["insert"])
+        elif "delete" in op and pos < cursor:
+            cursor -= min(op["delete"], cursor - pos)
+    return cursor
+
+
+def layout(text: str, width: int) -> list[tuple[int, int]]:
+    """Screen (row, column) of every index 0..len(text), wrapping at ``width``."""
+    spots, row, col = [], 0, 0
+    for ch in text:
+        spots.append((row, col))
+        if ch == "\n" or col == width - 1:
+            row, col = row + 1, 0
+        else:
+            col += 1
+    spots.append((row, col))
+    return spots
+
+
+class Editor:
+    def __init__(self, screen: Any, doc: crdtsync.Doc, presence: Presence, name: str) -> None:
+        self.screen = screen
+        self.doc = doc
+        self.text = doc.text("text")
+        self.presence = presence
+        self.name = name
+        self.cursor = len(self.text)
+        self.dirty = asyncio.Event()
+        self.client: SyncClient | None = None
+        self.text.observe(self.on_text)
+        presence.on_change(lambda change: self.dirty.set())
+        self.publish()
+
+    def on_text(self, event: crdtsync.TextEvent) -> None:
+        if not event.local:
+            self.cursor = shift(self.cursor, event.delta)
+        self.dirty.set()
+
+    def publish(self) -> None:
+        self.presence.set_local({"name": self.name, "cursor": self.cursor})
+
+    def key(self, key: str | int) -> bool:
+        """Handle one key; False to quit."""
+        text, n = self.text, len(self.text)
+        if key in ("\x1b", "\x03"):
+            return False
+        if key in (curses.KEY_LEFT,):
+            self.cursor = max(0, self.cursor - 1)
+        elif key in (curses.KEY_RIGHT,):
+            self.cursor = min(n, self.cursor + 1)
+        elif key in (curses.KEY_HOME, "\x01"):
+            self.cursor = str(text).rfind("\n", 0, self.cursor) + 1
+        elif key in (curses.KEY_END, "\x05"):
+            end = str(text).find("\n", self.cursor)
+            self.cursor = n if end < 0 else end
+        elif key in (curses.KEY_UP, curses.KEY_DOWN):
+            self.cursor = self.vertical(-1 if key == curses.KEY_UP else 1)
+        elif key in (curses.KEY_BACKSPACE, "\x7f", "\x08"):
+            if self.cursor > 0:
+                text.delete(self.cursor - 1)
+                self.cursor -= 1
+        elif key == curses.KEY_DC:
+            if self.cursor < n:
+                text.delete(self.cursor)
+        elif key in ("\n", "\r", curses.KEY_ENTER):
+            text.insert(self.cursor, "\n")
+            self.cursor += 1
+        elif isinstance(key, str) and key.isprintable():
+            text.insert(self.cursor, key)
+            self.cursor += 1
+        self.publish()
+        self.dirty.set()
+        return True
+
+    def vertical(self, step: int) -> int:
+        spots = layout(str(self.text), self.screen.getmaxyx()[1])
+        row, col = spots[self.cursor]
+        same_col = [i for i, (r, c) in enumerate(spots) if r == row + step and c <= col]
+        return same_col[-1] if same_col else self.cursor
+
+    def draw(self) -> None:
+        scr = self.screen
+        height, width = scr.getmaxyx()
+        scr.erase()
+        others = {
+            r: s
+            for r, s in self.presence.states.items()
+            if r != self.presence.replica_id and isinstance(s, dict)
+        }
+        status = "online" if self.client is not None and self.client.connected else "offline"
+        names = ", ".join(sorted(str(s.get("name", "?")) for s in others.values())) or "nobody"
+        header = f" {self.name} ({status}) - also here: {names} - Esc quits "
+        scr.addnstr(0, 0, header.ljust(width), width - 1, curses.A_REVERSE)
+        content = str(self.text)
+        spots = layout(content, width)
+        top = max(0, spots[self.cursor][0] - (height - 3))
+        for i, ch in enumerate(content):
+            row, col = spots[i]
+            if ch != "\n" and 0 <= row - top < height - 1:
+                scr.addstr(row - top + 1, col, ch)
+        for state in others.values():
+            at = state.get("cursor")
+            if isinstance(at, int) and 0 <= at <= len(content):
+                row, col = spots[at]
+                if 0 <= row - top < height - 1 and col < width - 1:
+                    ch = content[at] if at < len(content) and content[at] != "\n" else " "
+                    scr.addstr(row - top + 1, col, ch, curses.A_REVERSE)
+        row, col = spots[self.cursor]
+        scr.move(min(height - 1, row - top + 1), min(width - 1, col))
+        scr.refresh()
+
+
+async def interactive(screen: Any, args: argparse.Namespace) -> None:
+    curses.raw()
+    screen.nodelay(True)
+    screen.keypad(True)
+    doc = crdtsync.Doc()
+    presence = Presence(doc.replica_id)
+    editor = Editor(screen, doc, presence, args.name)
+    loop = asyncio.get_running_loop()
+    keys: asyncio.Queue[str | int] = asyncio.Queue()
+
+    def readable() -> None:
+        while True:
+            try:
+                keys.put_nowait(screen.get_wch())
+            except curses.error:
+                return  # no more input for now
+
+    loop.add_reader(sys.stdin.fileno(), readable)
+    client = await connect(args.url, doc, token=args.token, presence=presence, wait=False)
+    editor.client = client
+    try:
+        running = True
+        while running:
+            editor.draw()
+            get = asyncio.ensure_future(keys.get())
+            changed = asyncio.ensure_future(editor.dirty.wait())
+            done, _ = await asyncio.wait([get, changed], timeout=1.0,
+                                         return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            editor.dirty.clear()
+            changed.cancel()
+            if get in done:
+                running = editor.key(get.result())
+                while running and not keys.empty():
+                    running = editor.key(keys.get_nowait())
+            else:
+                get.cancel()
+    finally:
+        loop.remove_reader(sys.stdin.fileno())
+        presence.set_local(None)  # tell the others we left
+        await asyncio.sleep(0.05)
+        await client.close()
+
+
+async def scripted(args: argparse.Namespace) -> None:
+    doc = crdtsync.Doc()
+    text = doc.text("text")
+    rng = random.Random()
+    async with connect(args.url, doc, token=args.token) as client:
+        await client.wait_synced(10)
+        for ch in args.type:
+            where = rng.randint(0, len(text)) if args.scatter else len(text)
+            text.insert(where, ch)
+            await asyncio.sleep(args.delay)
+        await client.wait_synced(10)
+        await asyncio.sleep(args.linger)  # let the others' last keystrokes arrive
+        for _ in range(1000):  # --until-length: wait (at most 10 s) for the others
+            if len(text) >= args.until_length:
+                break
+            await asyncio.sleep(0.01)
+        await client.wait_synced(10)
+        print(str(text))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default="ws://127.0.0.1:8765/text", help="room URL")
+    parser.add_argument("--name", default="anonymous")
+    parser.add_argument("--token", help="access token, if the server wants one")
+    parser.add_argument("--type", help="type this text without a UI, print the result")
+    parser.add_argument("--scatter", action="store_true", help="with --type: random places")
+    parser.add_argument("--delay", type=float, default=0.02, help="with --type: per key")
+    parser.add_argument("--linger", type=float, default=0.5, help="with --type: wait at end")
+    parser.add_argument(
+        "--until-length", type=int, default=0, help="with --type: wait for this many characters"
+    )
+    args = parser.parse_args()
+    if args.type is not None:
+        asyncio.run(scripted(args))
+    else:
+        curses.wrapper(lambda screen: asyncio.run(interactive(screen, args)))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

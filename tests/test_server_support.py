@@ -1,0 +1,212 @@
+"""Helpers for the server and transport tests (real sockets on 127.0.0.1, real SQLite files,
+real subprocesses, a real redis-server). Imported by tests/test_server*.py and
+tests/test_transports*.py; it holds no tests itself."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crdtsync.server import Limits, Relay, Storage
+from crdtsync.server.auth import Authenticator, allow_all
+from crdtsync.transports import asyncio_stream, websocket
+
+#: No single server test may run longer than this (seconds).
+TEST_TIMEOUT = 30.0
+
+
+def run(coro: Awaitable[Any], timeout: float = TEST_TIMEOUT) -> Any:
+    """Run one async test body with a hard timeout."""
+
+    async def main() -> Any:
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(main())
+
+
+async def wait_until(
+    predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def relay_server(
+    *,
+    storage: Storage | None = None,
+    authenticate: Authenticator = allow_all,
+    limits: Limits | None = None,
+    tcp: bool = False,
+    **relay_kwargs: Any,
+) -> AsyncIterator[tuple[Relay, str, str | None]]:
+    """An in-process relay on free loopback ports: (relay, "ws://127.0.0.1:PORT",
+    "tcp://127.0.0.1:PORT" or None)."""
+    relay = Relay(storage=storage, authenticate=authenticate, limits=limits, **relay_kwargs)
+    relay.start()
+    server = await websocket.serve(relay, "127.0.0.1", 0)
+    tcp_server = await asyncio_stream.serve(relay, "127.0.0.1", 0) if tcp else None
+    ws_port = server.sockets[0].getsockname()[1]
+    tcp_url = None
+    if tcp_server is not None:
+        tcp_url = f"tcp://127.0.0.1:{tcp_server.sockets[0].getsockname()[1]}"
+    try:
+        yield relay, f"ws://127.0.0.1:{ws_port}", tcp_url
+    finally:
+        server.close(close_connections=False)
+        if tcp_server is not None:
+            tcp_server.close()
+        await relay.close(timeout=5.0)
+        await asyncio.wait_for(server.wait_closed(), 5.0)
+
+
+# ---- subprocess servers ----------------------------------------------------------------------
+
+
+class ServerProcess:
+    """``crdtsync serve`` in a subprocess, logging JSON lines to a file."""
+
+    def __init__(self, tmp_path: Path, *args: str, name: str = "server") -> None:
+        self.log_path = tmp_path / f"{name}.log"
+        self.args = args
+        self.name = name
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 15.0) -> ServerProcess:
+        self.log_path.write_text("")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "crdtsync", "serve", "--port", "0", *self.args],
+            stdout=log,
+            stderr=log,
+            env=env,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self.events():
+                if event.get("event") == "listening":
+                    self.port = int(event["port"])
+                    self.tcp_port = event.get("tcp_port")
+                    return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log_path.read_text()}")
+            time.sleep(0.02)
+        self.kill()
+        raise RuntimeError(f"{self.name} did not start: {self.log_path.read_text()}")
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def events(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log_path.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+        return out
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def terminate(self, timeout: float = 15.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start ``crdtsync serve`` subprocesses; every one is killed at the end."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str, name: str = "server") -> ServerProcess:
+        proc = ServerProcess(tmp_path, *args, name=f"{name}{len(started)}").start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+
+
+# ---- redis -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a free loopback port, for one test module."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (.ci/run installs it with apt-get)")
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = None
+    for _ in range(5):
+        port = free_port()
+        proc = subprocess.Popen(
+            [
+                binary,
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", port), 0.2) as s,
+            ):
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    break
+            time.sleep(0.05)
+        else:
+            proc.kill()
+            proc.wait()
+            continue  # the port was taken meanwhile, or the server failed: try another
+        break
+    else:
+        pytest.fail("could not start redis-server")
+    assert proc is not None
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
