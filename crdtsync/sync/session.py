@@ -22,6 +22,7 @@ nothing more.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any
 
@@ -213,7 +214,7 @@ class SyncSession:
             if fresh:
                 merged = fresh[0] if len(fresh) == 1 else merge_updates(fresh)
                 out += self._parts(merged, diff_version=None)
-                _join(self._sent, enc.coverage(enc.decode_update(merged)))
+                _join(self._sent, _coverage(merged))
         if dropped and self._told != self.doc._vv:
             # Only changes the peer already holds came in (say, relayed by a third peer):
             # tell it our version, or it would never learn that we are level.
@@ -372,7 +373,7 @@ class SyncSession:
         _join(self._peer, version)
 
     def _peer_holds(self, update: bytes) -> bool:
-        tops = enc.coverage(enc.decode_update(update))
+        tops = _coverage(update)
         peer, sent = self._peer, self._sent
         return all(max(peer.get(r, 0), sent.get(r, 0)) >= c for r, c in tops.items())
 
@@ -397,3 +398,14 @@ def _join(into: dict[int, int], version: dict[int, int]) -> None:
 
 def _covers(version: dict[int, int], other: dict[int, int]) -> bool:
     return all(version.get(r, 0) >= c for r, c in other.items())
+
+
+@functools.lru_cache(maxsize=4096)
+def _coverage_items(update: bytes) -> tuple[tuple[int, int], ...]:
+    return tuple(enc.coverage(enc.decode_update(update)).items())
+
+
+def _coverage(update: bytes) -> dict[int, int]:
+    """Replica -> highest counter ``update`` covers. Cached: a relay hands the same update
+    to every session of a room, and each would otherwise decode it again."""
+    return dict(_coverage_items(update))
