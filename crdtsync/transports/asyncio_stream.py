@@ -27,8 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-from collections.abc import Generator
-from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -38,7 +36,12 @@ from crdtsync._doc import Doc
 from crdtsync._errors import ProtocolError
 from crdtsync.sync import Presence
 from crdtsync.sync import messages as m
-from crdtsync.transports.base import ChannelClosed, ConnectionRefusedByServer, SyncClient
+from crdtsync.transports.base import (
+    ChannelClosed,
+    ConnectionRefusedByServer,
+    Connector,
+    SyncClient,
+)
 from crdtsync.transports.codes import FATAL, CloseCode, reason_text
 
 __all__ = ["StreamChannel", "connect", "serve", "MSG", "OPEN", "ACCEPT", "CLOSE"]
@@ -236,7 +239,7 @@ def _opener(url: str, token: str | None, max_size: int, open_timeout: float) -> 
     return open_channel
 
 
-class connect:  # noqa: N801 - used like a function, as the WebSocket transport's connect
+class connect(Connector):  # noqa: N801 - used like a function, as the WebSocket transport's connect
     """Connect ``doc`` to the room at ``tcp://HOST:PORT/ROOM``; like
     :func:`crdtsync.transports.websocket.connect`."""
 
@@ -254,7 +257,7 @@ class connect:  # noqa: N801 - used like a function, as the WebSocket transport'
         backoff_max: float = 10.0,
         max_size: int = CLIENT_MAX_SIZE,
     ) -> None:
-        self.client = SyncClient(
+        client = SyncClient(
             _opener(url, token, max_size, open_timeout),
             doc,
             presence=presence,
@@ -263,23 +266,4 @@ class connect:  # noqa: N801 - used like a function, as the WebSocket transport'
             backoff_max=backoff_max,
             name=url,
         )
-        self._wait = wait
-        self._timeout = open_timeout
-
-    async def _start(self) -> SyncClient:
-        await self.client.start(wait=self._wait, timeout=self._timeout)
-        return self.client
-
-    def __await__(self) -> Generator[Any, None, SyncClient]:
-        return self._start().__await__()
-
-    async def __aenter__(self) -> SyncClient:
-        return await self._start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.client.close()
+        super().__init__(client, wait, open_timeout)

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -403,3 +403,32 @@ class SyncClient:
             for t in tasks:
                 with contextlib.suppress(BaseException):
                     await t
+
+
+class Connector:
+    """What each transport's ``connect(...)`` returns: awaiting it gives the started
+    :class:`SyncClient` (once the server answered, unless ``wait=False``); ``async with``
+    also closes the client at the end."""
+
+    def __init__(self, client: SyncClient, wait: bool, timeout: float) -> None:
+        self.client = client
+        self._wait = wait
+        self._timeout = timeout
+
+    async def _start(self) -> SyncClient:
+        await self.client.start(wait=self._wait, timeout=self._timeout)
+        return self.client
+
+    def __await__(self) -> Generator[Any, None, SyncClient]:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> SyncClient:
+        return await self._start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.client.close()

@@ -27,9 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import weakref
-from collections.abc import Generator
 from http import HTTPStatus
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -52,7 +50,12 @@ from crdtsync._doc import Doc
 from crdtsync._errors import ProtocolError
 from crdtsync.sync import Presence
 from crdtsync.sync import messages as m
-from crdtsync.transports.base import ChannelClosed, ConnectionRefusedByServer, SyncClient
+from crdtsync.transports.base import (
+    ChannelClosed,
+    ConnectionRefusedByServer,
+    Connector,
+    SyncClient,
+)
 from crdtsync.transports.codes import CloseCode, reason_text
 
 __all__ = ["WebSocketChannel", "connect", "room_from_path", "serve"]
@@ -224,7 +227,7 @@ def _opener(
     return open_channel
 
 
-class connect:  # noqa: N801 - used like a function, as websockets' own connect
+class connect(Connector):  # noqa: N801 - used like a function, as websockets' own connect
     """Connect ``doc`` to the room at ``url`` and keep it in sync (see :class:`SyncClient`).
 
     ``await connect(...)`` returns the started client (by default once the server
@@ -248,7 +251,7 @@ class connect:  # noqa: N801 - used like a function, as websockets' own connect
         **websockets_kwargs: Any,
     ) -> None:
         parse_uri(url)  # a malformed URL raises InvalidURI here, not in the background
-        self.client = SyncClient(
+        client = SyncClient(
             _opener(url, token, max_size, open_timeout, websockets_kwargs),
             doc,
             presence=presence,
@@ -257,23 +260,4 @@ class connect:  # noqa: N801 - used like a function, as websockets' own connect
             backoff_max=backoff_max,
             name=url,
         )
-        self._wait = wait
-        self._timeout = open_timeout
-
-    async def _start(self) -> SyncClient:
-        await self.client.start(wait=self._wait, timeout=self._timeout)
-        return self.client
-
-    def __await__(self) -> Generator[Any, None, SyncClient]:
-        return self._start().__await__()
-
-    async def __aenter__(self) -> SyncClient:
-        return await self._start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.client.close()
+        super().__init__(client, wait, open_timeout)
