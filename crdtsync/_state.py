@@ -82,6 +82,7 @@ def _run_entries(runs: Iterable[Run], lo: int, gc: bool) -> Iterable[list[Any]]:
 
 def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
     """What a replica at ``since`` lacks, in state form."""
+    since = {r: c for r, c in since.items() if c}  # a plain dict: looked up once per run
     vv = doc._vv
     lows = {r: since.get(r, 0) + 1 for r, top in vv.items() if top >= since.get(r, 0) + 1}
     extra: dict[int, list[Entry]] = {r: [] for r in lows}
