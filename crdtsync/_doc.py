@@ -464,9 +464,11 @@ class Doc:
         """
         self._apply(update, origin)
 
-    def _apply(self, update: bytes, origin: Any) -> Update:
-        """apply_update, returning the parsed update (sync sessions look at what it covers)."""
-        parsed = enc.decode_update(update)
+    def _apply(self, update: bytes, origin: Any, parsed: Update | None = None) -> Update:
+        """apply_update, returning the parsed update (sync sessions look at what it covers);
+        a caller that already decoded ``update`` passes ``parsed`` to skip a second decode."""
+        if parsed is None:
+            parsed = enc.decode_update(update)
         if self._txn is not None and self._txn.local:
             raise RuntimeError("apply_update inside a local transaction is not supported")
         ready = check_ready(self, parsed)

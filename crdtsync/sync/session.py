@@ -297,7 +297,7 @@ class SyncSession:
                 parsed = enc.decode_update(update)
                 stored = None
         try:
-            self.doc._apply(update, self)
+            self.doc._apply(update, self, parsed)
         except PendingOverflowError:
             # Our buffer for out-of-order changes is full: ask for a fresh diff instead
             # (a diff is always ready to integrate).
