@@ -40,7 +40,6 @@ from crdtsync.transports.base import (
     ChannelClosed,
     ConnectionRefusedByServer,
     Connector,
-    SyncClient,
 )
 from crdtsync.transports.codes import FATAL, CloseCode, reason_text
 
@@ -257,13 +256,14 @@ class connect(Connector):  # noqa: N801 - used like a function, as the WebSocket
         backoff_max: float = 10.0,
         max_size: int = CLIENT_MAX_SIZE,
     ) -> None:
-        client = SyncClient(
+        super().__init__(
             _opener(url, token, max_size, open_timeout),
             doc,
+            name=url,
             presence=presence,
+            wait=wait,
+            open_timeout=open_timeout,
             reconnect=reconnect,
             backoff_min=backoff_min,
             backoff_max=backoff_max,
-            name=url,
         )
-        super().__init__(client, wait, open_timeout)

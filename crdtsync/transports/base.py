@@ -410,10 +410,30 @@ class Connector:
     :class:`SyncClient` (once the server answered, unless ``wait=False``); ``async with``
     also closes the client at the end."""
 
-    def __init__(self, client: SyncClient, wait: bool, timeout: float) -> None:
-        self.client = client
+    def __init__(
+        self,
+        opener: ChannelOpener,
+        doc: Doc,
+        *,
+        name: str,
+        presence: Presence | None,
+        wait: bool,
+        open_timeout: float,
+        reconnect: bool,
+        backoff_min: float,
+        backoff_max: float,
+    ) -> None:
+        self.client = SyncClient(
+            opener,
+            doc,
+            presence=presence,
+            reconnect=reconnect,
+            backoff_min=backoff_min,
+            backoff_max=backoff_max,
+            name=name,
+        )
         self._wait = wait
-        self._timeout = timeout
+        self._timeout = open_timeout
 
     async def _start(self) -> SyncClient:
         await self.client.start(wait=self._wait, timeout=self._timeout)

@@ -54,7 +54,6 @@ from crdtsync.transports.base import (
     ChannelClosed,
     ConnectionRefusedByServer,
     Connector,
-    SyncClient,
 )
 from crdtsync.transports.codes import CloseCode, reason_text
 
@@ -251,13 +250,14 @@ class connect(Connector):  # noqa: N801 - used like a function, as websockets' o
         **websockets_kwargs: Any,
     ) -> None:
         parse_uri(url)  # a malformed URL raises InvalidURI here, not in the background
-        client = SyncClient(
+        super().__init__(
             _opener(url, token, max_size, open_timeout, websockets_kwargs),
             doc,
+            name=url,
             presence=presence,
+            wait=wait,
+            open_timeout=open_timeout,
             reconnect=reconnect,
             backoff_min=backoff_min,
             backoff_max=backoff_max,
-            name=url,
         )
-        super().__init__(client, wait, open_timeout)
