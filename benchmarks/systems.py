@@ -168,7 +168,33 @@ class System(ABC):
 # ---- crdtsync ----------------------------------------------------------------------------
 
 
-class CrdtsyncReplica(Replica):
+class _TransactionalReplica(Replica):
+    """Array, map and transaction calls shared by the libraries whose documents have
+    ``transaction()``, a list-like array (``insert``/``extend``) and a dict-like map."""
+
+    doc: Any
+    _array: Any
+    _map: Any
+
+    def insert_array(self, index: int, values: Sequence[Any]) -> None:
+        array = self._array
+        if len(values) == 1:
+            array.insert(index, values[0])
+        elif index == len(array):
+            array.extend(list(values))  # one run
+        else:
+            with self.doc.transaction():
+                for offset, value in enumerate(values):
+                    array.insert(index + offset, value)
+
+    def set_map(self, key: str, value: Any) -> None:
+        self._map[key] = value
+
+    def transact(self) -> AbstractContextManager[object]:
+        return self.doc.transaction()  # type: ignore[no-any-return]
+
+
+class CrdtsyncReplica(_TransactionalReplica):
     def __init__(self, doc: Any) -> None:
         self.doc = doc
 
@@ -189,23 +215,6 @@ class CrdtsyncReplica(Replica):
 
     def delete_text(self, index: int, length: int) -> None:
         self._text.delete(index, length)
-
-    def insert_array(self, index: int, values: Sequence[Any]) -> None:
-        array = self._array
-        if len(values) == 1:
-            array.insert(index, values[0])
-        elif index == len(array):
-            array.extend(values)  # one run
-        else:
-            with self.doc.transaction():
-                for offset, value in enumerate(values):
-                    array.insert(index + offset, value)
-
-    def set_map(self, key: str, value: Any) -> None:
-        self._map[key] = value
-
-    def transact(self) -> AbstractContextManager[object]:
-        return self.doc.transaction()  # type: ignore[no-any-return]
 
     def replay(self, txns: Sequence[Sequence[Patch]], repeat: int = 1) -> None:
         transaction = self.doc.transaction
@@ -263,7 +272,7 @@ class Crdtsync(System):
 # ---- pycrdt (Yrs) ------------------------------------------------------------------------
 
 
-class PycrdtReplica(Replica):
+class PycrdtReplica(_TransactionalReplica):
     def __init__(self, doc: Any) -> None:
         self.doc = doc
 
@@ -291,23 +300,6 @@ class PycrdtReplica(Replica):
 
     def delete_text(self, index: int, length: int) -> None:
         del self._text[index : index + length]
-
-    def insert_array(self, index: int, values: Sequence[Any]) -> None:
-        array = self._array
-        if len(values) == 1:
-            array.insert(index, values[0])
-        elif index == len(array):
-            array.extend(list(values))
-        else:
-            with self.doc.transaction():
-                for offset, value in enumerate(values):
-                    array.insert(index + offset, value)
-
-    def set_map(self, key: str, value: Any) -> None:
-        self._map[key] = value
-
-    def transact(self) -> AbstractContextManager[object]:
-        return self.doc.transaction()  # type: ignore[no-any-return]
 
     def replay(self, txns: Sequence[Sequence[Patch]], repeat: int = 1) -> None:
         transaction = self.doc.transaction
