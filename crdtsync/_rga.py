@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
-from itertools import accumulate, islice
+from itertools import islice
 from typing import Any
 
 Dot = tuple[int, int]
@@ -163,7 +163,7 @@ class Sequence:
         self.is_text = is_text
         self.empty: Any = "" if is_text else []
         self.blocks: list[Block] = [Block([], 0)]
-        self._fen = [0, 0]
+        self._fen: list[int] | None = [0, 0]
         self.vis_len = 0
         self._cache: Any = None
         #: Bumped by every change to the runs; a cached look-up is valid while it holds.
@@ -173,37 +173,29 @@ class Sequence:
         self._hint: tuple[Run, int, int] | None = None
 
     # ---- Fenwick tree over block visible lengths -------------------------------------
+    #
+    # The tree is built lazily: splitting a block in the middle shifts every later block's
+    # slot, so it drops the tree (``_fen = None``) and the next position query rebuilds it
+    # in one O(blocks) pass. A burst of remote inserts (a merge, a state load) asks for no
+    # positions and so pays for no rebuilds.
 
-    def _rebuild_fenwick(self, first: int = 0) -> None:
-        """Renumber blocks from ``first`` on and recompute the tree slots they affect (after
-        a block was inserted at ``first``): slots covering only earlier blocks stand."""
-        blocks = self.blocks
-        for j in range(first, len(blocks)):
-            blocks[j].index = j
-        old = self._fen
-        # 1-based slots 1..keep cover blocks before first - 1 (the block that was split, and
-        # so changed, is first - 1): they stand.
-        keep = max(0, min(first - 1, len(old) - 1))
-        base = self._prefix(keep) if keep else 0
-        # prefix[k - keep] = visible length of blocks [0, k), for k >= keep
-        prefix = [base, *accumulate([b.vis for b in blocks[keep:]], initial=base)][1:]
-        tree = old[: keep + 1]
-        for i in range(keep + 1, len(blocks) + 1):
-            low = i - (i & -i)
-            below = prefix[low - keep] if low >= keep else self._prefix_in(tree, low)
-            tree.append(prefix[i - keep] - below)
-        self._fen = tree
-
-    @staticmethod
-    def _prefix_in(tree: list[int], index: int) -> int:
-        total = 0
-        while index > 0:
-            total += tree[index]
-            index -= index & -index
-        return total
+    def _tree(self) -> list[int]:
+        tree = self._fen
+        if tree is None:
+            tree = [0]
+            tree.extend([b.vis for b in self.blocks])
+            n = len(tree) - 1
+            for i in range(1, n + 1):
+                j = i + (i & -i)
+                if j <= n:
+                    tree[j] += tree[i]
+            self._fen = tree
+        return tree
 
     def _fen_add(self, index: int, delta: int) -> None:
         tree = self._fen
+        if tree is None:
+            return
         n = len(tree) - 1
         i = index + 1
         while i <= n:
@@ -212,7 +204,7 @@ class Sequence:
 
     def _prefix(self, index: int) -> int:
         """Visible length of blocks ``[0, index)``."""
-        tree = self._fen
+        tree = self._tree()
         total = 0
         while index > 0:
             total += tree[index]
@@ -221,7 +213,7 @@ class Sequence:
 
     def _find_block(self, pos: int) -> tuple[Block, int]:
         """The block holding visible index ``pos`` and ``pos`` relative to its start."""
-        tree = self._fen
+        tree = self._tree()
         n = len(tree) - 1
         index = 0
         step = 1 << (n.bit_length() - 1) if n else 0
@@ -324,19 +316,25 @@ class Sequence:
         right = Block(block.runs[half:], block.index + 1)
         del block.runs[half:]
         block.vis -= right.vis
-        if block.index + 1 == len(self.blocks):
+        blocks = self.blocks
+        first = block.index + 1
+        if first == len(blocks):
             # Splitting the last block (appending, or loading a state): grow the tree in
-            # O(log n) instead of rebuilding it.
-            self.blocks.append(right)
+            # O(log n) instead of dropping it.
+            blocks.append(right)
             self._fen_add(block.index, -right.vis)
             self._fen_append(right.vis)
         else:
-            self.blocks.insert(block.index + 1, right)
-            self._rebuild_fenwick(block.index + 1)
+            blocks.insert(first, right)
+            for j in range(first + 1, len(blocks)):
+                blocks[j].index = j
+            self._fen = None
 
     def _fen_append(self, value: int) -> None:
         """Add a last slot to the Fenwick tree holding ``value``."""
         tree = self._fen
+        if tree is None:
+            return
         i = len(tree)  # the new slot's 1-based index
         low = i - (i & -i)
         # tree[i] covers slots (low, i]: the sum of slots low+1 .. i-1, plus value.

@@ -1,0 +1,116 @@
+"""The sequence engine's own bookkeeping, checked after every step with tiny blocks.
+
+The convergence and model tests see only values; these check what makes look-ups fast:
+block numbering, per-block visible lengths, the (lazily rebuilt) Fenwick tree, the
+per-replica id index and the local-edit hint. Blocks are shrunk to four runs so that a short
+hypothesis run splits blocks at the front, middle and end many times.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from crdt_helpers import small_text
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+import crdtsync
+from crdtsync import _rga
+
+
+def check_sequence(seq: _rga.Sequence) -> None:
+    """Every derived structure of ``seq`` agrees with its runs."""
+    total = 0
+    for i, block in enumerate(seq.blocks):
+        assert block.index == i
+        assert block.runs or len(seq.blocks) == 1
+        assert block.vis == sum(r.length for r in block.runs if not r.deleted)
+        assert seq._prefix(i) == total
+        for run in block.runs:
+            assert run.block is block and run.seq is seq and run.length > 0
+            assert seq.ids.find(run.replica, run.counter) is run
+            assert seq.ids.find(run.replica, run.counter + run.length - 1) is run
+            if not run.deleted:
+                assert seq.position_of(run) == total
+                assert seq.locate(total) == (run, 0)
+                total += run.length
+    assert seq.vis_len == total
+    for pos in range(total):  # the Fenwick descent agrees with a plain walk
+        run, offset = seq.locate(pos)
+        assert seq.position_of(run) + offset == pos
+
+
+def check_ids(doc: crdtsync.Doc) -> None:
+    for replica, starts in doc._ids.starts.items():
+        runs = doc._ids.runs[replica]
+        assert starts == sorted(starts) == [r.counter for r in runs]
+        for left, right in zip(runs, runs[1:], strict=False):
+            assert left.counter + left.length <= right.counter
+
+
+class SmallBlocks(RuleBasedStateMachine):
+    """Two replicas edit one text; updates travel late, out of order and twice."""
+
+    @initialize()
+    def setup(self) -> None:
+        self.docs = [crdtsync.Doc(1), crdtsync.Doc(2)]
+        self.inbox: list[list[bytes]] = [[], []]
+        for i, doc in enumerate(self.docs):
+            doc.on_update(lambda u, o, i=i: self.inbox[1 - i].append(u))
+
+    @rule(who=st.integers(0, 1), data=st.data(), s=small_text)
+    def insert(self, who: int, data: Any, s: str) -> None:
+        text = self.docs[who].text("t")
+        pos = data.draw(st.one_of(st.just(0), st.just(len(text)), st.integers(0, len(text))))
+        text.insert(pos, s)
+
+    @rule(who=st.integers(0, 1), data=st.data())
+    def delete(self, who: int, data: Any) -> None:
+        text = self.docs[who].text("t")
+        if len(text):
+            pos = data.draw(st.integers(0, len(text) - 1))
+            text.delete(pos, data.draw(st.integers(1, min(5, len(text) - pos))))
+
+    @precondition(lambda self: any(self.inbox))
+    @rule(who=st.integers(0, 1), data=st.data(), again=st.booleans())
+    def deliver(self, who: int, data: Any, again: bool) -> None:
+        box = self.inbox[who]
+        if box:
+            i = data.draw(st.integers(0, len(box) - 1))
+            update = box[i] if again else box.pop(i)
+            self.docs[who].apply_update(update)
+
+    @rule(who=st.integers(0, 1))
+    def resync(self, who: int) -> None:
+        doc, other = self.docs[who], self.docs[1 - who]
+        doc.apply_update(other.get_update(doc.version))
+
+    @invariant()
+    def bookkeeping_holds(self) -> None:
+        for doc in self.docs:
+            check_sequence(doc.text("t")._seq)
+            check_ids(doc)
+
+
+@pytest.fixture(autouse=True)
+def _tiny_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_rga, "MAX_BLOCK_RUNS", 4)
+
+
+def test_bookkeeping_with_tiny_blocks() -> None:
+    SmallBlocks.TestCase().runTest()
+
+
+def test_loading_a_state_keeps_the_bookkeeping() -> None:
+    doc = crdtsync.Doc(1)
+    text = doc.text("t")
+    for i in range(200):  # every insert its own run: many blocks
+        text.insert((i * 7) % (len(text) + 1), "ab"[i % 2])
+        if i % 5 == 0:
+            text.delete(i % len(text), 1)
+    loaded = crdtsync.Doc(2)
+    loaded.apply_update(doc.get_update())
+    assert str(loaded.text("t")) == str(text)
+    check_sequence(loaded.text("t")._seq)
+    check_ids(loaded)
