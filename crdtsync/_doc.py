@@ -25,7 +25,7 @@ from crdtsync import _encoding as enc
 from crdtsync._clock import MAX_REPLICA_ID, VersionVector
 from crdtsync._encoding import Entry, Segment, Update
 from crdtsync._errors import DecodeError, PendingOverflowError
-from crdtsync._integrate import check_ready, integrate
+from crdtsync._integrate import check_ready, integrate, integrate_keystroke
 from crdtsync._rga import IdIndex
 from crdtsync._values import check_str
 from crdtsync.types._base import Container
@@ -471,6 +471,10 @@ class Doc:
             parsed = enc.decode_update(update)
         if self._txn is not None and self._txn.local:
             raise RuntimeError("apply_update inside a local transaction is not supported")
+        if integrate_keystroke(self, bytes(update), parsed, origin):
+            if self._pending_count:
+                self._wake()
+            return parsed
         ready = check_ready(self, parsed)
         if isinstance(ready, dict):
             integrate(self, bytes(update), parsed, ready, origin)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import msgpack
@@ -195,7 +196,7 @@ def encode_update(update: Update) -> bytes:
                     out += (
                         length if content is None else content,
                         deleter[1] - (c + length - 1)
-                        if deleter[0] == r
+                        if deleter[0] == r and deleter[1] > c + length - 1
                         else [tables.replica(deleter[0]), deleter[1]],
                     )
             elif tag == DEL:
@@ -371,8 +372,15 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
     seg = _list(raw, "segment")
     if len(seg) < 2:
         raise _fail("segment needs a replica and a first counter")
-    replica = rd.replica(seg[0])
-    c = _int(seg[1], 1, MAX_COUNTER, "first counter")
+    index, c = seg[0], seg[1]
+    replicas = rd.replicas
+    # The plain case checked inline; anything else goes through the raising readers.
+    if type(index) is int and 0 <= index < len(replicas):
+        replica = replicas[index]
+    else:
+        replica = rd.replica(index)
+    if type(c) is not int or not 1 <= c <= MAX_COUNTER:
+        c = _int(c, 1, MAX_COUNTER, "first counter")
     start = c
     entries: list[Entry] = []
     root_index = 0
@@ -385,21 +393,7 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
         i += 1
         if type(tag) is not int:
             raise _fail(f"expected a change tag, got {tag!r}")
-        if tag < 0:
-            count = _int(-tag, 1, MAX_COUNTER - c + 1, "skip length")
-            entries.append((SKIP, c, count))
-            c += count
-            continue
-        if tag == ROOT:
-            (root_index,) = _fields(seg, i, 1)
-            i += 1
-            rd.root(root_index, ROOT_KINDS)
-            continue
-        if tag == LAMPORT:
-            (offset,) = _fields(seg, i, 1)
-            i += 1
-            offset = _int(offset, -MAX_COUNTER, MAX_COUNTER, "Lamport offset")
-            continue
+        # Inserts first: they are nearly every change of a state and of a keystroke.
         if INS <= tag <= INS_DELETED or INS_NEXT <= tag <= INS_DELETED_NEXT:
             # The hot path of loading a state: fields read in place, checks inlined.
             if key is None or key[1] != root_index:
@@ -452,6 +446,21 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
                 raise _fail("Lamport time out of range")
             entries.append((INS, c, key[0], lam, origin, content, length, deleter))
             c += length
+            continue
+        if tag < 0:
+            count = _int(-tag, 1, MAX_COUNTER - c + 1, "skip length")
+            entries.append((SKIP, c, count))
+            c += count
+            continue
+        if tag == ROOT:
+            (root_index,) = _fields(seg, i, 1)
+            i += 1
+            rd.root(root_index, ROOT_KINDS)
+            continue
+        if tag == LAMPORT:
+            (offset,) = _fields(seg, i, 1)
+            i += 1
+            offset = _int(offset, -MAX_COUNTER, MAX_COUNTER, "Lamport offset")
             continue
         if tag == DEL:
             (ranges,) = _fields(seg, i, 1)
@@ -533,7 +542,8 @@ def _decode_body(body: Any) -> Update:
         raise _fail("an update is an array of 3 or 4 items")
     replicas = _list(body[0], "replica table")
     for r in replicas:
-        _int(r, 0, MAX_REPLICA_ID, "replica id")
+        if type(r) is not int or not 0 <= r <= MAX_REPLICA_ID:
+            _int(r, 0, MAX_REPLICA_ID, "replica id")
     if len(replicas) > 1 and len(set(replicas)) != len(replicas):
         raise _fail("duplicate replica id in the table")
     roots: list[RootKey] = []
@@ -547,9 +557,7 @@ def _decode_body(body: Any) -> Update:
                 _ROOT_KEYS[raw] = key
         roots.append(key)
     rd = _Reader(replicas, roots)
-    update = Update()
-    for raw in _list(body[2], "segments"):
-        update.segments.append(_decode_segment(raw, rd))
+    update = Update([_decode_segment(raw, rd) for raw in _list(body[2], "segments")])
     if len(update.segments) > 1:
         spans = sorted((s.replica, s.start, s.end) for s in update.segments)
         for (r1, _, end1), (r2, start2, _) in zip(spans, spans[1:], strict=False):
@@ -561,13 +569,15 @@ def _decode_body(body: Any) -> Update:
     return update
 
 
-#: msgpack's own stack limit bounds nesting while parsing; values are then checked to
-#: MAX_DEPTH levels.
-_MSGPACK_LIMITS = dict(raw=False, strict_map_key=False, use_list=True)
-
-
 def _no_ext(code: int, data: bytes) -> Any:
     raise _Invalid("msgpack extension types are not used by crdtsync")
+
+
+#: msgpack's own stack limit bounds nesting while parsing; values are then checked to
+#: MAX_DEPTH levels.
+_unpackb = partial(
+    msgpack.unpackb, raw=False, strict_map_key=False, use_list=True, ext_hook=_no_ext
+)
 
 
 def _inflate(data: bytes) -> bytes:
@@ -584,12 +594,18 @@ def _inflate(data: bytes) -> bytes:
     return body
 
 
+#: zlib's fastest level: it compresses about four times faster than the default level 6,
+#: for states about 10% larger (B4: 79.9 KB against 72.3 KB). Diffs are made on the path
+#: of every resync, so their time matters more than the last bytes.
+DEFLATE_LEVEL = 1
+
+
 def deflate_update(data: bytes) -> bytes:
     """The same update with its body DEFLATE-compressed (second byte 0x02), when that is
     smaller; updates under :data:`DEFLATE_THRESHOLD` bytes are returned as they are."""
     if len(data) < DEFLATE_THRESHOLD or data[:2] != PREFIX:
         return data
-    packed = DEFLATED_PREFIX + zlib.compress(data[2:], 6)
+    packed = DEFLATED_PREFIX + zlib.compress(data[2:], DEFLATE_LEVEL)
     return packed if len(packed) < len(data) else data
 
 
@@ -597,15 +613,15 @@ def decode_update(data: Any) -> Update:
     """Parse and fully validate an update; raise :class:`DecodeError` on any defect."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise DecodeError(f"an update is bytes, not {type(data).__name__}")
-    data = bytes(data)
-    if data[:2] == DEFLATED_PREFIX:
-        payload = _inflate(data[2:])
-    elif data[:2] == PREFIX:
+    magic = bytes(data[:2])
+    if magic == PREFIX:
         payload = data[2:]
+    elif magic == DEFLATED_PREFIX:
+        payload = _inflate(bytes(data[2:]))
     else:
         raise DecodeError("not a crdtsync update (bad magic or unsupported format)")
     try:
-        body = msgpack.unpackb(payload, ext_hook=_no_ext, **_MSGPACK_LIMITS)
+        body = _unpackb(payload)
         return _decode_body(body)
     except _Invalid as exc:
         raise DecodeError(f"malformed update: {exc}") from None

@@ -128,6 +128,58 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
     return tops
 
 
+def integrate_keystroke(doc: Doc, data: bytes, update: Update, origin: Any) -> bool:
+    """Integrate the commonest remote update, one edit typed by one replica, without the
+    general machinery of :func:`check_ready` and :func:`integrate`; False, with nothing
+    done, for any other update.
+
+    It takes one live insert or one delete that is its replica's next change, into a
+    sequence that exists and has no observers, whose references are all held and valid.
+    Anything else (a duplicate, a gap, a bad origin, events to build) goes the general way,
+    which parks, drops or refuses it.
+    """
+    segments = update.segments
+    if len(segments) != 1 or update.facts:
+        return False
+    seg = segments[0]
+    if len(seg.entries) != 1:
+        return False
+    e = seg.entries[0]
+    tag = e[0]
+    replica = seg.replica
+    vv = doc._vv
+    if e[1] != vv.get(replica, 0) + 1 or (tag != enc.INS and tag != enc.DEL):
+        return False
+    container: Any = doc._roots.get(e[2])
+    if container is None or container._observers:
+        return False
+    seq = container._seq
+    if tag == enc.INS:
+        dot = e[4]
+        if e[7] is not None:
+            return False
+        if dot is not None:
+            run = doc._ids.find(dot[0], dot[1])
+            if run is None or run.seq is not seq or run.lamport + dot[1] - run.counter >= e[3]:
+                return False
+        seq.integrate(replica, e[1], e[3], dot, e[5], e[6], None, False)
+        vv[replica] = e[1] + e[6] - 1
+        if e[3] + e[6] - 1 > doc._lamport:
+            doc._lamport = e[3] + e[6] - 1
+    else:
+        ranges = e[3]
+        for r, c, n in ranges:
+            if c + n - 1 > vv.get(r, 0):
+                return False
+        deleter = (replica, e[1])
+        for r, c, n in ranges:
+            seq.delete_range(r, c, n, deleter, doc._gc, None)
+        vv[replica] = e[1]
+    for callback in list(doc._update_callbacks):
+        callback(data, origin)
+    return True
+
+
 def _check_continues(doc: Doc, replica: int, have: int, e: Entry) -> None:
     """A run we hold the start of must continue an element we hold in the same sequence,
     with the Lamport time the run implies."""

@@ -563,11 +563,15 @@ class Sequence:
         ``content`` is None for a tombstone whose content was dropped; ``deleter`` is set
         for a run that arrives already deleted.
         """
+        ids = self.ids
         if origin is None:
             block, i = self.blocks[0], 0
         else:
-            left = self.ids.find(*origin)
-            assert left is not None and left.seq is self
+            # The origin is held (check_ready saw to that): find its run by bisect, inline
+            # because this is the per-element hot path of every merge and load.
+            by_counter = ids.starts[origin[0]]
+            left = ids.runs[origin[0]][bisect_right(by_counter, origin[1]) - 1]
+            assert left.seq is self and origin[1] < left.counter + left.length
             k = origin[1] - left.counter + 1
             if k < left.length:
                 self.split(left, k)
@@ -575,31 +579,36 @@ class Sequence:
                 left.replica == replica
                 and left.counter + left.length == counter
                 and left.lamport + left.length == lamport
-                and (deleter is None) == (not left.deleted)
-                and (left.content is None) == (content is None)
                 and left.deleter == deleter
+                and (content is None) == (left.content is None)
+                and (deleter is None) != left.deleted
             ):
                 nxt = self._run_after(left)
                 if nxt is None or (nxt.lamport, nxt.replica) < (lamport, replica):
                     return self._extend(left, content, length, want_pos)
-            block, i = self._next_slot(left)
-        key = (lamport, replica)
-        blocks = self.blocks
+            block = left.block
+            i = block.runs.index(left) + 1
+        # Skip newer siblings (and, being contiguous after them, their descendants).
+        runs = block.runs
         while True:
-            runs = block.runs
-            while i < len(runs) and (runs[i].lamport, runs[i].replica) > key:
-                i += 1
-            if i < len(runs) or block.index + 1 == len(blocks):
+            if i < len(runs):
+                nxt = runs[i]
+                if nxt.lamport > lamport or (nxt.lamport == lamport and nxt.replica > replica):
+                    i += 1
+                    continue
                 break
-            block = blocks[block.index + 1]
+            if block.index + 1 == len(self.blocks):
+                break
+            block = self.blocks[block.index + 1]
+            runs = block.runs
             i = 0
         run = Run(self, replica, counter, lamport, origin, self._own(content), length)
         if deleter is not None:
             run.deleted = True
             run.deleter = deleter
-        self.ids.add(run)
+        ids.add(run)
         self._place(block, i, run)
-        if want_pos and not run.deleted:
+        if want_pos and deleter is None:
             return self.position_of(run)
         return None
 

@@ -464,3 +464,28 @@ def test_delete_naming_another_containers_elements_is_ignored():
         doc.apply_update(hostile)
     assert str(doc.text("t")) == ""
     assert list(doc.list("l")) == [1, 2, 3]
+
+
+def test_delete_of_later_elements_of_its_own_replica_still_reencodes():
+    """An update whose delete names elements its own replica inserts later in the same
+    update is causally odd but self-consistent, so it is taken; the document must still
+    write a state that loads (regression: the deleter was written as a negative offset)."""
+    root = ("t", "t")
+    forged = crdtsync._encoding.Update(
+        [
+            crdtsync._encoding.Segment(
+                7,
+                1,
+                4,
+                [
+                    (crdtsync._encoding.DEL, 1, root, [(7, 2, 2)]),
+                    (crdtsync._encoding.INS, 2, root, 2, None, "ab", 2, None),
+                ],
+            )
+        ]
+    )
+    doc = crdtsync.Doc(1)
+    doc.apply_update(crdtsync._encoding.encode_update(forged))
+    assert str(doc.text("t")) == ""
+    copy = fresh_from(doc.get_update())
+    assert copy.version == doc.version and str(copy.text("t")) == ""
