@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from crdtsync import _encoding as enc
+from crdtsync._bulk import BULK_BYTES, without_gc
 from crdtsync._clock import MAX_REPLICA_ID, VersionVector
 from crdtsync._encoding import Entry, Segment, Update
 from crdtsync._errors import DecodeError, PendingOverflowError
@@ -467,6 +468,11 @@ class Doc:
     def _apply(self, update: bytes, origin: Any, parsed: Update | None = None) -> Update:
         """apply_update, returning the parsed update (sync sessions look at what it covers);
         a caller that already decoded ``update`` passes ``parsed`` to skip a second decode."""
+        if isinstance(update, bytes | bytearray | memoryview) and len(update) >= BULK_BYTES:
+            return without_gc(lambda: self._apply_now(update, origin, parsed))
+        return self._apply_now(update, origin, parsed)
+
+    def _apply_now(self, update: bytes, origin: Any, parsed: Update | None) -> Update:
         if parsed is None:
             parsed = enc.decode_update(update)
         if self._txn is not None and self._txn.local:

@@ -27,6 +27,7 @@ from typing import Any
 
 import msgpack
 
+from crdtsync._bulk import BULK_BYTES, without_gc
 from crdtsync._clock import MAX_REPLICA_ID, PREFIX
 from crdtsync._errors import DecodeError
 from crdtsync._values import is_element, is_value
@@ -321,6 +322,9 @@ class _Reader:
         return key
 
     def dot(self, r: Any, c: Any) -> Dot:
+        replicas = self.replicas
+        if type(r) is int and 0 <= r < len(replicas) and type(c) is int and 1 <= c <= MAX_COUNTER:
+            return (replicas[r], c)
         return (self.replica(r), _int(c, 1, MAX_COUNTER, "counter"))
 
     def dots(self, value: Any) -> list[Dot]:
@@ -336,7 +340,9 @@ class _Reader:
         out = []
         for i in range(0, len(flat), 3):
             r, c = self.dot(flat[i], flat[i + 1])
-            n = _int(flat[i + 2], 1, MAX_COUNTER - c + 1, "range length")
+            n = flat[i + 2]
+            if type(n) is not int or not 1 <= n <= MAX_COUNTER - c + 1:
+                n = _int(n, 1, MAX_COUNTER - c + 1, "range length")
             out.append((r, c, n))
         return out
 
@@ -613,6 +619,12 @@ def decode_update(data: Any) -> Update:
     """Parse and fully validate an update; raise :class:`DecodeError` on any defect."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise DecodeError(f"an update is bytes, not {type(data).__name__}")
+    if len(data) >= BULK_BYTES:
+        return without_gc(lambda: _decode_update(data))
+    return _decode_update(data)
+
+
+def _decode_update(data: bytes | bytearray | memoryview) -> Update:
     magic = bytes(data[:2])
     if magic == PREFIX:
         payload = data[2:]

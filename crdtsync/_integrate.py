@@ -7,11 +7,11 @@ claims to be?) and :func:`integrate` then applies it without any step that can f
 
 from __future__ import annotations
 
-import gc
 from bisect import bisect_right
 from typing import TYPE_CHECKING, Any
 
 from crdtsync import _encoding as enc
+from crdtsync._bulk import without_gc
 from crdtsync._encoding import Entry, RootKey, Update
 from crdtsync._errors import DecodeError
 from crdtsync.types.events import DeltaBuilder
@@ -77,11 +77,12 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
 
     inside: _InsertIndex | None = None
     ids = doc._ids
+    INS = enc.INS
     for seg in update.segments:
         have = vv.get(seg.replica, 0)
         for e in seg.entries:
             tag = e[0]
-            if tag == enc.INS:
+            if tag == INS:
                 if e[1] <= have:
                     if e[1] + e[6] - 1 > have:
                         _check_continues(doc, seg.replica, have, e)
@@ -89,13 +90,22 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
                 origin = e[4]
                 if origin is None:
                     continue
-                if not held(*origin):
-                    return (origin[0], origin[1])
-                if origin[1] <= vv.get(origin[0], 0):
-                    run = ids.find(*origin)
+                o_replica, o_counter = origin
+                if o_counter <= vv.get(o_replica, 0):
+                    # Held before this update: find its run (IdIndex.find, inline).
+                    starts = ids.starts.get(o_replica)
+                    run = None
+                    if starts:
+                        i = bisect_right(starts, o_counter) - 1
+                        if i >= 0:
+                            run = ids.runs[o_replica][i]
+                            if o_counter >= run.counter + run.length:
+                                run = None
                     if run is None or run.seq.key != e[2]:
                         raise DecodeError(f"origin {origin} is not an element of {e[2][1]!r}")
-                    lamport: int | None = run.lamport + origin[1] - run.counter
+                    lamport: int | None = run.lamport + o_counter - run.counter
+                elif not held(o_replica, o_counter):
+                    return (o_replica, o_counter)
                 else:
                     if inside is None:
                         inside = _InsertIndex(update)
@@ -197,20 +207,15 @@ def _container(doc: Doc, key: RootKey, create: bool) -> Container | None:
     return root
 
 
-#: Updates with at least this many changes (loading a state, say) pause Python's cyclic
-#: garbage collector while they integrate: they allocate many long-lived objects and no
-#: garbage, and the collector would otherwise rescan the growing heap again and again.
+#: Updates with at least this many changes pause the cyclic garbage collector while they
+#: integrate (see :mod:`crdtsync._bulk`), whatever their size in bytes.
 BULK_CHANGES = 1000
 
 
 def integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], origin: Any) -> None:
     """Apply a ready update (see :func:`check_ready`) and notify listeners."""
-    if sum(len(seg.entries) for seg in update.segments) >= BULK_CHANGES and gc.isenabled():
-        gc.disable()
-        try:
-            _integrate(doc, data, update, tops, origin)
-        finally:
-            gc.enable()
+    if sum(len(seg.entries) for seg in update.segments) >= BULK_CHANGES:
+        without_gc(lambda: _integrate(doc, data, update, tops, origin))
     else:
         _integrate(doc, data, update, tops, origin)
 
@@ -245,20 +250,32 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
                     others.append((r, e))
 
         lamport = doc._lamport
-        if len(inserts) > 1:
-            inserts.sort(key=lambda t: (t[0], t[1]))
+        if len(update.segments) > 1:
+            # Origins before the elements that name them: an origin is older by Lamport
+            # time. (One replica's changes are in that order already, and (Lamport,
+            # replica) pairs are unique, so the entries themselves are never compared.)
+            inserts.sort()
+        container: Any = None
+        key = None
         for _, r, e in inserts:
-            container: Any = _container(doc, e[2], True)
+            if e[2] is not key:
+                key = e[2]
+                container = _container(doc, key, True)
+                seq_integrate = container._seq.integrate
+                observed = bool(container._observers)
             deleter = e[7]
-            content = None if (drop_content and deleter is not None) else e[5]
-            want = bool(container._observers) and deleter is None
-            pos = container._seq.integrate(r, e[1], e[3], e[4], content, e[6], deleter, want)
-            if want:
-                ch = txn._changes_for(container)
-                if ch.delta is None:
-                    ch.delta = DeltaBuilder()
-                ch.delta.insert(pos, e[5])
-            lamport = max(lamport, e[3] + e[6] - 1)
+            if deleter is None:
+                pos = seq_integrate(r, e[1], e[3], e[4], e[5], e[6], None, observed)
+                if observed:
+                    ch = txn._changes_for(container)
+                    if ch.delta is None:
+                        ch.delta = DeltaBuilder()
+                    ch.delta.insert(pos, e[5])
+            else:
+                content = None if drop_content else e[5]
+                seq_integrate(r, e[1], e[3], e[4], content, e[6], deleter, False)
+            if e[3] + e[6] > lamport:
+                lamport = e[3] + e[6] - 1
 
         effect = False
         removals: list[tuple[Any, list[Dot]]] = []

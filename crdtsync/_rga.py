@@ -602,7 +602,9 @@ class Sequence:
             block = self.blocks[block.index + 1]
             runs = block.runs
             i = 0
-        run = Run(self, replica, counter, lamport, origin, self._own(content), length)
+        if content is not None and not self.is_text:
+            content = list(content)  # owned: list runs grow in place
+        run = Run(self, replica, counter, lamport, origin, content, length)
         if deleter is not None:
             run.deleted = True
             run.deleter = deleter
