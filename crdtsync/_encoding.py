@@ -165,15 +165,18 @@ def encode_update(update: Update) -> bytes:
         out: list[Any] = [tables.replica(r), seg.start]
         root_index = 0  # the root a change applies to, until a ROOT entry says otherwise
         offset = 0  # lamport - counter, until a LAMPORT entry says otherwise
+        key: Any = None  # the root key root_index stands for
         for e in seg.entries:
             tag = e[0]
             if tag == SKIP:
                 out.append(-e[2])
                 continue
-            index = tables.root(e[2])
-            if index != root_index:
-                out += (ROOT, index)
-                root_index = index
+            if e[2] is not key:
+                key = e[2]
+                index = tables.root(key)
+                if index != root_index:
+                    out += (ROOT, index)
+                    root_index = index
             if tag in (INS, MAP_SET, MAP_DEL) and e[3] - e[1] != offset:
                 offset = e[3] - e[1]
                 out += (LAMPORT, offset)
@@ -543,7 +546,102 @@ def _decode_fact(raw: Any, rd: _Reader) -> tuple[Any, ...]:
 _ROOT_KEYS: dict[str, RootKey] = {}
 
 
+def _decode_keystroke(body: Any) -> Update | None:
+    """The update of one typed text insert or one delete, in exactly the shapes
+    :func:`encode_keystroke` writes, decoded with every check inline; None for anything
+    else (including anything invalid), which :func:`_decode_general` then handles in full."""
+    if type(body) is not list or len(body) != 3:
+        return None
+    replicas, roots, segments = body
+    if (
+        type(replicas) is not list
+        or type(roots) is not list
+        or type(segments) is not list
+        or len(roots) != 1
+        or len(segments) != 1
+        or not 1 <= len(replicas) <= 2
+    ):
+        return None
+    for r in replicas:
+        if type(r) is not int or not 0 <= r <= MAX_REPLICA_ID:
+            return None
+    if len(replicas) == 2 and replicas[0] == replicas[1]:
+        return None
+    raw_root = roots[0]
+    key = _ROOT_KEYS.get(raw_root) if type(raw_root) is str else None
+    seg = segments[0]
+    if key is None or key[0] != "t" or type(seg) is not list or not 4 <= len(seg) <= 7:
+        return None
+    head, c, tag = seg[0], seg[1], seg[2]
+    if type(head) is not int or head != 0 or type(c) is not int or not 1 <= c <= MAX_COUNTER:
+        return None
+    if type(tag) is not int:  # True == 1 and 3.0 == 3, but neither is a tag
+        return None
+    replica = replicas[0]
+    if tag == DEL and len(seg) == 4:
+        flat = seg[3]
+        if type(flat) is not list or not flat or len(flat) % 3:
+            return None
+        ranges = []
+        for i in range(0, len(flat), 3):
+            ri, rc, n = flat[i], flat[i + 1], flat[i + 2]
+            if (
+                type(ri) is not int
+                or not 0 <= ri < len(replicas)
+                or type(rc) is not int
+                or type(n) is not int
+                or not 1 <= rc <= MAX_COUNTER
+                or not 1 <= n <= MAX_COUNTER - rc + 1
+            ):
+                return None
+            ranges.append((replicas[ri], rc, n))
+        return Update([Segment(replica, c, c + 1, [(DEL, c, key, ranges)])])
+    i = 2
+    offset = 0
+    if tag == LAMPORT:
+        offset = seg[3]
+        if type(offset) is not int or not -MAX_COUNTER <= offset <= MAX_COUNTER:
+            return None
+        tag = seg[4] if len(seg) > 4 and type(seg[4]) is int else None
+        i = 4
+    origin: Dot | None
+    if tag == INS_NEXT and len(seg) == i + 2 and c >= 2:
+        origin = (replica, c - 1)
+    elif tag == INS and len(seg) == i + 3:
+        raw = seg[i + 1]
+        if raw is None:
+            origin = None
+        elif type(raw) is int and 0 <= raw <= c - 2:
+            origin = (replica, c - 1 - raw)
+        elif (
+            type(raw) is list
+            and len(raw) == 2
+            and type(raw[0]) is int
+            and 0 <= raw[0] < len(replicas)
+            and type(raw[1]) is int
+            and 1 <= raw[1] <= MAX_COUNTER
+        ):
+            origin = (replicas[raw[0]], raw[1])
+        else:
+            return None
+    else:
+        return None
+    content = seg[-1]
+    if type(content) is not str or not content:
+        return None
+    n = len(content)
+    lamport = c + offset
+    if c + n - 1 > MAX_COUNTER or not 1 <= lamport <= MAX_COUNTER:
+        return None
+    return Update([Segment(replica, c, c + n, [(INS, c, key, lamport, origin, content, n, None)])])
+
+
 def _decode_body(body: Any) -> Update:
+    fast = _decode_keystroke(body)
+    return fast if fast is not None else _decode_general(body)
+
+
+def _decode_general(body: Any) -> Update:
     if type(body) is not list or len(body) not in (3, 4):
         raise _fail("an update is an array of 3 or 4 items")
     replicas = _list(body[0], "replica table")

@@ -148,10 +148,14 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
         c = lo
         oi = 0
         for run_entry in runs:
-            while oi < len(others) and others[oi][1] < run_entry[1]:
+            start = run_entry[1]
+            while oi < len(others) and others[oi][1] < start:
                 c = _emit(entries, others[oi], c)
                 oi += 1
-            c = _emit(entries, tuple(run_entry), c)
+            if start > c:
+                entries.append((enc.SKIP, c, start - c))
+            entries.append(tuple(run_entry))
+            c = start + run_entry[6]
         for other in others[oi:]:
             c = _emit(entries, other, c)
         if c <= top:
