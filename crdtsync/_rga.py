@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
-from itertools import islice
+from itertools import accumulate, islice
 from typing import Any
 
 Dot = tuple[int, int]
@@ -163,6 +163,9 @@ class Sequence:
         self.is_text = is_text
         self.empty: Any = "" if is_text else []
         self.blocks: list[Block] = [Block([], 0)]
+        #: How many of the first blocks are empty spares (see :meth:`_split_block`): the
+        #: sequence's first run is in ``blocks[_spares]``.
+        self._spares = 0
         self._fen: list[int] | None = [0, 0]
         self.vis_len = 0
         self._cache: Any = None
@@ -312,23 +315,71 @@ class Sequence:
             self._split_block(block)
 
     def _split_block(self, block: Block) -> None:
-        half = len(block.runs) // 2
-        right = Block(block.runs[half:], block.index + 1)
-        del block.runs[half:]
-        block.vis -= right.vis
+        """Move the second half of an overfull ``block`` into a new block after it.
+
+        A block added in the middle shifts the slots of the blocks on one side of it. The
+        side nearer an end of the sequence moves: the blocks after it (their slots go up by
+        one), or, by taking one of the empty *spare* blocks kept at the front, the blocks
+        before it (their slots go down by one). Either way the cost is the distance to that
+        end, so editing near the start of a long document is as cheap as near its end.
+        """
         blocks = self.blocks
-        first = block.index + 1
-        if first == len(blocks):
+        b = block.index
+        half = len(block.runs) // 2
+        right = Block(block.runs[half:], b + 1)
+        del block.runs[half:]
+        if b + 1 == len(blocks):
             # Splitting the last block (appending, or loading a state): grow the tree in
             # O(log n) instead of dropping it.
+            block.vis -= right.vis
             blocks.append(right)
-            self._fen_add(block.index, -right.vis)
+            self._fen_add(b, -right.vis)
             self._fen_append(right.vis)
-        else:
-            blocks.insert(first, right)
-            for j in range(first + 1, len(blocks)):
+        elif 2 * b >= len(blocks):
+            block.vis -= right.vis
+            blocks.insert(b + 1, right)
+            for j in range(b + 2, len(blocks)):
                 blocks[j].index = j
-            self._fen = None
+            self._fen = None  # rebuilt when next asked for a position
+        else:
+            if not self._spares:
+                self._add_spares()
+                b = block.index
+            old_vis = [x.vis for x in blocks[: b + 1]]
+            block.vis -= right.vis
+            del blocks[0]  # a spare
+            self._spares -= 1
+            blocks.insert(b, right)
+            for j in range(b + 1):
+                blocks[j].index = j
+            self._shift_tree_front(old_vis, [x.vis for x in blocks[: b + 1]])
+
+    def _add_spares(self) -> None:
+        """Put empty blocks in front, a quarter as many as there are blocks."""
+        count = max(4, len(self.blocks) // 4)
+        self.blocks[0:0] = [Block([], 0) for _ in range(count)]
+        for j, block in enumerate(self.blocks):
+            block.index = j
+        self._spares += count
+        self._fen = None
+
+    def _shift_tree_front(self, old: list[int], new: list[int]) -> None:
+        """Update the Fenwick tree after the values of its first ``len(old)`` slots changed
+        from ``old`` to ``new`` with the same total."""
+        tree = self._fen
+        if tree is None:
+            return
+        n = len(tree) - 1
+        p_old = [0, *accumulate(old)]
+        p_new = [0, *accumulate(new)]
+        m = len(new)
+        for i in range(1, m + 1):  # slots lying wholly in the changed prefix
+            tree[i] = p_new[i] - p_new[i & (i - 1)]
+        i = m + (m & -m)
+        while i <= n:  # slots whose range starts inside it and ends beyond
+            low = i & (i - 1)
+            tree[i] += p_old[low] - p_new[low]
+            i += i & -i
 
     def _fen_append(self, value: int) -> None:
         """Add a last slot to the Fenwick tree holding ``value``."""
@@ -426,7 +477,7 @@ class Sequence:
         if pos == 0:
             run = Run(self, replica, counter, lamport, None, self._own(content), n)
             self.ids.add(run)
-            self._place(self.blocks[0], 0, run)
+            self._place(self.blocks[self._spares], 0, run)
             self._hint = (run, 0, self._stamp)
             return None
         left, offset = self.locate(pos - 1)
@@ -565,7 +616,7 @@ class Sequence:
         """
         ids = self.ids
         if origin is None:
-            block, i = self.blocks[0], 0
+            block, i = self.blocks[self._spares], 0
         else:
             # The origin is held (check_ready saw to that): find its run by bisect, inline
             # because this is the per-element hot path of every merge and load.

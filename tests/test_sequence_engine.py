@@ -24,7 +24,10 @@ def check_sequence(seq: _rga.Sequence) -> None:
     total = 0
     for i, block in enumerate(seq.blocks):
         assert block.index == i
-        assert block.runs or len(seq.blocks) == 1
+        if i < seq._spares:
+            assert not block.runs and block.vis == 0  # a spare
+        else:
+            assert block.runs or len(seq.blocks) == seq._spares + 1
         assert block.vis == sum(r.length for r in block.runs if not r.deleted)
         assert seq._prefix(i) == total
         for run in block.runs:
@@ -100,6 +103,24 @@ def _tiny_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_bookkeeping_with_tiny_blocks() -> None:
     SmallBlocks.TestCase().runTest()
+
+
+def test_typing_at_the_front_of_a_long_text_keeps_the_bookkeeping() -> None:
+    doc = crdtsync.Doc(1)
+    text = doc.text("t")
+    for i in range(300):  # a long text of separate runs
+        text.insert((i * 7) % (len(text) + 1), "ab"[i % 2])
+    seq = text._seq
+    for i in range(300):  # front-half block splits: they take spare blocks
+        text.insert(i % 5, "x")
+        if i % 3 == 0:
+            text.delete(i % 7, 2)
+        assert seq.locate(len(text) - 1)  # keep the Fenwick tree built, to be updated
+        check_sequence(seq)
+    assert seq._spares or len(seq.blocks) < 8
+    copy = crdtsync.Doc(2)
+    copy.apply_update(doc.get_update())
+    assert str(copy.text("t")) == str(text)
 
 
 def test_loading_a_state_keeps_the_bookkeeping() -> None:
