@@ -91,16 +91,8 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
                 if origin is None:
                     continue
                 o_replica, o_counter = origin
-                if o_counter <= vv.get(o_replica, 0):
-                    # Held before this update: find its run (IdIndex.find, inline).
-                    starts = ids.starts.get(o_replica)
-                    run = None
-                    if starts:
-                        i = bisect_right(starts, o_counter) - 1
-                        if i >= 0:
-                            run = ids.runs[o_replica][i]
-                            if o_counter >= run.counter + run.length:
-                                run = None
+                if o_counter <= vv.get(o_replica, 0):  # held before this update
+                    run = ids.find(o_replica, o_counter)
                     if run is None or run.seq.key != e[2]:
                         raise DecodeError(f"origin {origin} is not an element of {e[2][1]!r}")
                     lamport: int | None = run.lamport + o_counter - run.counter

@@ -618,11 +618,8 @@ class Sequence:
         if origin is None:
             block, i = self.blocks[self._spares], 0
         else:
-            # The origin is held (check_ready saw to that): find its run by bisect, inline
-            # because this is the per-element hot path of every merge and load.
-            by_counter = ids.starts[origin[0]]
-            left = ids.runs[origin[0]][bisect_right(by_counter, origin[1]) - 1]
-            assert left.seq is self and origin[1] < left.counter + left.length
+            left = ids.find(*origin)  # held: check_ready saw to that
+            assert left is not None and left.seq is self
             k = origin[1] - left.counter + 1
             if k < left.length:
                 self.split(left, k)
@@ -653,9 +650,7 @@ class Sequence:
             block = self.blocks[block.index + 1]
             runs = block.runs
             i = 0
-        if content is not None and not self.is_text:
-            content = list(content)  # owned: list runs grow in place
-        run = Run(self, replica, counter, lamport, origin, content, length)
+        run = Run(self, replica, counter, lamport, origin, self._own(content), length)
         if deleter is not None:
             run.deleted = True
             run.deleter = deleter
