@@ -26,8 +26,8 @@ from crdtsync._bulk import BULK_BYTES, without_gc
 from crdtsync._clock import MAX_REPLICA_ID, VersionVector
 from crdtsync._encoding import Entry, Segment, Update
 from crdtsync._errors import DecodeError, PendingOverflowError
+from crdtsync._ids import IdIndex
 from crdtsync._integrate import check_ready, integrate, integrate_keystroke
-from crdtsync._rga import IdIndex
 from crdtsync._values import check_str
 from crdtsync.types._base import Container
 from crdtsync.types.counter import Counter

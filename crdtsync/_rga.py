@@ -19,10 +19,11 @@ garbage collection on, their content is dropped.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
-from itertools import accumulate, islice
+from itertools import accumulate
 from typing import Any
+
+from crdtsync._ids import IdIndex
 
 Dot = tuple[int, int]
 
@@ -88,65 +89,6 @@ class Block:
             run.block = self
             if not run.deleted:
                 self.vis += run.length
-
-
-class IdIndex:
-    """Per replica, the runs of every sequence in a document sorted by first counter."""
-
-    __slots__ = ("starts", "runs")
-
-    def __init__(self) -> None:
-        self.starts: dict[int, list[int]] = {}
-        self.runs: dict[int, list[Run]] = {}
-
-    def find(self, replica: int, counter: int) -> Run | None:
-        starts = self.starts.get(replica)
-        if not starts:
-            return None
-        i = bisect_right(starts, counter) - 1
-        if i < 0:
-            return None
-        run = self.runs[replica][i]
-        return run if counter < run.counter + run.length else None
-
-    def add(self, run: Run) -> None:
-        starts = self.starts.get(run.replica)
-        if starts is None:
-            self.starts[run.replica] = [run.counter]
-            self.runs[run.replica] = [run]
-            return
-        if not starts or starts[-1] < run.counter:
-            starts.append(run.counter)
-            self.runs[run.replica].append(run)
-            return
-        i = bisect_right(starts, run.counter)
-        starts.insert(i, run.counter)
-        self.runs[run.replica].insert(i, run)
-
-    def next_start(self, replica: int, counter: int) -> int | None:
-        """The first counter of this replica's first run starting after ``counter``."""
-        starts = self.starts.get(replica)
-        if not starts:
-            return None
-        i = bisect_right(starts, counter)
-        return starts[i] if i < len(starts) else None
-
-    def remove(self, run: Run) -> None:
-        starts = self.starts[run.replica]
-        i = bisect_left(starts, run.counter)
-        del starts[i]
-        del self.runs[run.replica][i]
-
-    def runs_from(self, replica: int, counter: int) -> Iterator[Run]:
-        """Runs of ``replica`` holding counters >= ``counter``, in counter order."""
-        starts = self.starts.get(replica)
-        if not starts:
-            return iter(())
-        i = max(bisect_right(starts, counter) - 1, 0)
-        runs = self.runs[replica]
-        if runs[i].counter + runs[i].length <= counter:
-            i += 1
-        return islice(runs, i, None)
 
 
 class Sequence:
@@ -533,9 +475,7 @@ class Sequence:
         ):
             return None
         k = run.length - keep
-        starts = self.ids.starts[run.replica]
-        starts[bisect_left(starts, nxt.counter)] = end - k
-        nxt.counter = end - k
+        self.ids.move_start(nxt, end - k)
         nxt.lamport -= k
         nxt.origin = (run.replica, end - k - 1)
         nxt.length += k

@@ -3,7 +3,8 @@
 The convergence and model tests see only values; these check what makes look-ups fast:
 block numbering, per-block visible lengths, the (lazily rebuilt) Fenwick tree, the
 per-replica id index and the local-edit hint. Blocks are shrunk to four runs so that a short
-hypothesis run splits blocks at the front, middle and end many times.
+hypothesis run splits blocks at the front, middle and end many times (and id-index chunks
+are shrunk to three runs likewise).
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from crdt_helpers import small_text
+from crdt_helpers import budget, small_text
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 import crdtsync
-from crdtsync import _rga
+from crdtsync import _ids, _rga
 
 
 def check_sequence(seq: _rga.Sequence) -> None:
@@ -45,11 +47,20 @@ def check_sequence(seq: _rga.Sequence) -> None:
 
 
 def check_ids(doc: crdtsync.Doc) -> None:
-    for replica, starts in doc._ids.starts.items():
-        runs = doc._ids.runs[replica]
-        assert starts == sorted(starts) == [r.counter for r in runs]
+    """Each replica's chunks: non-empty, within size, sorted, and firsts in step."""
+    ids = doc._ids
+    for replica in ids.replicas():
+        rr = ids._by[replica]
+        assert rr.firsts == [starts[0] for starts in rr.starts]
+        flat = [c for starts in rr.starts for c in starts]
+        assert flat == sorted(flat)
+        runs = [run for chunk in rr.runs for run in chunk]
+        assert [run.counter for run in runs] == flat
+        assert all(0 < len(chunk) <= _ids.MAX_CHUNK for chunk in rr.runs)
+        assert list(ids.runs_from(replica, 0)) == runs
         for left, right in zip(runs, runs[1:], strict=False):
             assert left.counter + left.length <= right.counter
+            assert ids.next_start(replica, left.counter) == right.counter
 
 
 class SmallBlocks(RuleBasedStateMachine):
@@ -99,6 +110,7 @@ class SmallBlocks(RuleBasedStateMachine):
 @pytest.fixture(autouse=True)
 def _tiny_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_rga, "MAX_BLOCK_RUNS", 4)
+    monkeypatch.setattr(_ids, "MAX_CHUNK", 3)
 
 
 def test_bookkeeping_with_tiny_blocks() -> None:
@@ -135,3 +147,49 @@ def test_loading_a_state_keeps_the_bookkeeping() -> None:
     assert str(loaded.text("t")) == str(text)
     check_sequence(loaded.text("t")._seq)
     check_ids(loaded)
+
+
+class FakeRun:
+    """What the id index reads of a run."""
+
+    def __init__(self, replica: int, counter: int, length: int) -> None:
+        self.replica, self.counter, self.length = replica, counter, length
+
+    def __repr__(self) -> str:
+        return f"FakeRun({self.replica}, {self.counter}, {self.length})"
+
+
+@settings(max_examples=budget(200))
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 60), st.integers(1, 50)), max_size=60))
+def test_id_index_against_a_model(ops: list[tuple[int, int, int]]) -> None:
+    """Runs added in any counter order, removed, and moved back, in chunks of three: every
+    look-up agrees with a plain sorted list."""
+    ids = _ids.IdIndex()
+    model: list[FakeRun] = []  # one replica (7), sorted by counter, non-overlapping
+    for op, slot, extra in ops:
+        if op == 0 or not model:  # add a run in a free gap at counter slot * 10
+            c = slot * 10 + 1
+            if all(r.counter + r.length <= c or c + 5 <= r.counter for r in model):
+                run = FakeRun(7, c, 5)
+                ids.add(run)  # type: ignore[arg-type]
+                model.append(run)
+                model.sort(key=lambda r: r.counter)
+        elif op == 1:
+            run = model.pop(slot % len(model))
+            ids.remove(run)  # type: ignore[arg-type]
+        elif op == 2:  # move a run's start back into free space before it
+            k = slot % len(model)
+            run = model[k]
+            floor = model[k - 1].counter + model[k - 1].length if k else 1
+            new = max(floor, run.counter - extra % 4)
+            run.length += run.counter - new
+            ids.move_start(run, new)  # type: ignore[arg-type]
+        for probe in range(0, 620, 7):
+            held = [r for r in model if r.counter <= probe < r.counter + r.length]
+            assert ids.find(7, probe) is (held[0] if held else None)
+            later = [r.counter for r in model if r.counter > probe]
+            assert ids.next_start(7, probe) == (later[0] if later else None)
+            assert list(ids.runs_from(7, probe)) == [
+                r for r in model if r.counter + r.length > probe
+            ]
+        assert ids.replicas() == ([7] if model else [])
