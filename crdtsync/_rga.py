@@ -109,6 +109,8 @@ class Sequence:
         #: sequence's first run is in ``blocks[_spares]``.
         self._spares = 0
         self._fen: list[int] | None = [0, 0]
+        self._held_slot = -1
+        self._held_delta = 0
         self.vis_len = 0
         self._cache: Any = None
         #: Bumped by every change to the runs; a cached look-up is valid while it holds.
@@ -123,8 +125,13 @@ class Sequence:
     # slot, so it drops the tree (``_fen = None``) and the next position query rebuilds it
     # in one O(blocks) pass. A burst of remote inserts (a merge, a state load) asks for no
     # positions and so pays for no rebuilds.
+    #
+    # Changes are also held back for one slot: typing changes the same block's length again
+    # and again, so they add up in ``_held_delta`` and reach the tree (O(log B)) only when
+    # another slot changes or a position is asked for.
 
     def _tree(self) -> list[int]:
+        """The Fenwick tree, up to date."""
         tree = self._fen
         if tree is None:
             tree = [0]
@@ -135,12 +142,26 @@ class Sequence:
                 if j <= n:
                     tree[j] += tree[i]
             self._fen = tree
+            self._held_delta = 0  # already in the blocks' lengths it was built from
+        elif self._held_delta:
+            self._tree_add(tree, self._held_slot, self._held_delta)
+            self._held_delta = 0
         return tree
 
     def _fen_add(self, index: int, delta: int) -> None:
-        tree = self._fen
-        if tree is None:
+        """Block ``index``'s visible length changed by ``delta``."""
+        if self._fen is None:
             return
+        if index == self._held_slot:
+            self._held_delta += delta
+            return
+        if self._held_delta:
+            self._tree_add(self._fen, self._held_slot, self._held_delta)
+        self._held_slot = index
+        self._held_delta = delta
+
+    @staticmethod
+    def _tree_add(tree: list[int], index: int, delta: int) -> None:
         n = len(tree) - 1
         i = index + 1
         while i <= n:
@@ -287,47 +308,52 @@ class Sequence:
             if not self._spares:
                 self._add_spares()
                 b = block.index
-            old_vis = [x.vis for x in blocks[: b + 1]]
+            # Slots start .. b change: the last spare's and those of the blocks up to this
+            # one, which move down one. The spares before them keep their (stale) indices.
+            start = self._spares - 1
+            old_vis = [x.vis for x in blocks[start : b + 1]]
             block.vis -= right.vis
             del blocks[0]  # a spare
-            self._spares -= 1
+            self._spares = start
             blocks.insert(b, right)
-            for j in range(b + 1):
+            for j in range(start, b + 1):
                 blocks[j].index = j
-            self._shift_tree_front(old_vis, [x.vis for x in blocks[: b + 1]])
+            self._shift_tree_front(start, old_vis, [x.vis for x in blocks[start : b + 1]])
 
     def _add_spares(self) -> None:
         """Put empty blocks in front, a quarter as many as there are blocks."""
         count = max(4, len(self.blocks) // 4)
         self.blocks[0:0] = [Block([], 0) for _ in range(count)]
-        for j, block in enumerate(self.blocks):
-            block.index = j
+        for j in range(self._spares, len(self.blocks)):
+            self.blocks[j].index = j
         self._spares += count
         self._fen = None
 
-    def _shift_tree_front(self, old: list[int], new: list[int]) -> None:
-        """Update the Fenwick tree after the values of its first ``len(old)`` slots changed
-        from ``old`` to ``new`` with the same total."""
-        tree = self._fen
-        if tree is None:
+    def _shift_tree_front(self, start: int, old: list[int], new: list[int]) -> None:
+        """Update the Fenwick tree after the values of slots ``start ..`` (0-based) changed
+        from ``old`` to ``new``, with the same total; the slots before ``start`` hold 0."""
+        if self._fen is None:
             return
+        tree = self._tree()  # with the held change, in the slots as they were
         n = len(tree) - 1
-        p_old = [0, *accumulate(old)]
+        p_old = [0, *accumulate(old)]  # p[k - start]: the sum of 1-based slots 1 .. k
         p_new = [0, *accumulate(new)]
-        m = len(new)
-        for i in range(1, m + 1):  # slots lying wholly in the changed prefix
-            tree[i] = p_new[i] - p_new[i & (i - 1)]
-        i = m + (m & -m)
+        end = start + len(new)
+        for i in range(start + 1, end + 1):  # slots ending inside the changed range
+            low = i & (i - 1)
+            tree[i] = p_new[i - start] - (p_new[low - start] if low > start else 0)
+        i = end + (end & -end)
         while i <= n:  # slots whose range starts inside it and ends beyond
             low = i & (i - 1)
-            tree[i] += p_old[low] - p_new[low]
+            if low > start:
+                tree[i] += p_old[low - start] - p_new[low - start]
             i += i & -i
 
     def _fen_append(self, value: int) -> None:
         """Add a last slot to the Fenwick tree holding ``value``."""
-        tree = self._fen
-        if tree is None:
+        if self._fen is None:
             return
+        tree = self._tree()
         i = len(tree)  # the new slot's 1-based index
         low = i - (i & -i)
         # tree[i] covers slots (low, i]: the sum of slots low+1 .. i-1, plus value.
