@@ -1,9 +1,9 @@
 """Id -> run look-up for every sequence of a document: :class:`IdIndex`.
 
-Per replica, its runs sorted by first counter, kept in chunks of at most
-:data:`MAX_CHUNK` (a list of sorted lists, as in ``sortedcontainers``). One flat list would
-make every split of an old run (a merge into a long document) move half the replica's
-entries: 8 µs at 100,000 runs, 130 µs at a million. With chunks, an insert moves at most a
+Per replica, its runs sorted by first counter. Beyond :data:`MAX_CHUNK` runs they are kept
+in chunks (a list of sorted lists, as in ``sortedcontainers``): one flat list would make
+every split of an old run (a merge into a long document) move half the replica's entries,
+8 µs at 100,000 runs and 130 µs at a million. With chunks, an insert moves at most a
 chunk, a look-up is two bisects, and typing (each new run after all others) appends.
 """
 
@@ -21,121 +21,189 @@ if TYPE_CHECKING:
 MAX_CHUNK = 512
 
 
-class _ReplicaRuns:
-    """One replica's runs: ``starts[j]`` and ``runs[j]`` are chunk ``j``'s first counters
-    and runs, ascending; ``firsts[j]`` is ``starts[j][0]``. No chunk is empty."""
+class _Chunked:
+    """The runs of a replica that outgrew one list: ``starts[j]`` and ``runs[j]`` are
+    chunk ``j``'s first counters and runs, ascending; ``firsts[j]`` is ``starts[j][0]``.
+    No chunk is empty."""
 
     __slots__ = ("firsts", "starts", "runs")
 
-    def __init__(self, run: Run) -> None:
-        self.firsts = [run.counter]
-        self.starts = [[run.counter]]
-        self.runs = [[run]]
+    def __init__(self, starts: list[int], runs: list[Run]) -> None:
+        step = MAX_CHUNK // 2
+        self.starts = [starts[i : i + step] for i in range(0, len(starts), step)]
+        self.runs = [runs[i : i + step] for i in range(0, len(runs), step)]
+        self.firsts = [chunk[0] for chunk in self.starts]
 
     def chunk_of(self, counter: int) -> int:
         """The chunk whose range holds ``counter`` (0 if it is below them all)."""
         return max(bisect_right(self.firsts, counter) - 1, 0)
 
-
-class IdIndex:
-    """Per replica, the runs of every sequence in a document sorted by first counter."""
-
-    __slots__ = ("_by",)
-
-    def __init__(self) -> None:
-        self._by: dict[int, _ReplicaRuns] = {}
-
-    def find(self, replica: int, counter: int) -> Run | None:
-        """The run holding the element ``(replica, counter)``, if any."""
-        rr = self._by.get(replica)
-        if rr is None:
-            return None
-        firsts = rr.firsts
+    def find(self, counter: int) -> Run | None:
+        firsts = self.firsts
         j = len(firsts) - 1
         if counter < firsts[j]:  # not in the newest chunk, where look-ups mostly land
             j = bisect_right(firsts, counter) - 1
             if j < 0:
                 return None
-        run = rr.runs[j][bisect_right(rr.starts[j], counter) - 1]
+        run = self.runs[j][bisect_right(self.starts[j], counter) - 1]
         return run if counter < run.counter + run.length else None
 
     def add(self, run: Run) -> None:
-        rr = self._by.get(run.replica)
-        if rr is None:
-            self._by[run.replica] = _ReplicaRuns(run)
-            return
         c = run.counter
-        starts = rr.starts[-1]
+        starts = self.starts[-1]
         if starts[-1] < c:  # after every run of this replica: typing, loading
             starts.append(c)
-            rr.runs[-1].append(run)
-            j = len(rr.firsts) - 1
+            self.runs[-1].append(run)
+            j = len(self.firsts) - 1
         else:
-            j = rr.chunk_of(c)
-            starts = rr.starts[j]
+            j = self.chunk_of(c)
+            starts = self.starts[j]
             i = bisect_right(starts, c)
             starts.insert(i, c)
-            rr.runs[j].insert(i, run)
+            self.runs[j].insert(i, run)
             if i == 0:
-                rr.firsts[j] = c
+                self.firsts[j] = c
         if len(starts) > MAX_CHUNK:
             half = len(starts) // 2
-            rr.starts.insert(j + 1, starts[half:])
-            rr.runs.insert(j + 1, rr.runs[j][half:])
-            rr.firsts.insert(j + 1, starts[half])
+            self.starts.insert(j + 1, starts[half:])
+            self.runs.insert(j + 1, self.runs[j][half:])
+            self.firsts.insert(j + 1, starts[half])
             del starts[half:]
-            del rr.runs[j][half:]
+            del self.runs[j][half:]
 
-    def remove(self, run: Run) -> None:
-        rr = self._by[run.replica]
-        j = rr.chunk_of(run.counter)
-        starts = rr.starts[j]
+    def remove(self, run: Run) -> bool:
+        """Drop ``run``; True if no run is left."""
+        j = self.chunk_of(run.counter)
+        starts = self.starts[j]
         i = bisect_left(starts, run.counter)
         del starts[i]
-        del rr.runs[j][i]
+        del self.runs[j][i]
         if not starts:
-            del rr.starts[j], rr.runs[j], rr.firsts[j]
-            if not rr.firsts:
-                del self._by[run.replica]
+            del self.starts[j], self.runs[j], self.firsts[j]
         elif i == 0:
-            rr.firsts[j] = starts[0]
+            self.firsts[j] = starts[0]
+        return not self.firsts
+
+    def move_start(self, run: Run, counter: int) -> None:
+        j = self.chunk_of(run.counter)
+        starts = self.starts[j]
+        i = bisect_left(starts, run.counter)
+        starts[i] = counter
+        if i == 0:
+            self.firsts[j] = counter
+
+    def next_start(self, counter: int) -> int | None:
+        j = self.chunk_of(counter)
+        starts = self.starts[j]
+        i = bisect_right(starts, counter)
+        if i < len(starts):
+            return starts[i]
+        return self.firsts[j + 1] if j + 1 < len(self.firsts) else None
+
+    def runs_from(self, counter: int) -> Iterator[Run]:
+        j = self.chunk_of(counter)
+        return chain(_from(self.starts[j], self.runs[j], counter), *self.runs[j + 1 :])
+
+
+def _from(starts: list[int], runs: list[Run], counter: int) -> Iterator[Run]:
+    """The runs (sorted, with their first counters) holding counters >= ``counter``."""
+    i = max(bisect_right(starts, counter) - 1, 0)
+    if runs[i].counter + runs[i].length <= counter:
+        i += 1
+    return islice(runs, i, None)
+
+
+class IdIndex:
+    """Per replica, the runs of every sequence in a document sorted by first counter.
+
+    A replica's runs sit in one pair of lists (first counters, runs) until there are more
+    than :data:`MAX_CHUNK` of them, then in chunks (:class:`_Chunked`): most replicas of a
+    long-lived document (one per editing session) have a few runs, and one list each keeps
+    them small.
+    """
+
+    __slots__ = ("_starts", "_runs", "_chunked")
+
+    def __init__(self) -> None:
+        self._starts: dict[int, list[int]] = {}
+        self._runs: dict[int, list[Run]] = {}
+        self._chunked: dict[int, _Chunked] = {}
+
+    def find(self, replica: int, counter: int) -> Run | None:
+        """The run holding the element ``(replica, counter)``, if any."""
+        starts = self._starts.get(replica)
+        if starts is None:
+            chunked = self._chunked.get(replica)
+            return None if chunked is None else chunked.find(counter)
+        i = bisect_right(starts, counter) - 1
+        if i < 0:
+            return None
+        run = self._runs[replica][i]
+        return run if counter < run.counter + run.length else None
+
+    def add(self, run: Run) -> None:
+        r, c = run.replica, run.counter
+        starts = self._starts.get(r)
+        if starts is None:
+            chunked = self._chunked.get(r)
+            if chunked is not None:
+                chunked.add(run)
+            else:
+                self._starts[r] = [c]
+                self._runs[r] = [run]
+            return
+        runs = self._runs[r]
+        if starts[-1] < c:  # after every run of this replica: typing, loading
+            starts.append(c)
+            runs.append(run)
+        else:
+            i = bisect_right(starts, c)
+            starts.insert(i, c)
+            runs.insert(i, run)
+        if len(starts) > MAX_CHUNK:
+            self._chunked[r] = _Chunked(starts, runs)
+            del self._starts[r], self._runs[r]
+
+    def remove(self, run: Run) -> None:
+        r = run.replica
+        starts = self._starts.get(r)
+        if starts is None:
+            if self._chunked[r].remove(run):
+                del self._chunked[r]
+            return
+        i = bisect_left(starts, run.counter)
+        del starts[i]
+        del self._runs[r][i]
+        if not starts:
+            del self._starts[r], self._runs[r]
 
     def move_start(self, run: Run, counter: int) -> None:
         """Record that ``run`` now starts at ``counter``; its place in counter order must
         stay the same (it took over the tail of the run before it)."""
-        rr = self._by[run.replica]
-        j = rr.chunk_of(run.counter)
-        starts = rr.starts[j]
-        i = bisect_left(starts, run.counter)
-        starts[i] = counter
-        if i == 0:
-            rr.firsts[j] = counter
+        starts = self._starts.get(run.replica)
+        if starts is None:
+            self._chunked[run.replica].move_start(run, counter)
+        else:
+            starts[bisect_left(starts, run.counter)] = counter
         run.counter = counter
 
     def next_start(self, replica: int, counter: int) -> int | None:
         """The first counter of this replica's first run starting after ``counter``."""
-        rr = self._by.get(replica)
-        if rr is None:
-            return None
-        j = rr.chunk_of(counter)
-        starts = rr.starts[j]
+        starts = self._starts.get(replica)
+        if starts is None:
+            chunked = self._chunked.get(replica)
+            return None if chunked is None else chunked.next_start(counter)
         i = bisect_right(starts, counter)
-        if i < len(starts):
-            return starts[i]
-        return rr.firsts[j + 1] if j + 1 < len(rr.firsts) else None
+        return starts[i] if i < len(starts) else None
 
     def runs_from(self, replica: int, counter: int) -> Iterator[Run]:
         """Runs of ``replica`` holding counters >= ``counter``, in counter order."""
-        rr = self._by.get(replica)
-        if rr is None:
-            return iter(())
-        j = rr.chunk_of(counter)
-        runs = rr.runs[j]
-        i = max(bisect_right(rr.starts[j], counter) - 1, 0)
-        if runs[i].counter + runs[i].length <= counter:
-            i += 1
-        return chain(islice(runs, i, None), *rr.runs[j + 1 :])
+        starts = self._starts.get(replica)
+        if starts is None:
+            chunked = self._chunked.get(replica)
+            return iter(()) if chunked is None else chunked.runs_from(counter)
+        return _from(starts, self._runs[replica], counter)
 
     def replicas(self) -> list[int]:
         """The replicas with at least one run."""
-        return list(self._by)
+        return [*self._starts, *self._chunked]

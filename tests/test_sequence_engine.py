@@ -47,16 +47,21 @@ def check_sequence(seq: _rga.Sequence) -> None:
 
 
 def check_ids(doc: crdtsync.Doc) -> None:
-    """Each replica's chunks: non-empty, within size, sorted, and firsts in step."""
+    """Each replica's runs sorted, in one list or in chunks (non-empty, within size, firsts
+    in step), and every look-up agreeing with them."""
     ids = doc._ids
     for replica in ids.replicas():
-        rr = ids._by[replica]
-        assert rr.firsts == [starts[0] for starts in rr.starts]
-        flat = [c for starts in rr.starts for c in starts]
-        assert flat == sorted(flat)
-        runs = [run for chunk in rr.runs for run in chunk]
-        assert [run.counter for run in runs] == flat
-        assert all(0 < len(chunk) <= _ids.MAX_CHUNK for chunk in rr.runs)
+        if replica in ids._chunked:
+            ch = ids._chunked[replica]
+            assert replica not in ids._starts
+            assert ch.firsts == [starts[0] for starts in ch.starts]
+            assert all(0 < len(chunk) <= _ids.MAX_CHUNK for chunk in ch.runs)
+            flat = [c for starts in ch.starts for c in starts]
+            runs = [run for chunk in ch.runs for run in chunk]
+        else:
+            flat, runs = ids._starts[replica], ids._runs[replica]
+            assert 0 < len(flat) <= _ids.MAX_CHUNK
+        assert flat == sorted(flat) == [run.counter for run in runs]
         assert list(ids.runs_from(replica, 0)) == runs
         for left, right in zip(runs, runs[1:], strict=False):
             assert left.counter + left.length <= right.counter
