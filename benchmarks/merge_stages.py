@@ -5,7 +5,8 @@ single-character edits offline; the suite times computing both diffs and applyin
 script takes one direction (replica B's diff applied to replica A) apart: building the state
 entries, encoding, compressing, decoding, the readiness check and integration, the last also
 split by kind of change (live inserts, deletes of characters A holds, runs that arrive
-already deleted). Each figure is the best of ``--runs`` fresh set-ups.
+already deleted). Each figure is the best of ``--runs`` fresh set-ups. Last, the bare
+minimum of Python work one remote insert inside a run needs, for comparison.
 
 Usage (from the repository root)::
 
@@ -97,6 +98,32 @@ def integration_by_kind() -> dict[str, float]:
     return {f"{kind} ({counts[kind]:,})": t for kind, t in times.items()}
 
 
+def bare_insert_floor(n: int = 200_000) -> float:
+    """Seconds for the least Python work a remote insert inside a run needs: one bisect for
+    the origin's run, two ``Run`` objects (the cut-off part and the new run), two insertions
+    into a block's list and two into an id-index list (undone each time, so sizes stay put).
+    """
+    from bisect import bisect_right
+
+    from crdtsync._ids import IdIndex
+    from crdtsync._rga import Run, Sequence
+
+    seq = Sequence(IdIndex(), True)
+    starts = list(range(0, 2048, 4))
+    block: list[Any] = [None] * 32
+    t0 = perf_counter()
+    for i in range(n):
+        j = bisect_right(starts, 1000)
+        right = Run(seq, 1, 5, 5, (1, 4), "x", 1)
+        new = Run(seq, 2, i + 1, 7, (1, 4), "y", 1)
+        block.insert(16, right)
+        block.insert(16, new)
+        starts.insert(j, 1001)
+        starts.insert(j, 1001)
+        del block[16:18], starts[j : j + 2]
+    return (perf_counter() - t0) / n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=6, help="fresh set-ups; best is shown")
@@ -112,6 +139,8 @@ def main() -> None:
         if title == "one direction of M1":
             total = sum(t for name, t in best.items() if name != "integrate (all)")
             print(f"  {'total':45s} {(total + best['integrate (all)']) * 1e3:7.1f}")
+    floor = min(bare_insert_floor() for _ in range(3))
+    print(f"bare minimum of one remote insert inside a run: {floor * 1e6:.2f} µs")
 
 
 if __name__ == "__main__":
