@@ -13,7 +13,8 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-#: Updates of at least this many bytes are handled with the collector paused.
+#: Updates of at least this many bytes are decoded with the collector paused (integration
+#: pauses it by number of changes: see ``_integrate.BULK_CHANGES``).
 BULK_BYTES = 8192
 
 

@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from crdtsync import _encoding as enc
-from crdtsync._bulk import BULK_BYTES, without_gc
 from crdtsync._clock import MAX_REPLICA_ID, VersionVector
 from crdtsync._encoding import Entry, Segment, Update
 from crdtsync._errors import DecodeError, PendingOverflowError
@@ -468,22 +467,18 @@ class Doc:
     def _apply(self, update: bytes, origin: Any, parsed: Update | None = None) -> Update:
         """apply_update, returning the parsed update (sync sessions look at what it covers);
         a caller that already decoded ``update`` passes ``parsed`` to skip a second decode."""
-        if isinstance(update, bytes | bytearray | memoryview) and len(update) >= BULK_BYTES:
-            return without_gc(lambda: self._apply_now(update, origin, parsed))
-        return self._apply_now(update, origin, parsed)
-
-    def _apply_now(self, update: bytes, origin: Any, parsed: Update | None) -> Update:
         if parsed is None:
             parsed = enc.decode_update(update)
         if self._txn is not None and self._txn.local:
             raise RuntimeError("apply_update inside a local transaction is not supported")
-        if integrate_keystroke(self, bytes(update), parsed, origin):
+        data = bytes(update)
+        if integrate_keystroke(self, data, parsed, origin):
             if self._pending_count:
                 self._wake()
             return parsed
         ready = check_ready(self, parsed)
         if isinstance(ready, dict):
-            integrate(self, bytes(update), parsed, ready, origin)
+            integrate(self, data, parsed, ready, origin)
             self._wake()
             return parsed
         if self._pending_count >= self._max_pending:
@@ -491,7 +486,7 @@ class Doc:
                 f"{self._pending_count} updates already wait for missing dependencies "
                 f"(max_pending={self._max_pending}); resync with get_update(version)"
             )
-        if self._buffer(bytes(update), parsed, origin, ready):
+        if self._buffer(data, parsed, origin, ready):
             self._wake()
         return parsed
 

@@ -343,9 +343,7 @@ class _Reader:
         out = []
         for i in range(0, len(flat), 3):
             r, c = self.dot(flat[i], flat[i + 1])
-            n = flat[i + 2]
-            if type(n) is not int or not 1 <= n <= MAX_COUNTER - c + 1:
-                n = _int(n, 1, MAX_COUNTER - c + 1, "range length")
+            n = _int(flat[i + 2], 1, MAX_COUNTER - c + 1, "range length")
             out.append((r, c, n))
         return out
 
@@ -381,15 +379,8 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
     seg = _list(raw, "segment")
     if len(seg) < 2:
         raise _fail("segment needs a replica and a first counter")
-    index, c = seg[0], seg[1]
-    replicas = rd.replicas
-    # The plain case checked inline; anything else goes through the raising readers.
-    if type(index) is int and 0 <= index < len(replicas):
-        replica = replicas[index]
-    else:
-        replica = rd.replica(index)
-    if type(c) is not int or not 1 <= c <= MAX_COUNTER:
-        c = _int(c, 1, MAX_COUNTER, "first counter")
+    replica = rd.replica(seg[0])
+    c = _int(seg[1], 1, MAX_COUNTER, "first counter")
     start = c
     entries: list[Entry] = []
     root_index = 0
@@ -646,8 +637,7 @@ def _decode_general(body: Any) -> Update:
         raise _fail("an update is an array of 3 or 4 items")
     replicas = _list(body[0], "replica table")
     for r in replicas:
-        if type(r) is not int or not 0 <= r <= MAX_REPLICA_ID:
-            _int(r, 0, MAX_REPLICA_ID, "replica id")
+        _int(r, 0, MAX_REPLICA_ID, "replica id")
     if len(replicas) > 1 and len(set(replicas)) != len(replicas):
         raise _fail("duplicate replica id in the table")
     roots: list[RootKey] = []

@@ -50,19 +50,12 @@ class _Chunked:
 
     def add(self, run: Run) -> None:
         c = run.counter
-        starts = self.starts[-1]
-        if starts[-1] < c:  # after every run of this replica: typing, loading
-            starts.append(c)
-            self.runs[-1].append(run)
-            j = len(self.firsts) - 1
-        else:
+        j = len(self.firsts) - 1
+        if c < self.starts[j][-1]:  # not after every run of this replica (typing, loading)
             j = self.chunk_of(c)
-            starts = self.starts[j]
-            i = bisect_right(starts, c)
-            starts.insert(i, c)
-            self.runs[j].insert(i, run)
-            if i == 0:
-                self.firsts[j] = c
+        starts = self.starts[j]
+        if _insert(starts, self.runs[j], run) == 0:
+            self.firsts[j] = c
         if len(starts) > MAX_CHUNK:
             half = len(starts) // 2
             self.starts.insert(j + 1, starts[half:])
@@ -75,9 +68,7 @@ class _Chunked:
         """Drop ``run``; True if no run is left."""
         j = self.chunk_of(run.counter)
         starts = self.starts[j]
-        i = bisect_left(starts, run.counter)
-        del starts[i]
-        del self.runs[j][i]
+        i = _delete(starts, self.runs[j], run)
         if not starts:
             del self.starts[j], self.runs[j], self.firsts[j]
         elif i == 0:
@@ -103,6 +94,26 @@ class _Chunked:
     def runs_from(self, counter: int) -> Iterator[Run]:
         j = self.chunk_of(counter)
         return chain(_from(self.starts[j], self.runs[j], counter), *self.runs[j + 1 :])
+
+
+def _insert(starts: list[int], runs: list[Run], run: Run) -> int:
+    """Put ``run`` into the sorted pair of lists; return its index."""
+    c = run.counter
+    if not starts or starts[-1] < c:  # after all the others: typing, loading
+        starts.append(c)
+        runs.append(run)
+        return len(starts) - 1
+    i = bisect_right(starts, c)
+    starts.insert(i, c)
+    runs.insert(i, run)
+    return i
+
+
+def _delete(starts: list[int], runs: list[Run], run: Run) -> int:
+    """Take ``run`` out of the sorted pair of lists; return the index it had."""
+    i = bisect_left(starts, run.counter)
+    del starts[i], runs[i]
+    return i
 
 
 def _from(starts: list[int], runs: list[Run], counter: int) -> Iterator[Run]:
@@ -153,13 +164,7 @@ class IdIndex:
                 self._runs[r] = [run]
             return
         runs = self._runs[r]
-        if starts[-1] < c:  # after every run of this replica: typing, loading
-            starts.append(c)
-            runs.append(run)
-        else:
-            i = bisect_right(starts, c)
-            starts.insert(i, c)
-            runs.insert(i, run)
+        _insert(starts, runs, run)
         if len(starts) > MAX_CHUNK:
             self._chunked[r] = _Chunked(starts, runs)
             del self._starts[r], self._runs[r]
@@ -171,9 +176,7 @@ class IdIndex:
             if self._chunked[r].remove(run):
                 del self._chunked[r]
             return
-        i = bisect_left(starts, run.counter)
-        del starts[i]
-        del self._runs[r][i]
+        _delete(starts, self._runs[r], run)
         if not starts:
             del self._starts[r], self._runs[r]
 

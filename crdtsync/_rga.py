@@ -600,8 +600,7 @@ class Sequence:
                 nxt = self._run_after(left)
                 if nxt is None or (nxt.lamport, nxt.replica) < (lamport, replica):
                     return self._extend(left, content, length, want_pos)
-            block = left.block
-            i = block.runs.index(left) + 1
+            block, i = self._next_slot(left)
         # Skip newer siblings (and, being contiguous after them, their descendants).
         runs = block.runs
         while True:

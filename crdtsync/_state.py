@@ -148,14 +148,10 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
         c = lo
         oi = 0
         for run_entry in runs:
-            start = run_entry[1]
-            while oi < len(others) and others[oi][1] < start:
+            while oi < len(others) and others[oi][1] < run_entry[1]:
                 c = _emit(entries, others[oi], c)
                 oi += 1
-            if start > c:
-                entries.append((enc.SKIP, c, start - c))
-            entries.append(tuple(run_entry))
-            c = start + run_entry[6]
+            c = _emit(entries, tuple(run_entry), c)
         for other in others[oi:]:
             c = _emit(entries, other, c)
         if c <= top:
