@@ -208,14 +208,30 @@ def _insert_number(doc: Replica, op: tuple[int, int], i: int) -> None:
     doc.insert_array(op[0], [op[1]])
 
 
-def _random_text_inserts(gen: Gen, n: int, min_len: int, max_len: int) -> tuple[list[TextOp], str]:
-    s = ""
+def _insert_word(gen: Gen, s: str, index: int, lo: int, hi: int, ops: list[TextOp]) -> str:
+    """Insert a random word of ``lo``..``hi`` characters at ``index``; note it in ``ops``."""
+    insert = gen.word(lo, hi)
+    ops.append((index, insert, 0))
+    return s[:index] + insert + s[index:]
+
+
+def _insert_or_delete(gen: Gen, s: str, index: int, ops: list[TextOp]) -> str:
+    """b1.js B1.7's and b2.js B2.4's step: at ``index``, insert a word of 2-10 characters
+    or delete up to 9 (always insert at the end)."""
+    if len(s) == index or gen.coin():
+        return _insert_word(gen, s, index, 2, 10, ops)
+    count = gen.between(1, min(9, len(s) - index))
+    ops.append((index, "", count))
+    return s[:index] + s[index + count :]
+
+
+def _random_text_inserts(
+    gen: Gen, n: int, min_len: int, max_len: int, start: str = ""
+) -> tuple[list[TextOp], str]:
+    s = start
     ops: list[TextOp] = []
     for _ in range(n):
-        index = gen.between(0, len(s))
-        insert = gen.word(min_len, max_len)
-        s = s[:index] + insert + s[index:]
-        ops.append((index, insert, 0))
+        s = _insert_word(gen, s, gen.between(0, len(s)), min_len, max_len, ops)
     return ops, s
 
 
@@ -223,15 +239,7 @@ def _random_text_edits(gen: Gen, n: int) -> tuple[list[TextOp], str]:
     s = ""
     ops: list[TextOp] = []
     for _ in range(n):
-        index = gen.between(0, len(s))
-        if len(s) == index or gen.coin():
-            insert = gen.word(2, 10)
-            s = s[:index] + insert + s[index:]
-            ops.append((index, insert, 0))
-        else:
-            count = gen.between(1, min(9, len(s) - index))
-            s = s[:index] + s[index + count :]
-            ops.append((index, "", count))
+        s = _insert_or_delete(gen, s, gen.between(0, len(s)), ops)
     return ops, s
 
 
@@ -383,34 +391,14 @@ def run_b2(
     return Outcome(time_s, sent / 2, encode_s, len(state), parse_s, ok and parsed_ok, state)
 
 
-def _concurrent_inserts(gen: Gen, start: str, n: int, min_len: int, max_len: int) -> list[TextOp]:
-    s = start
-    ops: list[TextOp] = []
-    for _ in range(n):
-        index = gen.between(0, len(s))
-        insert = gen.word(min_len, max_len)
-        s = s[:index] + insert + s[index:]
-        ops.append((index, insert, 0))
-    return ops
-
-
 def _concurrent_edits(gen: Gen, start: str, n: int) -> list[TextOp]:
     # b2.js B2.4: every step inserts a word, then inserts another or deletes up to 9.
     s = start
     ops: list[TextOp] = []
     for _ in range(n):
         index = gen.between(0, len(s))
-        insert = gen.word(3, 9)
-        s = s[:index] + insert + s[index:]
-        ops.append((index, insert, 0))
-        if len(s) == index or gen.coin():
-            insert = gen.word(2, 10)
-            s = s[:index] + insert + s[index:]
-            ops.append((index, insert, 0))
-        else:
-            count = gen.between(1, min(9, len(s) - index))
-            s = s[:index] + s[index + count :]
-            ops.append((index, "", count))
+        s = _insert_word(gen, s, index, 3, 9, ops)
+        s = _insert_or_delete(gen, s, index, ops)
     return ops
 
 
@@ -427,14 +415,14 @@ def b2_cases(n: int, seed: int) -> list[Case]:
 
     def b2_2() -> B2Input:
         gen = Gen(f"{seed}:B2.2")
-        ops1 = _concurrent_inserts(gen, init_text, n, 1, 1)
-        ops2 = _concurrent_inserts(gen, init_text, n, 1, 1)
+        ops1 = _random_text_inserts(gen, n, 1, 1, init_text)[0]
+        ops2 = _random_text_inserts(gen, n, 1, 1, init_text)[0]
         return init_text, ops1, ops2, 2 * n + 100
 
     def b2_3() -> B2Input:
         gen = Gen(f"{seed}:B2.3")
-        ops1 = _concurrent_inserts(gen, init_text, n, 3, 9)
-        ops2 = _concurrent_inserts(gen, init_text, n, 3, 9)
+        ops1 = _random_text_inserts(gen, n, 3, 9, init_text)[0]
+        ops2 = _random_text_inserts(gen, n, 3, 9, init_text)[0]
         return init_text, ops1, ops2, None
 
     def b2_4() -> B2Input:
@@ -606,9 +594,10 @@ def trace_cases(traces_dir: Path) -> list[Case]:
 # ---- M1: merging two replicas that edited offline --------------------------------------------
 
 
-def run_merge(
+def merge_replicas(
     system: System, base: str, edits_a: Sequence[TextOp], edits_b: Sequence[TextOp]
-) -> Outcome:
+) -> tuple[Replica, Replica]:
+    """M1's two replicas: ``base`` shared, then each one's edits made offline."""
     a = system.create(1)
     a.insert_text(0, base)
     b = system.create(2)
@@ -617,6 +606,13 @@ def run_merge(
         apply_text_op(a, op)
     for op in edits_b:
         apply_text_op(b, op)
+    return a, b
+
+
+def run_merge(
+    system: System, base: str, edits_a: Sequence[TextOp], edits_b: Sequence[TextOp]
+) -> Outcome:
+    a, b = merge_replicas(system, base, edits_a, edits_b)
     gc.collect()
     t0 = perf_counter()
     for_a = b.diff(a.version())

@@ -23,7 +23,7 @@ from time import perf_counter
 from typing import Any
 
 import crdtsync
-from benchmarks.cases import SEED, apply_text_op, merge_case
+from benchmarks.cases import SEED, merge_case, merge_replicas
 from benchmarks.systems import Crdtsync
 from crdtsync import _encoding as enc
 from crdtsync._integrate import check_ready, integrate
@@ -32,15 +32,7 @@ from crdtsync._state import state_update
 
 def replicas() -> tuple[crdtsync.Doc, crdtsync.Doc]:
     """A and B after their offline edits, as the suite's M1 makes them."""
-    base, edits_a, edits_b = merge_case(SEED).prepare()
-    system = Crdtsync()
-    a, b = system.create(1), system.create(2)
-    a.insert_text(0, base)
-    b.apply_update(a.encode_state())
-    for op in edits_a:
-        apply_text_op(a, op)
-    for op in edits_b:
-        apply_text_op(b, op)
+    a, b = merge_replicas(Crdtsync(), *merge_case(SEED).prepare())
     return a.doc, b.doc
 
 
