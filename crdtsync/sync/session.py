@@ -53,6 +53,9 @@ MAX_TRANSFER_BYTES = 256 << 20
 #: While a request for missing changes is unanswered (it or its answer may have been
 #: lost), ask again after this many more messages from the peer that leave us behind it.
 REASK_AFTER = 2
+#: How many completed incoming transfer ids a session remembers (to recognise late
+#: duplicates of their parts); older ones are forgotten first.
+MAX_DONE_TRANSFERS = 4096
 
 
 class SyncSession:
@@ -102,6 +105,11 @@ class SyncSession:
         self._hello_sent = False
         self._transfers: dict[tuple[int, int], dict[int, bytes]] = {}
         self._transfer_bytes = 0
+        # Incoming transfer ids that need no more parts: those completed, and every id up
+        # to the floor (older than a DIFF we hold all of). A late duplicate of one of their
+        # parts must not start a transfer that never completes.
+        self._done: set[int] = set()
+        self._floor = -1
         self._transfer_ids = itertools.count()
         self._presence_dirty: set[int] = set()
         self._closed = False
@@ -139,6 +147,8 @@ class SyncSession:
         """Messages to send when the connection (re)opens."""
         self._transfers.clear()
         self._transfer_bytes = 0
+        self._done.clear()
+        self._floor = -1
         self._asking = True
         self._gaps_since_ask = 0
         self._hello_sent = True
@@ -156,12 +166,7 @@ class SyncSession:
         a limit; the session and the document are then unchanged.
         """
         msg = m.decode_message(message, self.max_incoming_size)
-        out = self._dispatch(msg)
-        if self._transfers and self._holds_all_peer_holds():
-            # Parts of a transfer whose rest was lost: we already hold what it carried.
-            self._transfers.clear()
-            self._transfer_bytes = 0
-        return out
+        return self._dispatch(msg)
 
     def _holds_all_peer_holds(self) -> bool:
         vv = self.doc._vv
@@ -178,12 +183,17 @@ class SyncSession:
             last, sent, now = self._last_ack, self._sent, msg.version
             # Stalled: it lacks some of what we sent, and took none of it since its last ACK
             # (its own edits do not count as progress).
+            # A stale ACK (overtaken by a newer one on a reordering transport) says less
+            # than the peer is known to hold: it is no sign of a stall.
+            stale = any(now.get(r, 0) < c for r, c in self._peer.items())
             stalled = (
-                last is not None
+                not stale
+                and last is not None
                 and not _covers(now, sent)
                 and all(now.get(r, 0) <= last.get(r, 0) for r in sent)
             )
-            self._last_ack = dict(msg.version)
+            if not stale:
+                self._last_ack = dict(msg.version)
             self._join_peer(msg.version)
             out: list[bytes] = []
             if stalled:
@@ -208,11 +218,25 @@ class SyncSession:
         out: list[bytes] = []
         dropped = False
         if self._outbox:
-            fresh = [u for u in self._outbox if not self._peer_holds(u)]
-            dropped = len(fresh) < len(self._outbox)
+            known = dict(self._peer)
+            _join(known, self._sent)
+            fresh: list[bytes] = []
+            overlap = False
+            for update in self._outbox:
+                spans = _spans(update)
+                if all(top <= known.get(r, 0) for r, _, top in spans):
+                    dropped = True  # the peer holds all of it (or was sent it)
+                    continue
+                fresh.append(update)
+                overlap = overlap or any(low <= known.get(r, 0) for r, low, _ in spans)
             self._outbox = []
             if fresh:
-                merged = fresh[0] if len(fresh) == 1 else merge_updates(fresh)
+                if overlap:
+                    # Part of it is already there (say, a whole state the application
+                    # applied): send only what the peer lacks, not the whole thing again.
+                    merged = self.doc.get_update(known)
+                else:
+                    merged = fresh[0] if len(fresh) == 1 else merge_updates(fresh)
                 out += self._parts(merged, diff_version=None)
                 _join(self._sent, _coverage(merged))
         if dropped and self._told != self.doc._vv:
@@ -269,7 +293,10 @@ class SyncSession:
         if part.count > MAX_TRANSFER_PARTS:
             raise ProtocolError(f"a transfer of {part.count} parts exceeds the limit")
         stored: tuple[tuple[int, int], int] | None = None
+        incomplete = False
         if part.count > 1:
+            if part.transfer <= self._floor or part.transfer in self._done:
+                return []  # a late duplicate: its transfer went in whole already
             key = (part.transfer, part.count)
             held = self._transfers.get(key, {})
             if part.index not in held:
@@ -280,11 +307,12 @@ class SyncSession:
                 self._transfer_bytes += len(update)
                 stored = (key, part.index)
             if len(held) < part.count:
+                incomplete = True
+                # The peer holds what it sent us, even though we wait for the rest.
+                self._join_peer(enc.coverage(parsed))
+                if version is not None:
+                    self._join_peer(version)
                 if not _splittable(parsed):
-                    # The peer holds what it sent us, even though we wait for the rest.
-                    self._join_peer(enc.coverage(parsed))
-                    if version is not None:
-                        self._join_peer(version)
                     return []
                 # A part made of self-contained changes goes in at once; the whole
                 # transfer is still applied at the end (its duplicates are skipped).
@@ -293,6 +321,9 @@ class SyncSession:
                 # that no part's effects are visible without the rest.
                 del self._transfers[key]
                 self._transfer_bytes -= sum(len(p) for p in held.values())
+                self._done.add(part.transfer)
+                if len(self._done) > MAX_DONE_TRANSFERS:
+                    self._done.remove(min(self._done))
                 update = merge_updates([held[i] for i in range(part.count)])
                 parsed = enc.decode_update(update)
                 stored = None
@@ -317,12 +348,18 @@ class SyncSession:
         gap = any(vv.get(r, 0) < top for r, top in tops.items())
         if vv != self._told:
             self._ack_due = True
+        if incomplete:
+            # The rest of the transfer is on its way: what this part still waits for is
+            # most likely in it, so this is no gap to ask about.
+            return []
         if is_diff:
             # Always acknowledge the answer to a HELLO: its sender set its view of us from
             # that HELLO (possibly a stale duplicate) and needs our actual version.
             self._ack_due = True
             self._asking = False
             self._gaps_since_ask = 0
+            if version is not None and _covers(vv, version):
+                self._drop_transfers_before(part.transfer)
             return []
         if gap:
             if not self._asking:
@@ -332,6 +369,17 @@ class SyncSession:
             self._ack_due = True
             return self._count_gap()
         return []
+
+    def _drop_transfers_before(self, transfer: int) -> None:
+        """Forget incomplete transfers older than ``transfer``, a DIFF we now hold all of.
+
+        The peer sends only what it has integrated, and a DIFF carries everything the peer
+        held that we lacked, so an older transfer (the peer counts its ids up) has nothing
+        left for us: its missing parts were lost, or are duplicates still on their way."""
+        for key in [k for k in self._transfers if k[0] < transfer]:
+            self._transfer_bytes -= sum(len(p) for p in self._transfers.pop(key).values())
+        self._floor = max(self._floor, transfer)
+        self._done = {t for t in self._done if t > self._floor}
 
     def _ack(self) -> bytes:
         self._told = dict(self.doc._vv)
@@ -372,11 +420,6 @@ class SyncSession:
     def _join_peer(self, version: dict[int, int]) -> None:
         _join(self._peer, version)
 
-    def _peer_holds(self, update: bytes) -> bool:
-        tops = _coverage(update)
-        peer, sent = self._peer, self._sent
-        return all(max(peer.get(r, 0), sent.get(r, 0)) >= c for r, c in tops.items())
-
     def _parts(self, update: bytes, diff_version: dict[int, int] | None) -> list[bytes]:
         parts = split_update(update, self.max_message_size)
         transfer = next(self._transfer_ids) & 0xFFFFFFFF  # ids are uint32 on the wire
@@ -401,11 +444,21 @@ def _covers(version: dict[int, int], other: dict[int, int]) -> bool:
 
 
 @functools.lru_cache(maxsize=4096)
-def _coverage_items(update: bytes) -> tuple[tuple[int, int], ...]:
-    return tuple(enc.coverage(enc.decode_update(update)).items())
+def _spans(update: bytes) -> tuple[tuple[int, int, int], ...]:
+    """(replica, lowest counter, highest counter) for each replica ``update`` covers.
+    Cached: a relay hands the same update to every session of a room, and each would
+    otherwise decode it again."""
+    lows: dict[int, int] = {}
+    tops: dict[int, int] = {}
+    for seg in enc.decode_update(update).segments:
+        r = seg.replica
+        if seg.start < lows.get(r, seg.start + 1):
+            lows[r] = seg.start
+        if seg.end - 1 > tops.get(r, 0):
+            tops[r] = seg.end - 1
+    return tuple((r, lows[r], tops[r]) for r in tops)
 
 
 def _coverage(update: bytes) -> dict[int, int]:
-    """Replica -> highest counter ``update`` covers. Cached: a relay hands the same update
-    to every session of a room, and each would otherwise decode it again."""
-    return dict(_coverage_items(update))
+    """Replica -> highest counter ``update`` covers."""
+    return {r: top for r, _, top in _spans(update)}
