@@ -1,8 +1,9 @@
 """Quiet means level: whenever no session has anything left to send, every replica holds
 the same document.
 
-The network reorders and duplicates but loses nothing (loss is the business of the
-``reconnect`` rule below and of tests/test_sync_stateful.py). Beyond edits, the application
+The network reorders and duplicates; it loses messages only in ``lose_then_reconnect``,
+which then reconnects every link before it checks (recovery from later traffic alone is
+tests/test_sync_stateful.py's business). Beyond edits, the application
 also applies updates it got some other way: whole states and diffs of replicas outside the
 network (which may themselves have absorbed network states, so what arrives overlaps what
 peers already hold). With small message limits every such update becomes a split transfer
@@ -95,6 +96,16 @@ class QuietMeansLevel(RuleBasedStateMachine):
     @rule()
     def run_until_quiet(self) -> None:
         self.net.run_until_quiet(max_steps=20_000)
+        self.check_quiet()
+
+    @rule(ticks=st.integers(1, 12), loss=st.sampled_from([0.1, 0.3, 1.0]))
+    def lose_then_reconnect(self, ticks, loss) -> None:
+        """Messages are lost for a while; then every link reconnects (start() on both
+        sides), as a client does after a dropped connection, and the network settles."""
+        self.net.loss = loss
+        self.net.run(ticks)
+        self.net.loss = 0.0
+        self.net.reconnect_all().run_until_quiet(max_steps=20_000)
         self.check_quiet()
 
     @rule(which=st.integers(0, 100))
