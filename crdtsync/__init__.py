@@ -14,7 +14,7 @@ True
 
 from crdtsync._clock import VersionVector
 from crdtsync._doc import Doc, Transaction
-from crdtsync._errors import DecodeError, PendingOverflowError, ProtocolError
+from crdtsync._errors import DecodeError, PendingOverflowError, ProtocolError, ReplicaIdConflict
 from crdtsync._merge import merge_updates
 from crdtsync.types import (
     Counter,
@@ -44,6 +44,7 @@ __all__ = [
     "ORSet",
     "PendingOverflowError",
     "ProtocolError",
+    "ReplicaIdConflict",
     "SetEvent",
     "Text",
     "TextEvent",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import builtins
 import heapq
 import itertools
+import logging
 import secrets
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -24,7 +25,7 @@ from typing import Any, TypeVar
 from crdtsync import _encoding as enc
 from crdtsync._clock import MAX_REPLICA_ID, VersionVector
 from crdtsync._encoding import Entry, Segment, Update
-from crdtsync._errors import DecodeError, PendingOverflowError
+from crdtsync._errors import DecodeError, PendingOverflowError, ReplicaIdConflict
 from crdtsync._ids import IdIndex
 from crdtsync._integrate import check_ready, integrate, integrate_keystroke
 from crdtsync._values import check_str
@@ -43,7 +44,13 @@ from crdtsync.types.lwwmap import LWWMap
 from crdtsync.types.orset import ORSet, element_key
 from crdtsync.types.text import SequenceContainer, Text
 
-__all__ = ["Doc", "Transaction", "DEFAULT_MAX_PENDING"]
+__all__ = ["Doc", "Transaction", "DEFAULT_MAX_PENDING", "REISSUED"]
+
+_log = logging.getLogger("crdtsync")
+
+#: The ``on_update`` origin of the update a document emits when it re-issues its changes
+#: under a fresh replica id (see :class:`~crdtsync.ReplicaIdConflict`).
+REISSUED = "crdtsync.reissued"
 
 Dot = tuple[int, int]
 UpdateCallback = Callable[[bytes, Any], None]
@@ -108,6 +115,8 @@ class Transaction:
             return
         doc._txn = None
         if outer._entries:
+            if doc._made_from is None:
+                doc._made_from = outer._entries[0][1]
             update = outer._encode()
             if outer._changes:
                 outer._emit_events()
@@ -186,6 +195,16 @@ class Doc:
     ``gc`` (default True) drops the content of deleted text and list elements, keeping
     only their ids and lengths; ``gc=False`` keeps it for history. ``max_pending`` bounds
     the number of updates buffered while their dependencies are missing.
+
+    ``replica_id`` defaults to a random 64-bit id. Reuse an id only together with the state
+    it produced. A document that learns that someone else holds more of its id than it
+    does (an incoming change under its id that it never made, or a peer's version above
+    its own counter) checks before integrating anything: if every change it holds under
+    the id is its own, it re-issues them under a fresh random id (``replica_id``
+    changes, a warning goes to the ``crdtsync`` logger, and ``on_update`` listeners get
+    the re-issued changes with origin ``"crdtsync.reissued"``); otherwise, or with
+    ``reissue_on_conflict=False``, it raises :class:`~crdtsync.ReplicaIdConflict` and
+    stays as it was.
     """
 
     def __init__(
@@ -194,6 +213,7 @@ class Doc:
         *,
         gc: bool = True,
         max_pending: int = DEFAULT_MAX_PENDING,
+        reissue_on_conflict: bool = True,
     ) -> None:
         if replica_id is None:
             replica_id = secrets.randbits(64)
@@ -215,6 +235,13 @@ class Doc:
         self._waiting: dict[int, list[tuple[int, int, tuple[bytes, Update, Any]]]] = {}
         self._pending_count = 0
         self._arrivals = itertools.count()
+        #: The counter of this object's first local change under its replica id (None
+        #: before it makes one): own-id changes below it came from elsewhere (saved state).
+        self._made_from: int | None = None
+        self._reissue_on_conflict = bool(reissue_on_conflict)
+        #: Bumped each time this document re-issues its changes under a fresh replica id;
+        #: sessions compare it to know they must tell their peer what it now holds.
+        self._replica_epoch = 0
 
     # ---- identity, roots, clocks ---------------------------------------------------------
 
@@ -471,6 +498,14 @@ class Doc:
             parsed = enc.decode_update(update)
         if self._txn is not None and self._txn.local:
             raise RuntimeError("apply_update inside a local transaction is not supported")
+        if self._made_from is not None:
+            me, held = self._replica, self._vv.get(self._replica, 0)
+            for seg in parsed.segments:
+                if seg.replica == me and seg.end - 1 > held:
+                    # Changes under our id that we never made: integrating them would drop
+                    # ours at the same counters (or theirs) without a word.
+                    self._replica_id_taken(seg.end - 1)
+                    break
         data = bytes(update)
         if integrate_keystroke(self, data, parsed, origin):
             if self._pending_count:
@@ -574,6 +609,69 @@ class Doc:
                     held = self._vv.get(replica, 0)
                 if not heap:
                     del self._waiting[replica]
+
+    # ---- replica id conflicts -------------------------------------------------------------
+
+    def _replica_id_taken(self, top: int) -> None:
+        """Someone holds our replica id up to counter ``top``, beyond what we hold, while we
+        made changes under it: re-issue them under a fresh id, or raise (changing nothing)."""
+        me = self._replica
+        if not self._reissue_on_conflict or self._made_from != 1:
+            raise ReplicaIdConflict(
+                f"replica id {me} is in use elsewhere: a peer holds its changes up to "
+                f"counter {top}, this document only up to {self._vv.get(me, 0)} and made its "
+                f"own from counter {self._made_from} on. Reuse a replica id only together "
+                "with the state it produced (Doc() picks a fresh random id)"
+            )
+        self._reissue()
+        _log.warning(
+            "replica id %d is in use elsewhere (a peer holds it up to counter %d): this "
+            "document's %d changes under it are re-issued under the fresh id %d",
+            me,
+            top,
+            self._vv.get(self._replica, 0),
+            self._replica,
+        )
+
+    def _reissue(self) -> None:
+        """Move every change of this replica to a fresh random replica id, in place.
+
+        Only valid when every change under the current id is this object's own
+        (``_made_from == 1``). The containers the application holds stay the same objects;
+        their observers get no events (the content is the same). The re-issued changes go
+        to ``on_update`` listeners like a local transaction's update (origin
+        ``REISSUED``), so sessions send them on."""
+        from crdtsync._rename import rename_replica
+
+        old = self._replica
+        new = secrets.randbits(64)
+        while new == old or new in self._vv:
+            new = secrets.randbits(64)
+        renamed = rename_replica(enc.decode_update(self.get_update()), old, new)
+        fresh = Doc(new, gc=self._gc, max_pending=self._max_pending)
+        for kind, name in self._roots:
+            fresh._root(kind, name)
+        fresh._apply(enc.encode_update(renamed), None, renamed)
+        for key, container in fresh._roots.items():
+            mine = self._roots.get(key)
+            if mine is None:
+                container._doc = self
+                self._roots[key] = container
+                continue
+            for cls in type(mine).__mro__:
+                for slot in getattr(cls, "__slots__", ()):
+                    if slot not in ("_doc", "_key", "_observers"):
+                        setattr(mine, slot, getattr(container, slot))
+        self._replica = new
+        self._vv = fresh._vv
+        self._lamport = max(self._lamport, fresh._lamport)
+        self._ids = fresh._ids
+        self._made_from = 1 if self._vv.get(new) else None
+        self._replica_epoch += 1
+        if self._vv.get(new):
+            update = self.get_update({r: c for r, c in self._vv.items() if r != new})
+            for callback in list(self._update_callbacks):
+                callback(update, REISSUED)
 
     def __repr__(self) -> str:
         return f"Doc(replica_id={self._replica}, roots={sorted(n for _, n in self._roots)})"

@@ -28,7 +28,7 @@ from typing import Any
 
 from crdtsync import _encoding as enc
 from crdtsync._doc import Doc, _splittable
-from crdtsync._errors import DecodeError, PendingOverflowError, ProtocolError
+from crdtsync._errors import DecodeError, PendingOverflowError, ProtocolError, ReplicaIdConflict
 from crdtsync._merge import merge_updates, split_update
 from crdtsync.sync import messages as m
 from crdtsync.sync.awareness import Presence, PresenceChange
@@ -113,6 +113,7 @@ class SyncSession:
         self._transfer_ids = itertools.count()
         self._presence_dirty: set[int] = set()
         self._closed = False
+        self._epoch = doc._replica_epoch
         self._unsubscribe = doc.on_update(self._collect)
         self._unsubscribe_presence = (
             presence.on_change(self._presence_changed) if presence is not None else None
@@ -173,6 +174,12 @@ class SyncSession:
         return all(vv.get(r, 0) >= c for r, c in self._peer.items())
 
     def _dispatch(self, msg: m.Message) -> list[bytes]:
+        if isinstance(msg, m.Hello | m.Diff | m.Ack) and self._own_id_taken(msg.version):
+            # The document re-issued its changes under a fresh id: tell the peer what we
+            # hold now (it holds the changes under our old id that we lack).
+            if isinstance(msg, m.Diff):
+                return self._ask()  # computed against our old version: ask afresh instead
+            return self._dispatch(msg) + self._ask()
         if isinstance(msg, m.Hello):
             return self._on_hello(msg)
         if isinstance(msg, m.Diff):
@@ -217,6 +224,11 @@ class SyncSession:
         already holds; an ACK if something from the peer was integrated; presence."""
         out: list[bytes] = []
         dropped = False
+        if self._epoch != self.doc._replica_epoch:
+            # Another session's peer made the document take a fresh replica id: our peer
+            # must learn what we hold now.
+            self._epoch = self.doc._replica_epoch
+            out += self._ask()
         if self._outbox:
             known = dict(self._peer)
             _join(known, self._sent)
@@ -339,6 +351,8 @@ class SyncSession:
                 self._transfer_bytes -= len(held.pop(stored[1]))
                 if not held:
                     del self._transfers[stored[0]]
+            if isinstance(exc, ReplicaIdConflict):
+                raise
             raise ProtocolError(f"the peer sent an update this document rejects: {exc}") from exc
         if version is not None:
             self._join_peer(version)
@@ -380,6 +394,20 @@ class SyncSession:
             self._transfer_bytes -= sum(len(p) for p in self._transfers.pop(key).values())
         self._floor = max(self._floor, transfer)
         self._done = {t for t in self._done if t > self._floor}
+
+    def _own_id_taken(self, version: dict[int, int]) -> bool:
+        """Whether the peer's ``version`` shows someone else using our replica id, in which
+        case the document re-issues its changes under a fresh id (True) or raises
+        :class:`~crdtsync.ReplicaIdConflict`, leaving document and session unchanged."""
+        doc = self.doc
+        if doc._made_from is None:
+            return False  # nothing of ours under the id yet: theirs are welcome
+        top = version.get(doc._replica, 0)
+        if top <= doc._vv.get(doc._replica, 0):
+            return False
+        doc._replica_id_taken(top)
+        self._epoch = doc._replica_epoch
+        return True
 
     def _ack(self) -> bytes:
         self._told = dict(self.doc._vv)
