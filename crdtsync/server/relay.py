@@ -98,7 +98,7 @@ class Room:
         self.failed = False
         self.idle_handle: asyncio.TimerHandle | None = None
         self.opened = time.monotonic()
-        self._unsubscribe = doc.on_update(self._on_update)
+        self._unsubscribe = doc.on_update(self._on_update, _internal=True)
         self._unsubscribe_presence = self.presence.on_change(self._on_presence)
 
     def _on_update(self, update: bytes, origin: Any) -> None:

@@ -105,7 +105,7 @@ class SyncSession:
         self._transfer_ids = itertools.count()
         self._presence_dirty: set[int] = set()
         self._closed = False
-        self._unsubscribe = doc.on_update(self._collect)
+        self._unsubscribe = doc.on_update(self._collect, _internal=True)
         self._unsubscribe_presence = (
             presence.on_change(self._presence_changed) if presence is not None else None
         )

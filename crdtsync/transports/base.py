@@ -130,7 +130,7 @@ class SyncClient:
         self._got_level = False
         self._closing = False
         self._stopped = asyncio.Event()
-        self._unsubscribe = doc.on_update(self._on_doc_update)
+        self._unsubscribe = doc.on_update(self._on_doc_update, _internal=True)
         self._unsubscribe_presence = (
             presence.on_change(lambda change: self._local_change())
             if presence is not None
