@@ -237,6 +237,10 @@ class SyncSession:
             # lost data since), and everything we sent before may be lost.
             self._peer = dict(hello.version)
             self._sent = {}
+            if self.presence is not None:
+                # Nor has it our view of who is here (a relay's session never calls
+                # start()): the next poll sends every entry, as start() does.
+                self._presence_dirty.update(r for r, _, _ in self.presence.encode_states())
         else:
             # A request for what it lacks: it holds at least this (on a transport that
             # reorders, a newer ACK may have overtaken it).
