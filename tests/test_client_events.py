@@ -172,3 +172,37 @@ def test_wait_synced_times_out_with_a_reason() -> None:
         await client.close()
 
     run(body())
+
+
+def test_an_unexpected_failure_is_reported_and_the_client_resyncs(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from crdtsync.sync import SyncSession
+    from crdtsync.transports import base
+
+    class FlakySession(SyncSession):
+        failed = False
+
+        def receive(self, message: bytes) -> list[bytes]:
+            if not FlakySession.failed:
+                FlakySession.failed = True
+                raise RuntimeError("a bug")
+            return super().receive(message)
+
+    monkeypatch.setattr(base, "SyncSession", FlakySession)
+
+    async def body() -> None:
+        async with relay_server() as (relay, url, _tcp):
+            doc, errors = crdtsync.Doc(), []
+            doc.text("t").insert(0, "kept")
+            client = await connect(
+                f"{url}/r", doc, on_error=errors.append, backoff_min=0.05, wait=False
+            )
+            await client.wait_synced(5)
+            assert client.connections == 2 and not client.closed
+            assert [type(e) for e in errors] == [RuntimeError]
+            assert str(relay.rooms["r"].doc.text("t")) == "kept"
+            await client.close()
+
+    run(body())
+    assert any(r.getMessage() == "sync connection failed" and r.exc_info for r in caplog.records)
