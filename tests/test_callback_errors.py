@@ -136,8 +136,8 @@ steps = st.one_of(
 
 @settings(max_examples=budget(60))
 @given(
-    script=st.lists(steps, max_size=40),
-    at=st.sets(st.integers(1, 200), max_size=40),
+    script=st.lists(steps, min_size=4, max_size=40),
+    at=st.sets(st.integers(1, 60), min_size=1, max_size=40),
 )
 def test_raising_callbacks_change_nothing(script: list[tuple[Any, ...]], at: set[int]) -> None:
     trigger = Trigger(at)
