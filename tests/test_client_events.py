@@ -206,3 +206,31 @@ def test_an_unexpected_failure_is_reported_and_the_client_resyncs(
 
     run(body())
     assert any(r.getMessage() == "sync connection failed" and r.exc_info for r in caplog.records)
+
+
+def test_a_raising_presence_listener_does_not_stop_the_client() -> None:
+    from crdtsync.sync import Presence
+
+    async def body() -> None:
+        async with relay_server() as (_, url, _tcp):
+            a, b = crdtsync.Doc(), crdtsync.Doc()
+            pa, pb = Presence(a.replica_id), Presence(b.replica_id)
+            errors: list[Exception] = []
+
+            def fragile(change: Any) -> None:
+                if not change.local:
+                    raise Boom("presence listener failed")
+
+            pb.on_change(fragile)
+            ca = await connect(f"{url}/p", a, presence=pa)
+            cb = await connect(f"{url}/p", b, presence=pb, on_error=errors.append)
+            pa.set_local({"name": "ann"})
+            await wait_until(lambda: pb.states.get(a.replica_id) == {"name": "ann"}, 5, "ann")
+            a.text("t").insert(0, "still syncing")
+            await wait_until(lambda: str(b.text("t")) == "still syncing", 5, "the edit")
+            assert errors and all(isinstance(e, Boom) for e in errors) and not cb.closed
+            assert cb.connections == 1  # no reconnect was needed
+            await ca.close()
+            await cb.close()
+
+    run(body())
