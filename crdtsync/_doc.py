@@ -14,6 +14,7 @@ buffer and is retried after each integration.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import heapq
 import itertools
 import logging
@@ -46,15 +47,16 @@ from crdtsync.types.text import SequenceContainer, Text
 
 __all__ = ["Doc", "Transaction", "DEFAULT_MAX_PENDING", "REISSUED"]
 
-_log = logging.getLogger("crdtsync")
-
 #: The ``on_update`` origin of the update a document emits when it re-issues its changes
 #: under a fresh replica id (see :class:`~crdtsync.ReplicaIdConflict`).
 REISSUED = "crdtsync.reissued"
 
 Dot = tuple[int, int]
 UpdateCallback = Callable[[bytes, Any], None]
+ErrorCallback = Callable[[Exception], None]
 C = TypeVar("C", bound=Container)
+
+log = logging.getLogger("crdtsync")
 
 #: How many updates may wait for missing dependencies before apply_update refuses more.
 #: A resync (``get_update(version)``) replaces any number of lost messages, so a peer that
@@ -117,15 +119,17 @@ class Transaction:
         if outer._entries:
             if doc._made_from is None:
                 doc._made_from = outer._entries[0][1]
-            update = outer._encode()
-            if outer._changes:
-                outer._emit_events()
-            callbacks = doc._update_callbacks
-            if len(callbacks) == 1:
-                callbacks[0](update, outer.origin)
-            else:
-                for callback in list(callbacks):
-                    callback(update, outer.origin)
+            errors: list[Exception] = []
+            doc._publish(outer._encode(), outer, True, errors)
+            if errors and exc[0] is None:
+                # Everything else ran and the edit went out: now the caller hears of it.
+                # (When the body itself raised, that exception wins; these were logged.)
+                first = errors[0]
+                first.add_note(
+                    "raised by a callback after the local edit was applied and passed to "
+                    "every on_update listener; the document is consistent"
+                )
+                raise first
 
     def _changes_for(self, container: Container) -> _Changes:
         found = self._changes.get(id(container))
@@ -143,7 +147,10 @@ class Transaction:
         end = entries[-1][1] + enc.entry_span(entries[-1])
         return enc.encode_update(Update([Segment(doc._replica, entries[0][1], end, entries)]))
 
-    def _emit_events(self) -> None:
+    def _emit_events(self, errors: list[Exception] | None = None) -> None:
+        """Call every observer of every changed container; one that raises is reported
+        (see :meth:`Doc.on_callback_error`) and the others still run."""
+        doc = self._doc
         for container, ch in self._changes.values():
             if not container._observers:
                 continue
@@ -177,7 +184,10 @@ class Transaction:
                     continue
                 event = CounterEvent(container, self.origin, self.local, ch.amount)
             for callback in list(container._observers):
-                callback(event)
+                try:
+                    callback(event)
+                except Exception as exc:
+                    doc._callback_failed(exc, "observe", callback, errors)
 
 
 class Doc:
@@ -229,7 +239,11 @@ class Doc:
         self._ids = IdIndex()
         self._roots: dict[tuple[str, str], Container] = {}
         self._txn: Transaction | None = None
+        #: Sync sessions, clients, the relay's log: told of an update before any
+        #: application callback runs (see on_update's ``_internal``).
+        self._internal_callbacks: list[UpdateCallback] = []
         self._update_callbacks: list[UpdateCallback] = []
+        self._error_callbacks: list[ErrorCallback] = []
         #: Parked updates by the replica of the dot each awaits: heaps of
         #: (awaited counter, arrival number, (bytes, parsed update, origin)).
         self._waiting: dict[int, list[tuple[int, int, tuple[bytes, Update, Any]]]] = {}
@@ -329,16 +343,112 @@ class Doc:
         """
         return Transaction(self, origin, True)
 
-    def on_update(self, callback: UpdateCallback) -> Callable[[], None]:
+    def on_update(self, callback: UpdateCallback, *, _internal: bool = False) -> Callable[[], None]:
         """Call ``callback(update, origin)`` after every local transaction and every remote
-        update that changed this document; returns a function that unsubscribes."""
-        self._update_callbacks.append(callback)
+        update that changed this document; returns a function that unsubscribes.
+
+        A callback that raises does not stop the others, nor the document's observers: the
+        exception is logged and reported (see :meth:`on_callback_error`), and for a local
+        edit re-raised to the code that made it once every callback ran.
+
+        >>> import crdtsync
+        >>> doc = crdtsync.Doc()
+        >>> sent = []
+        >>> unsubscribe = doc.on_update(lambda update, origin: sent.append(origin))
+        >>> doc.text("t").insert(0, "a")
+        >>> unsubscribe(); doc.text("t").insert(1, "b")
+        >>> sent
+        [None]
+        """
+        # _internal (sync sessions, transports, the relay): called before any observer or
+        # application listener, so an update reaches the network whatever those do.
+        callbacks = self._internal_callbacks if _internal else self._update_callbacks
+        callbacks.append(callback)
 
         def unsubscribe() -> None:
-            if callback in self._update_callbacks:
-                self._update_callbacks.remove(callback)
+            if callback in callbacks:
+                callbacks.remove(callback)
 
         return unsubscribe
+
+    def on_callback_error(self, callback: ErrorCallback) -> Callable[[], None]:
+        """Call ``callback(exc)`` for every exception an ``observe`` or :meth:`on_update`
+        callback of this document raises; returns a function that unsubscribes.
+
+        Such an exception never leaves the document half-updated or an update unsent: the
+        change is complete, every other callback still runs, and the exception is logged
+        to the ``crdtsync`` logger with its traceback. Transport clients subscribe here to
+        feed their ``on_error`` hook.
+
+        >>> import crdtsync
+        >>> doc, seen = crdtsync.Doc(), []
+        >>> _ = doc.on_callback_error(seen.append)
+        >>> _ = doc.text("t").observe(lambda event: 1 / 0)
+        >>> remote = crdtsync.Doc()
+        >>> remote.text("t").insert(0, "hi")
+        >>> doc.apply_update(remote.get_update())     # does not raise
+        >>> str(doc.text("t")), seen
+        ('hi', [ZeroDivisionError('division by zero')])
+        """
+        self._error_callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._error_callbacks:
+                self._error_callbacks.remove(callback)
+
+        return unsubscribe
+
+    def _publish(
+        self,
+        update: bytes,
+        txn: Transaction,
+        changed: bool,
+        errors: builtins.list[Exception] | None,
+    ) -> None:
+        """Tell everyone of ``update``, integrated under ``txn``: internal listeners, then
+        observers, then the application's on_update listeners. Nothing a callback raises
+        stops the rest (it is reported, and collected into ``errors`` if given)."""
+        origin = txn.origin
+        if changed:
+            for callback in list(self._internal_callbacks):
+                try:
+                    callback(update, origin)
+                except Exception as exc:
+                    self._callback_failed(exc, "on_update", callback, errors)
+        if txn._changes:
+            txn._emit_events(errors)
+        if changed:
+            for callback in list(self._update_callbacks):
+                try:
+                    callback(update, origin)
+                except Exception as exc:
+                    self._callback_failed(exc, "on_update", callback, errors)
+
+    def _callback_failed(
+        self,
+        exc: Exception,
+        kind: str,
+        callback: object,
+        errors: builtins.list[Exception] | None,
+    ) -> None:
+        if errors is not None:
+            errors.append(exc)
+        if getattr(exc, "_crdtsync_reported", None) is self:
+            return  # re-raised by a nested local edit that already reported it
+        with contextlib.suppress(AttributeError):  # an exception type with __slots__
+            exc._crdtsync_reported = self  # type: ignore[attr-defined]
+        log.error(
+            "%s callback %r raised; the update was applied and passed on regardless",
+            kind,
+            callback,
+            exc_info=exc,
+            extra={"event": "callback_error"},
+        )
+        for listener in list(self._error_callbacks):
+            try:
+                listener(exc)
+            except Exception:
+                log.exception("on_callback_error listener %r raised", listener)
 
     # ---- local edits (called by the containers) ----------------------------------------------
 
@@ -624,7 +734,7 @@ class Doc:
                 "with the state it produced (Doc() picks a fresh random id)"
             )
         self._reissue()
-        _log.warning(
+        log.warning(
             "replica id %d is in use elsewhere (a peer holds it up to counter %d): this "
             "document's %d changes under it are re-issued under the fresh id %d",
             me,
@@ -670,8 +780,7 @@ class Doc:
         self._replica_epoch += 1
         if self._vv.get(new):
             update = self.get_update({r: c for r, c in self._vv.items() if r != new})
-            for callback in list(self._update_callbacks):
-                callback(update, REISSUED)
+            self._publish(update, Transaction(self, REISSUED, True), True, None)
 
     def __repr__(self) -> str:
         return f"Doc(replica_id={self._replica}, roots={sorted(n for _, n in self._roots)})"

@@ -177,8 +177,12 @@ def integrate_keystroke(doc: Doc, data: bytes, update: Update, origin: Any) -> b
         for r, c, n in ranges:
             seq.delete_range(r, c, n, deleter, doc._gc, None)
         vv[replica] = e[1]
-    for callback in list(doc._update_callbacks):
-        callback(data, origin)
+    # No observers here, so no events: only listeners, each guarded (see Doc._publish).
+    for callback in [*doc._internal_callbacks, *doc._update_callbacks]:
+        try:
+            callback(data, origin)
+        except Exception as exc:
+            doc._callback_failed(exc, "on_update", callback, None)
     return True
 
 
@@ -328,10 +332,8 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
         doc._lamport = lamport
     finally:
         doc._txn = saved
-    txn._emit_events()
-    if advanced or effect:
-        for callback in list(doc._update_callbacks):
-            callback(data, origin)
+    # The update is in: whatever a callback does now cannot undo it, and none is skipped.
+    doc._publish(data, txn, advanced or effect, None)
 
 
 def _delete(

@@ -5,7 +5,10 @@ clients sent, once they are committed to the shared log, and applies the updates
 processes publish (its own come back too and are skipped by node id). Each message is
 msgpack ``[1, node, seq, update]``: ``seq`` is the update's row in the shared SQLite log.
 Presence travels the same way with ``seq`` -1 and an AWARENESS sync message in place of
-the update; it is ephemeral (clients renew it), so it is neither stored nor repaired.
+the update; it is ephemeral (clients renew it), so it is neither stored nor repaired. A
+process that opens a room (or gets Redis back) publishes ``seq`` -2, a presence query: each
+other process answers with the presence of its own clients in that room (``seq`` -1), so a
+client joining there sees everyone at once, not at their next renewal.
 
 Pub/sub delivers at most once: a message published while a process is disconnected from
 Redis, or dropped because it fell behind, is simply lost. The shared log makes that
@@ -34,7 +37,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "crdtsync.server.redis_bridge needs the redis library: pip install 'crdtsync[redis]'"
     ) from exc
 
-from crdtsync.server.relay import PRESENCE_SEQ
+from crdtsync.server.relay import PRESENCE_QUERY_SEQ, PRESENCE_SEQ
 
 if TYPE_CHECKING:
     from crdtsync.server.relay import Relay
@@ -153,6 +156,7 @@ class RedisBridge:
             log.info("Redis connected", extra={"event": "redis_connected", "url": self.url})
             if was == "down":
                 self.relay.resync_all()  # what was published meanwhile is lost: read the log
+                self.relay.query_presence_all()  # and presence, which no log keeps
         else:
             log.warning(
                 "Redis unavailable: %s",
@@ -225,5 +229,7 @@ class RedisBridge:
         self.received += 1
         if seq == PRESENCE_SEQ:
             self.relay.remote_presence(room, update)
+        elif seq == PRESENCE_QUERY_SEQ:
+            self.relay.presence_query(room, update)
         else:
             self.relay.remote_update(room, seq, update)

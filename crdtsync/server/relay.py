@@ -47,12 +47,17 @@ from crdtsync.sync import messages as m
 from crdtsync.transports.base import Channel, ChannelClosed
 from crdtsync.transports.codes import CloseCode, reason_text
 
-__all__ = ["Forbidden", "PRESENCE_SEQ", "REMOTE", "Relay", "Room"]
+__all__ = ["Forbidden", "PRESENCE_QUERY_SEQ", "PRESENCE_SEQ", "REMOTE", "Relay", "Room"]
 
 log = logging.getLogger("crdtsync.server")
 
 #: The seq under which presence (an AWARENESS message) travels between processes.
 PRESENCE_SEQ = -1
+#: The seq of a request to the other processes to publish the presence of their clients in
+#: a room (an AWARENESS message, possibly empty, of states to apply first): sent when a
+#: room opens here, so its first client sees everyone at once rather than at their next
+#: renewal. Processes that do not know it ignore it (as a seq below any log row).
+PRESENCE_QUERY_SEQ = -2
 
 #: The origin of updates that came from another process (Redis) or from the shared log:
 #: already stored, not to be appended or published again.
@@ -98,7 +103,7 @@ class Room:
         self.failed = False
         self.idle_handle: asyncio.TimerHandle | None = None
         self.opened = time.monotonic()
-        self._unsubscribe = doc.on_update(self._on_update)
+        self._unsubscribe = doc.on_update(self._on_update, _internal=True)
         self._unsubscribe_presence = self.presence.on_change(self._on_presence)
 
     def _on_update(self, update: bytes, origin: Any) -> None:
@@ -472,6 +477,10 @@ class Relay:
                 self._apply_remote(room, seq, update)
             self.rooms[name] = room
             future.set_result(room)
+            if self.bridge is not None:
+                # Clients of other processes may be here already: ask who (the answers
+                # come on the channel we subscribed to, to the room that now exists).
+                self.bridge.publish(name, PRESENCE_QUERY_SEQ, m.encode_message(m.Awareness([])))
             log.info(
                 "room opened",
                 extra={
@@ -510,9 +519,33 @@ class Relay:
             msg = m.decode_message(message)
         except ProtocolError:
             return
-        if isinstance(msg, m.Awareness):
+        if isinstance(msg, m.Awareness) and msg.states:
             room.presence.apply(msg.states, origin=REMOTE)
             self._mark(room)
+
+    def presence_query(self, room_name: str, message: bytes) -> None:
+        """Another process asks who is in the room (see :data:`PRESENCE_QUERY_SEQ`): apply
+        the states it sent, and publish those of this process's own clients."""
+        room = self.rooms.get(room_name)
+        if room is None or self.bridge is None:
+            return
+        self.remote_presence(room_name, message)
+        ours: set[int] = set()
+        for member in room.members.values():
+            ours |= member.presence_ids
+        # Only our own clients: every process answers for its own, so nobody's state is
+        # sent once per process.
+        states = room.presence.encode_states(ours)
+        if states:
+            self.bridge.publish(room_name, PRESENCE_SEQ, m.encode_message(m.Awareness(states)))
+
+    def query_presence_all(self) -> None:
+        """Ask the other processes who is in each open room (after a Redis outage, when
+        what they published meanwhile was lost)."""
+        if self.bridge is None:
+            return
+        for name in list(self.rooms):
+            self.bridge.publish(name, PRESENCE_QUERY_SEQ, m.encode_message(m.Awareness([])))
 
     def resync_all(self) -> None:
         """Read what other processes committed to the shared log (after a Redis outage)."""

@@ -10,6 +10,7 @@ monotonic origin): nothing here reads a clock.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 from crdtsync._values import check_value
 
 __all__ = ["Presence", "PresenceChange", "DEFAULT_PRESENCE_TIMEOUT"]
+
+log = logging.getLogger("crdtsync")
 
 #: Like Yjs's awareness protocol: a state unheard of for 30 s is gone; renew at half that.
 DEFAULT_PRESENCE_TIMEOUT = 30.0
@@ -57,6 +60,7 @@ class Presence:
         self._meta: dict[int, list[Any]] = {}
         self._renewed = 0.0
         self._listeners: list[Callable[[PresenceChange], None]] = []
+        self._error_listeners: list[Callable[[Exception], None]] = []
 
     # ---- reading -----------------------------------------------------------------------
 
@@ -72,12 +76,35 @@ class Presence:
         return None if meta is None else copy.deepcopy(meta[1])
 
     def on_change(self, callback: Callable[[PresenceChange], None]) -> Callable[[], None]:
-        """Call ``callback(change)`` after each step that changed someone's presence."""
+        """Call ``callback(change)`` after each step that changed someone's presence.
+
+        A callback that raises does not stop the others or the step: the exception is
+        logged to the ``crdtsync`` logger and passed to :meth:`on_callback_error`
+        listeners."""
         self._listeners.append(callback)
 
         def unsubscribe() -> None:
             if callback in self._listeners:
                 self._listeners.remove(callback)
+
+        return unsubscribe
+
+    def on_callback_error(self, callback: Callable[[Exception], None]) -> Callable[[], None]:
+        """Call ``callback(exc)`` for every exception an :meth:`on_change` callback raises
+        (transport clients pass it to their ``on_error`` hook).
+
+        >>> presence, seen = Presence(1), []
+        >>> _ = presence.on_callback_error(seen.append)
+        >>> _ = presence.on_change(lambda change: 1 / 0)
+        >>> presence.set_local({"name": "Ann"})
+        >>> presence.states, seen
+        ({1: {'name': 'Ann'}}, [ZeroDivisionError('division by zero')])
+        """
+        self._error_listeners.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._error_listeners:
+                self._error_listeners.remove(callback)
 
         return unsubscribe
 
@@ -171,4 +198,18 @@ class Presence:
             frozenset(joined), frozenset(updated), frozenset(left), origin, local
         )
         for callback in list(self._listeners):
-            callback(change)
+            try:
+                callback(change)
+            except Exception as exc:
+                # A session or client listening after this one must still hear of it.
+                log.error(
+                    "presence on_change callback %r raised",
+                    callback,
+                    exc_info=exc,
+                    extra={"event": "callback_error"},
+                )
+                for listener in list(self._error_listeners):
+                    try:
+                        listener(exc)
+                    except Exception:
+                        log.exception("on_callback_error listener %r raised", listener)

@@ -114,7 +114,7 @@ class SyncSession:
         self._presence_dirty: set[int] = set()
         self._closed = False
         self._epoch = doc._replica_epoch
-        self._unsubscribe = doc.on_update(self._collect)
+        self._unsubscribe = doc.on_update(self._collect, _internal=True)
         self._unsubscribe_presence = (
             presence.on_change(self._presence_changed) if presence is not None else None
         )
@@ -273,6 +273,10 @@ class SyncSession:
             # lost data since), and everything we sent before may be lost.
             self._peer = dict(hello.version)
             self._sent = {}
+            if self.presence is not None:
+                # Nor has it our view of who is here (a relay's session never calls
+                # start()): the next poll sends every entry, as start() does.
+                self._presence_dirty.update(r for r, _, _ in self.presence.encode_states())
         else:
             # A request for what it lacks: it holds at least this (on a transport that
             # reorders, a newer ACK may have overtaken it).

@@ -12,7 +12,18 @@ plug into the same relay (:mod:`crdtsync.server`). The close codes are shared to
 :mod:`crdtsync.transports.codes` and docs/server.md.
 """
 
-from crdtsync.transports.base import ChannelClosed, ConnectionRefusedByServer, SyncClient
+from crdtsync.transports.base import (
+    ChannelClosed,
+    ClientStatus,
+    ConnectionRefusedByServer,
+    SyncClient,
+)
 from crdtsync.transports.codes import CloseCode
 
-__all__ = ["ChannelClosed", "CloseCode", "ConnectionRefusedByServer", "SyncClient"]
+__all__ = [
+    "ChannelClosed",
+    "ClientStatus",
+    "CloseCode",
+    "ConnectionRefusedByServer",
+    "SyncClient",
+]

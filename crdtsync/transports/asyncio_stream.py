@@ -40,6 +40,8 @@ from crdtsync.transports.base import (
     ChannelClosed,
     ConnectionRefusedByServer,
     Connector,
+    ErrorCallback,
+    StatusCallback,
 )
 from crdtsync.transports.codes import FATAL, CloseCode, reason_text
 
@@ -255,6 +257,8 @@ class connect(Connector):  # noqa: N801 - used like a function, as the WebSocket
         backoff_min: float = 0.1,
         backoff_max: float = 10.0,
         max_size: int = CLIENT_MAX_SIZE,
+        on_status: StatusCallback | None = None,
+        on_error: ErrorCallback | None = None,
     ) -> None:
         super().__init__(
             _opener(url, token, max_size, open_timeout),
@@ -266,4 +270,6 @@ class connect(Connector):  # noqa: N801 - used like a function, as the WebSocket
             reconnect=reconnect,
             backoff_min=backoff_min,
             backoff_max=backoff_max,
+            on_status=on_status,
+            on_error=on_error,
         )

@@ -14,9 +14,10 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from crdtsync._doc import Doc
 from crdtsync.sync import DEFAULT_MAX_MESSAGE_SIZE, Presence, SyncSession
@@ -25,7 +26,10 @@ from crdtsync.transports.codes import FATAL, CloseCode, reason_text
 __all__ = [
     "Channel",
     "ChannelClosed",
+    "ClientStatus",
     "ConnectionRefusedByServer",
+    "ErrorCallback",
+    "StatusCallback",
     "SyncClient",
     "backoff_delay",
 ]
@@ -65,6 +69,15 @@ class Channel(Protocol):
 
 ChannelOpener = Callable[[], Awaitable[Channel]]
 
+#: What :attr:`SyncClient.status` says: ``"connected"`` once the server answered on the
+#: current connection, ``"disconnected"`` before that and after a loss (the client keeps
+#: trying), ``"closed"`` once the client stopped for good.
+ClientStatus = Literal["disconnected", "connected", "closed"]
+#: ``callback(status)``, after each change of :attr:`SyncClient.status`.
+StatusCallback = Callable[[ClientStatus], None]
+#: ``callback(exc)``, for each error the client reports (see :meth:`SyncClient.on_error`).
+ErrorCallback = Callable[[Exception], None]
+
 
 def backoff_delay(attempt: int, minimum: float, maximum: float) -> float:
     """Exponential backoff with "equal jitter": half of ``min(maximum, minimum * 2**attempt)``
@@ -84,6 +97,26 @@ class SyncClient:
     seconds and reconnects, forever, unless the server closed with a code in
     :data:`crdtsync.transports.codes.FATAL` (then :attr:`close_code` says which and
     :meth:`wait_closed` raises :class:`ConnectionRefusedByServer`).
+
+    A UI follows the connection with ``on_status`` (``"connected"``, ``"disconnected"``,
+    ``"closed"``) and hears of problems with ``on_error``, rather than polling; both are
+    also methods that add more callbacks and return an unsubscribe function:
+
+    >>> import asyncio, crdtsync
+    >>> async def opener():
+    ...     raise ConnectionRefusedError(111, "Connection refused")
+    >>> async def main():
+    ...     client = SyncClient(opener, crdtsync.Doc(), name="ws://127.0.0.1:9/notes",
+    ...                         on_status=print, backoff_min=0.01, backoff_max=0.01)
+    ...     try:
+    ...         await client.start(timeout=0.1)
+    ...     except TimeoutError as exc:
+    ...         print(str(exc).startswith("could not connect to ws://127.0.0.1:9/notes"))
+    ...         print(repr(exc.__cause__))
+    >>> asyncio.run(main())
+    closed
+    True
+    ConnectionRefusedError(111, 'Connection refused')
     """
 
     def __init__(
@@ -98,6 +131,8 @@ class SyncClient:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         ack_delay: float = 0.02,
         name: str = "",
+        on_status: StatusCallback | None = None,
+        on_error: ErrorCallback | None = None,
     ) -> None:
         if backoff_min <= 0 or backoff_max < backoff_min:
             raise ValueError("need 0 < backoff_min <= backoff_max")
@@ -120,6 +155,17 @@ class SyncClient:
         self.close_reason = ""
         #: An error that stopped the client other than a refusal (e.g. a malformed URL).
         self.error: Exception | None = None
+        #: Why the last connection attempt failed (None once one got through).
+        self.last_connect_error: BaseException | None = None
+        #: Connection attempts that failed since the last one that got through.
+        self.failed_attempts = 0
+        self._status: ClientStatus = "disconnected"
+        self._status_callbacks: list[StatusCallback] = []
+        self._error_callbacks: list[ErrorCallback] = []
+        if on_status is not None:
+            self.on_status(on_status)
+        if on_error is not None:
+            self.on_error(on_error)
         self._session: SyncSession | None = None
         self._channel: Channel | None = None
         self._task: asyncio.Task[None] | None = None
@@ -130,12 +176,15 @@ class SyncClient:
         self._got_level = False
         self._closing = False
         self._stopped = asyncio.Event()
-        self._unsubscribe = doc.on_update(self._on_doc_update)
+        self._unsubscribe = doc.on_update(self._on_doc_update, _internal=True)
+        self._unsubscribe_errors = [doc.on_callback_error(self._report)]
         self._unsubscribe_presence = (
             presence.on_change(lambda change: self._local_change())
             if presence is not None
             else None
         )
+        if presence is not None:
+            self._unsubscribe_errors.append(presence.on_callback_error(self._report))
 
     # ---- state --------------------------------------------------------------------------
 
@@ -161,6 +210,42 @@ class SyncClient:
     def closed(self) -> bool:
         return self._stopped.is_set()
 
+    @property
+    def status(self) -> ClientStatus:
+        """``"connected"``, ``"disconnected"`` (not yet, or lost: the client keeps trying)
+        or ``"closed"`` (stopped for good); see :meth:`on_status`."""
+        return self._status
+
+    def on_status(self, callback: StatusCallback) -> Callable[[], None]:
+        """Call ``callback(status)`` after each change of :attr:`status`: ``"connected"``
+        when the server answered on a new connection, ``"disconnected"`` when that
+        connection is lost (a reconnect follows), ``"closed"`` when the client stops.
+        Returns a function that unsubscribes. Pass ``on_status=`` to ``connect()`` to hear
+        of the first connection too."""
+        self._status_callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._status_callbacks:
+                self._status_callbacks.remove(callback)
+
+        return unsubscribe
+
+    def on_error(self, callback: ErrorCallback) -> Callable[[], None]:
+        """Call ``callback(exc)`` for each error that does not stop sync but that the
+        application should hear of: an exception raised by one of the document's
+        ``observe`` / ``on_update`` callbacks or the presence's ``on_change`` callbacks
+        (the update was applied and sync goes on regardless), a malformed message from the
+        server (the client reconnects), an unexpected failure of a connection (the client
+        reconnects), or the error that stopped the client (also in :attr:`error`).
+        Everything reported here is logged too. Returns a function that unsubscribes."""
+        self._error_callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._error_callbacks:
+                self._error_callbacks.remove(callback)
+
+        return unsubscribe
+
     # ---- lifecycle ----------------------------------------------------------------------
 
     async def start(self, *, wait: bool = True, timeout: float | None = 10.0) -> None:
@@ -169,10 +254,17 @@ class SyncClient:
         ``timeout`` seconds; the client is closed in both cases)."""
         if self._task is not None:
             raise RuntimeError("already started")
+        started = time.monotonic()
         self._task = asyncio.get_running_loop().create_task(self._run())
         if wait:
             try:
                 await self._wait_for(lambda: self._connected, timeout)
+            except TimeoutError as exc:
+                await self.close()
+                cause = self.last_connect_error
+                raise TimeoutError(self._connect_failure(time.monotonic() - started)) from (
+                    cause if cause is not None else exc
+                )
             except BaseException:
                 await self.close()
                 raise
@@ -204,7 +296,16 @@ class SyncClient:
             raise ConnectionRefusedByServer(self.close_code, self.close_reason)
 
     async def wait_connected(self, timeout: float | None = None) -> None:
-        await self._wait_for(lambda: self._connected, timeout)
+        """Wait until :attr:`connected` (``TimeoutError`` after ``timeout`` seconds, saying
+        why the attempts failed, with the last failure as its cause)."""
+        started = time.monotonic()
+        try:
+            await self._wait_for(lambda: self._connected, timeout)
+        except TimeoutError as exc:
+            cause = self.last_connect_error
+            raise TimeoutError(self._connect_failure(time.monotonic() - started)) from (
+                cause if cause is not None else exc
+            )
 
     async def wait_synced(self, timeout: float | None = None) -> None:
         """Wait until :attr:`synced` (``TimeoutError`` after ``timeout`` seconds)."""
@@ -222,6 +323,36 @@ class SyncClient:
         await self.close()
 
     # ---- internals ------------------------------------------------------------------------
+
+    def _connect_failure(self, waited: float) -> str:
+        where = self.name or "the server"
+        last = self.last_connect_error
+        if self.failed_attempts and last is not None:
+            attempts = (
+                "1 attempt" if self.failed_attempts == 1 else f"{self.failed_attempts} attempts"
+            )
+            return (
+                f"could not connect to {where} within {waited:.1f} s: {attempts} failed, "
+                f"the last with {type(last).__name__}: {last}"
+            )
+        return f"could not connect to {where} within {waited:.1f} s: no answer from the server"
+
+    def _set_status(self, status: ClientStatus) -> None:
+        if status == self._status:
+            return
+        self._status = status
+        for callback in list(self._status_callbacks):
+            try:
+                callback(status)
+            except Exception:
+                log.exception("on_status callback %r raised", callback)
+
+    def _report(self, exc: Exception) -> None:
+        for callback in list(self._error_callbacks):
+            try:
+                callback(exc)
+            except Exception:
+                log.exception("on_error callback %r raised", callback)
 
     async def _wait_for(self, ready: Callable[[], bool], timeout: float | None) -> None:
         async def wait() -> None:
@@ -251,6 +382,8 @@ class SyncClient:
     def _finish(self) -> None:
         if not self._stopped.is_set():
             self._unsubscribe()
+            for unsubscribe in self._unsubscribe_errors:
+                unsubscribe()
             if self._unsubscribe_presence is not None:
                 self._unsubscribe_presence()
             if self._session is not None:
@@ -258,6 +391,7 @@ class SyncClient:
             self._connected = False
             self._stopped.set()
             self._pulse()
+            self._set_status("closed")
 
     async def _run(self) -> None:
         attempt = 0
@@ -270,9 +404,11 @@ class SyncClient:
                     return
                 except (TimeoutError, OSError, ChannelClosed) as exc:
                     log.debug("connect failed: %s", exc, extra={"event": "connect_failed"})
+                    self._attempt_failed(exc)
                 except Exception as exc:  # not a network failure: retrying cannot help
                     log.error("cannot connect: %r", exc, extra={"event": "connect_error"})
                     self.error = exc
+                    self._report(exc)
                     return
                 else:
                     self._got_level = False
@@ -284,6 +420,7 @@ class SyncClient:
                             exc,
                             extra={"event": "bad_message"},
                         )
+                        self._report(exc)
                         with contextlib.suppress(Exception):
                             await channel.close(CloseCode.BAD_MESSAGE, reason_text(str(exc)))
                     except ChannelClosed as exc:
@@ -296,6 +433,18 @@ class SyncClient:
                             exc.reason,
                             extra={"event": "disconnected", "code": exc.code},
                         )
+                        if not self._connected:  # opened, but the server never answered
+                            self._attempt_failed(exc)
+                    except Exception as exc:
+                        # A bug, not the network: the document is intact (callbacks cannot
+                        # fail it), so say so loudly and resync on a fresh connection
+                        # rather than stop without a word.
+                        log.exception("sync connection failed", extra={"event": "connection_error"})
+                        self._report(exc)
+                        with contextlib.suppress(Exception):
+                            await channel.close(
+                                CloseCode.INTERNAL_ERROR, reason_text(type(exc).__name__)
+                            )
                     finally:
                         self._connected = False
                         self._channel = None
@@ -304,6 +453,8 @@ class SyncClient:
                         self._pulse()
                         with contextlib.suppress(Exception):
                             await channel.close()
+                    if not self._closing:  # (a client that stops goes straight to "closed")
+                        self._set_status("disconnected")
                 if self._closing or not self.reconnect:
                     return
                 delay = backoff_delay(attempt, self.backoff_min, self.backoff_max)
@@ -319,6 +470,10 @@ class SyncClient:
         while not self._closing:
             self._wake.clear()
             await self._wake.wait()
+
+    def _attempt_failed(self, exc: BaseException) -> None:
+        self.failed_attempts += 1
+        self.last_connect_error = exc
 
     def _refused(self, exc: ChannelClosed) -> None:
         self.close_code = exc.code
@@ -379,10 +534,13 @@ class SyncClient:
                 data = await channel.recv()
                 if not self._connected:
                     self._connected = True
+                    self.failed_attempts = 0
+                    self.last_connect_error = None
                     log.info(
                         "connected",
                         extra={"event": "connected", "connections": self.connections},
                     )
+                    self._set_status("connected")
                 replies += session.receive(data)
                 self._wake.set()
                 if session.synced:
@@ -422,6 +580,8 @@ class Connector:
         reconnect: bool,
         backoff_min: float,
         backoff_max: float,
+        on_status: StatusCallback | None = None,
+        on_error: ErrorCallback | None = None,
     ) -> None:
         self.client = SyncClient(
             opener,
@@ -431,6 +591,8 @@ class Connector:
             backoff_min=backoff_min,
             backoff_max=backoff_max,
             name=name,
+            on_status=on_status,
+            on_error=on_error,
         )
         self._wait = wait
         self._timeout = open_timeout

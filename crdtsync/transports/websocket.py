@@ -54,6 +54,8 @@ from crdtsync.transports.base import (
     ChannelClosed,
     ConnectionRefusedByServer,
     Connector,
+    ErrorCallback,
+    StatusCallback,
 )
 from crdtsync.transports.codes import CloseCode, reason_text
 
@@ -231,7 +233,16 @@ class connect(Connector):  # noqa: N801 - used like a function, as websockets' o
 
     ``await connect(...)`` returns the started client (by default once the server
     answered; ``wait=False`` returns at once and lets it keep trying in the background);
-    ``async with connect(...) as client`` also closes it at the end.
+    ``async with connect(...) as client`` also closes it at the end. A server that does
+    not answer within ``open_timeout`` seconds makes it raise ``TimeoutError`` naming the
+    URL, the attempts and the last failure (also its ``__cause__``, e.g.
+    ``ConnectionRefusedError``). ``on_status(status)`` hears of every change of
+    :attr:`SyncClient.status` (``"connected"``, ``"disconnected"``, ``"closed"``) and
+    ``on_error(exc)`` of every error reported while syncing (see
+    :meth:`SyncClient.on_error`)::
+
+        async with connect(url, doc, on_status=show_status, on_error=log_error) as client:
+            await client.wait_synced(timeout=10)
     """
 
     def __init__(
@@ -247,6 +258,8 @@ class connect(Connector):  # noqa: N801 - used like a function, as websockets' o
         backoff_min: float = 0.1,
         backoff_max: float = 10.0,
         max_size: int = CLIENT_MAX_SIZE,
+        on_status: StatusCallback | None = None,
+        on_error: ErrorCallback | None = None,
         **websockets_kwargs: Any,
     ) -> None:
         parse_uri(url)  # a malformed URL raises InvalidURI here, not in the background
@@ -260,4 +273,6 @@ class connect(Connector):  # noqa: N801 - used like a function, as websockets' o
             reconnect=reconnect,
             backoff_min=backoff_min,
             backoff_max=backoff_max,
+            on_status=on_status,
+            on_error=on_error,
         )

@@ -34,7 +34,16 @@ class Container:
         """Call ``callback(event)`` after each transaction that changed this container.
 
         Returns a function that unsubscribes. Events arrive after the change is complete,
-        for local edits and for merged remote updates alike.
+        for local edits and for merged remote updates alike. A callback that raises stops
+        neither the other callbacks nor sync: the exception is logged and reported (see
+        :meth:`crdtsync.Doc.on_callback_error`); after a local edit it is re-raised once
+        every callback ran, while ``apply_update`` does not raise for it.
+
+        >>> import crdtsync
+        >>> doc = crdtsync.Doc()
+        >>> unsubscribe = doc.text("t").observe(lambda event: print(event.delta))
+        >>> doc.text("t").insert(0, "hi")
+        [{'insert': 'hi'}]
         """
         self._observers.append(callback)
 
