@@ -68,3 +68,51 @@ def test_installed_types_are_real_outside_the_repo(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert 'expression has type "int", variable has type "str"' in result.stdout, result.stdout
     assert "import-not-found" not in result.stdout
+
+
+# ---- the console script on a closed pipe ------------------------------------------------------
+
+
+def _console_script() -> list[str]:
+    script = Path(sys.executable).parent / "crdtsync"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "crdtsync"]
+
+
+def _quiet(stderr: bytes) -> None:
+    text = stderr.decode(errors="replace")
+    for noise in ("Traceback", "BrokenPipeError", "Exception ignored"):
+        assert noise not in text, text
+
+
+def test_demo_into_a_pipe_nobody_reads() -> None:
+    # The reader is gone before the first byte: every write fails, deterministically.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [*_console_script(), "demo", "--edits", "5"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    _quiet(proc.stderr)
+    assert proc.returncode == 141
+
+
+def test_demo_piped_into_head() -> None:
+    # `crdtsync demo | head -1`, with more output (~120 kB) than a pipe buffers, so the demo
+    # is certain to write after the reader left.
+    proc = subprocess.Popen(
+        [*_console_script(), "demo", "--replicas", "1000", "--edits", "0", "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141
+    assert first.startswith(b"crdtsync demo: 1000 replicas")
+    _quiet(stderr)
