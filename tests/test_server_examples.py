@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import re
+import select
+import struct
 import subprocess
 import sys
+import termios
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from test_server_support import ServerProcess, free_port, run, servers  # noqa: F401 - fixture
 
 import crdtsync
@@ -274,3 +280,78 @@ def test_collab_text_typists_converge(servers: Start) -> None:  # noqa: F811
     outs = [finish(proc).strip() for proc in typists]
     assert outs[0] == outs[1]
     assert sorted(outs[0]) == sorted("a" * 15 + "b" * 15)
+
+
+class PseudoTerminal:
+    """A program on a real pseudo-terminal of a fixed size, its output rendered by a
+    terminal emulator (pyte), so that a test reads the screen a user would see."""
+
+    def __init__(self, args: list[str], lines: int = 10, columns: int = 40) -> None:
+        pyte = pytest.importorskip("pyte", reason="pyte renders the terminal (test extra)")
+        self.screen = pyte.Screen(columns, lines)
+        self.stream = pyte.ByteStream(self.screen)
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
+        env = dict(os.environ, TERM="xterm-256color", LC_ALL="C.UTF-8", ESCDELAY="25")
+        self.proc = subprocess.Popen(
+            args, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+        )
+        os.close(slave)
+
+    def pump(self, timeout: float = 0.05) -> None:
+        while select.select([self.master], [], [], timeout)[0]:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:  # the program ended and the terminal closed
+                return
+            if not data:
+                return
+            self.stream.feed(data)
+            timeout = 0.05
+
+    def wait_for(self, what: Callable[[], bool], timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not what():
+            assert time.monotonic() < deadline, "\n".join(self.screen.display)
+            self.pump()
+
+    def keys(self, data: str) -> None:
+        os.write(self.master, data.encode())
+
+    def close(self) -> int:
+        try:
+            return self.proc.wait(10)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            os.close(self.master)
+
+
+def test_collab_text_draws_wide_characters_where_the_terminal_puts_them(
+    servers: Start,  # noqa: F811
+) -> None:
+    url = f"{servers('--memory').url}/text"
+    wide = "日本語😀ab"  # 6 characters, 10 columns
+    finish(example("collab_text.py", "--url", url, "--type", wide, "--delay", "0",
+                   "--linger", "0"))  # fmt: skip
+    term = PseudoTerminal([sys.executable, str(EXAMPLES / "collab_text.py"), "--url", url,
+                           "--name", "carol"])  # fmt: skip
+    try:
+        term.wait_for(lambda: term.screen.display[1].startswith(wide))
+        term.keys("\x05")  # Ctrl-E: end of the line, which is 10 columns in, not 6
+        term.wait_for(lambda: (term.screen.cursor.y, term.screen.cursor.x) == (1, 10))
+        term.keys("!")
+        term.wait_for(lambda: term.screen.display[1].rstrip() == wide + "!")
+        # Wrapping counts columns too (39 usable of 40): after 32 x's and three 2-column
+        # characters, the emoji has one column left on the row and moves down whole.
+        term.keys("\x01" + "x" * 32)  # Ctrl-A: to the start, then type
+        term.wait_for(lambda: term.screen.display[2].startswith("😀ab!"))
+        assert term.screen.display[1] == "x" * 32 + "日本語" + "  "
+        assert (term.screen.cursor.y, term.screen.cursor.x) == (1, 32)
+        term.keys("\x03")  # Ctrl-C quits
+        assert term.close() == 0
+    finally:
+        if term.proc.poll() is None:
+            term.proc.kill()
+    typed = finish(example("collab_text.py", "--url", url, "--type", "", "--linger", "0"))
+    assert typed.strip() == "x" * 32 + wide + "!"
