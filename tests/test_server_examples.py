@@ -1,5 +1,6 @@
-"""The examples run against ``crdtsync serve`` on localhost (their scripted modes)."""
-
+"""The examples, run as users run them: against ``crdtsync serve`` on localhost (scripted
+modes; chat.py also interactively through pipes, collab_text.py on a pseudo-terminal), and
+offline_merge.py, which needs no server."""
 from __future__ import annotations
 
 import asyncio
@@ -253,6 +254,14 @@ def test_chat_say_while_the_server_is_down(tmp_path: Path) -> None:
     assert proc.returncode == 1, err
     assert "Traceback" not in err and f"kept in {outbox}" in err, err
     assert "alice: anyone?" in out and outbox.exists()
+
+
+def test_offline_merge_needs_no_server() -> None:
+    # Random replica ids, yet the same output on every run: the concurrent writes it shows
+    # are decided by Lamport time, not by id.
+    outs = {finish(example("offline_merge.py")) for _ in range(2)}
+    assert len(outs) == 1
+    assert "alice and bob converged" in outs.pop()
 
 
 def test_dashboard(servers: Start) -> None:  # noqa: F811
