@@ -1,6 +1,7 @@
 """The examples, run as users run them: against ``crdtsync serve`` on localhost (scripted
 modes; chat.py also interactively through pipes, collab_text.py on a pseudo-terminal), and
 offline_merge.py, which needs no server."""
+
 from __future__ import annotations
 
 import asyncio
