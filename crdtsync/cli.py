@@ -9,6 +9,7 @@ stays instant.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -220,14 +221,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit status after the reader of stdout went away: what a shell reports for a process
+#: killed by SIGPIPE (128 + 13), as ``yes | head`` gives.
+EXIT_BROKEN_PIPE = 141
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the flush at interpreter exit does not raise a
+    second BrokenPipeError ("Exception ignored ...") for the output still buffered."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # replaced by something without a file
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line (``argv``: the arguments after ``crdtsync``, default
+    ``sys.argv[1:]``); return the exit status, e.g. ``main(["demo", "--seed", "3"])``.
+
+    A closed stdout (``crdtsync demo | head``) ends the command quietly with
+    :data:`EXIT_BROKEN_PIPE` instead of a traceback.
+    """
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
-        return handler(args)
+        status = handler(args)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+        return status
     except KeyboardInterrupt:
         print(file=sys.stderr)  # leave the shell prompt off the progress line
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -12,9 +12,13 @@ Run it (from a checkout, after ``pip install -e '.[websocket]'``)::
     python examples/collab_text.py --name alice        # terminal 2
     python examples/collab_text.py --name bob          # terminal 3
 
-Arrows, Home/End move; Backspace/Delete erase; Esc or Ctrl-C quits. ``--type TEXT`` types
-TEXT without a terminal UI (keystroke by keystroke, at random places with ``--scatter``),
-waits until the server has everything, then prints the shared text: handy for scripts.
+Arrows, Home/End move; Backspace/Delete erase; Esc or Ctrl-C quits. The screen counts
+display columns, as the terminal does: CJK characters and most emoji take two, combining
+marks none (``unicodedata`` says which), so wide text lines up and wraps whole.
+
+``--type TEXT`` types TEXT without a terminal UI (keystroke by keystroke, at random places
+with ``--scatter``), waits until the server has everything, then prints the shared text:
+handy for scripts.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import asyncio
 import curses
 import random
 import sys
+import unicodedata
 from typing import Any
 
 import crdtsync
@@ -47,15 +52,53 @@ def shift(cursor: int, delta: list[dict[str, Any]]) -> int:
     return cursor
 
 
+def cell_width(ch: str) -> int:
+    """Terminal columns ``ch`` takes: 2 for wide characters (CJK, most emoji), 0 for
+    combining marks and other zero-width characters (they join the one before), else 1."""
+    if unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def visible(ch: str) -> str:
+    """What to draw for ``ch``: control characters (a remote tab...) would move the
+    terminal's cursor, so they show as one "?"."""
+    return "?" if unicodedata.category(ch) == "Cc" else ch
+
+
+def clip(line: str, width: int) -> str:
+    """``line`` cut or padded to exactly ``width`` columns (names may be wide too)."""
+    out, used = [], 0
+    for ch in line:
+        w = cell_width(ch)
+        if used + w > width:
+            break
+        out.append(visible(ch))
+        used += w
+    return "".join(out) + " " * (width - used)
+
+
 def layout(text: str, width: int) -> list[tuple[int, int]]:
-    """Screen (row, column) of every index 0..len(text), wrapping at ``width``."""
+    """Screen (row, column) of every index 0..len(text), wrapping at ``width`` columns.
+
+    Columns are display columns: a wide character takes two and moves to the next row
+    whole rather than straddle the edge; a combining mark takes none and stays with the
+    character it modifies (hence wrapping only when a character with a width arrives).
+
+    >>> layout("日本a", 4)
+    [(0, 0), (0, 2), (1, 0), (1, 1)]
+    """
     spots, row, col = [], 0, 0
     for ch in text:
-        spots.append((row, col))
-        if ch == "\n" or col == width - 1:
+        if ch == "\n":
+            spots.append((row, col))
             row, col = row + 1, 0
-        else:
-            col += 1
+            continue
+        w = cell_width(ch)
+        if w and col + w > width:
+            row, col = row + 1, 0
+        spots.append((row, col))
+        col += w
     spots.append((row, col))
     return spots
 
@@ -88,9 +131,9 @@ class Editor:
         if key in ("\x1b", "\x03"):
             return False
         if key in (curses.KEY_LEFT,):
-            self.cursor = max(0, self.cursor - 1)
+            self.cursor = self.step(-1)
         elif key in (curses.KEY_RIGHT,):
-            self.cursor = min(n, self.cursor + 1)
+            self.cursor = self.step(1)
         elif key in (curses.KEY_HOME, "\x01"):
             self.cursor = str(text).rfind("\n", 0, self.cursor) + 1
         elif key in (curses.KEY_END, "\x05"):
@@ -115,8 +158,21 @@ class Editor:
         self.dirty.set()
         return True
 
+    def step(self, direction: int) -> int:
+        """One character left or right, never stopping between a character and its
+        combining marks (no column would show the difference)."""
+        content, at = str(self.text), self.cursor + direction
+        while 0 < at < len(content) and cell_width(content[at]) == 0:
+            at += direction
+        return max(0, min(len(content), at))
+
+    def columns(self) -> int:
+        # The last column stays free: curses cannot write the bottom-right cell, and the
+        # cursor needs a place after a full row.
+        return max(2, int(self.screen.getmaxyx()[1]) - 1)
+
     def vertical(self, step: int) -> int:
-        spots = layout(str(self.text), self.screen.getmaxyx()[1])
+        spots = layout(str(self.text), self.columns())
         row, col = spots[self.cursor]
         same_col = [i for i, (r, c) in enumerate(spots) if r == row + step and c <= col]
         return same_col[-1] if same_col else self.cursor
@@ -133,21 +189,29 @@ class Editor:
         status = "online" if self.client is not None and self.client.connected else "offline"
         names = ", ".join(sorted(str(s.get("name", "?")) for s in others.values())) or "nobody"
         header = f" {self.name} ({status}) - also here: {names} - Esc quits "
-        scr.addnstr(0, 0, header.ljust(width), width - 1, curses.A_REVERSE)
+        scr.addstr(0, 0, clip(header, width - 1), curses.A_REVERSE)
         content = str(self.text)
-        spots = layout(content, width)
+        spots = layout(content, self.columns())
         top = max(0, spots[self.cursor][0] - (height - 3))
+        rows: dict[int, list[str]] = {}
         for i, ch in enumerate(content):
-            row, col = spots[i]
-            if ch != "\n" and 0 <= row - top < height - 1:
-                scr.addstr(row - top + 1, col, ch)
+            if ch != "\n":
+                rows.setdefault(spots[i][0], []).append(visible(ch))
+        for row, chars in rows.items():
+            # A whole row in one call: the terminal then places wide characters and
+            # combining marks itself, exactly where layout() counted them.
+            if 0 <= row - top < height - 1:
+                scr.addstr(row - top + 1, 0, "".join(chars))
         for state in others.values():
             at = state.get("cursor")
             if isinstance(at, int) and 0 <= at <= len(content):
                 row, col = spots[at]
                 if 0 <= row - top < height - 1 and col < width - 1:
-                    ch = content[at] if at < len(content) and content[at] != "\n" else " "
-                    scr.addstr(row - top + 1, col, ch, curses.A_REVERSE)
+                    if at < len(content) and content[at] != "\n":
+                        scr.chgat(row - top + 1, col, max(1, cell_width(content[at])),
+                                  curses.A_REVERSE)  # fmt: skip
+                    else:
+                        scr.addstr(row - top + 1, col, " ", curses.A_REVERSE)
         row, col = spots[self.cursor]
         scr.move(min(height - 1, row - top + 1), min(width - 1, col))
         scr.refresh()

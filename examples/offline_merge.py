@@ -16,9 +16,11 @@ from crdtsync import Doc
 # ---------------------------------------------------------------------------------------------
 # 1. A shared starting point.
 # ---------------------------------------------------------------------------------------------
-# Every replica (every copy of the document) needs a distinct id; Doc() would pick a random
-# one. Fixed ids keep this example's output the same on every run.
-alice = Doc(replica_id=1)
+# Every replica (every copy of the document) needs an id of its own; Doc() draws a random
+# 64-bit one. Never give two documents the same id, and reuse one only together with the
+# whole state it produced (a program that lost its saved document starts with a fresh Doc():
+# see docs/consistency.md).
+alice = Doc()
 
 # A document holds named containers. Asking for a name creates it the first time and returns
 # the same object afterwards.
@@ -42,7 +44,7 @@ with alice.transaction():
     likes.increment(3)
 
 # Bob gets a copy of the whole document: get_update() with no argument is the full state.
-bob = Doc(replica_id=2)
+bob = Doc()
 bob.apply_update(alice.get_update())
 print("shared start (bob's copy):")
 for line in str(bob.text("notes")).splitlines():

@@ -1,13 +1,28 @@
-"""The examples run against ``crdtsync serve`` on localhost (their scripted modes)."""
+"""The examples, run as users run them: against ``crdtsync serve`` on localhost (scripted
+modes; chat.py also interactively through pipes, collab_text.py on a pseudo-terminal), and
+offline_merge.py, which needs no server."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
+import os
+import re
+import select
+import struct
 import subprocess
 import sys
+import termios
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from test_server_support import ServerProcess, servers  # noqa: F401 - fixture
+import pytest
+from test_server_support import ServerProcess, free_port, run, servers  # noqa: F401 - fixture
+
+import crdtsync
+from crdtsync.transports.websocket import connect
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -38,6 +53,218 @@ def test_chat(servers: Start) -> None:  # noqa: F811
     assert [line.split("] ", 1)[1] for line in lines] == ["alice: hi bob", "bob: hello"]
 
 
+class Proxy:
+    """A TCP forwarder in front of the server that a test can cut and restore: one client
+    goes offline while the server stays up for everyone else."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.server: asyncio.Server | None = None
+        self.links: list[asyncio.StreamWriter] = []
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def start(self) -> Proxy:
+        self.server = await asyncio.start_server(self._link, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()  # new connections are refused...
+        for writer in self.links:  # ...and open ones drop, as when a network goes away
+            writer.transport.abort()
+        self.links.clear()
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.links += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+class Terminal:
+    """``examples/chat.py`` in interactive mode: lines typed on stdin, output read back."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+
+    @classmethod
+    async def open(cls, *args: str) -> Terminal:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(EXAMPLES / "chat.py"), *args,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )  # fmt: skip
+        return cls(proc)
+
+    async def expect(self, pattern: str, timeout: float = 10.0) -> str:
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(timeout):
+            while True:
+                line = (await self.proc.stdout.readline()).decode()
+                assert line, f"chat.py ended before {pattern!r}: {self.lines}"
+                self.lines.append(line.rstrip("\n"))
+                if re.search(pattern, line):
+                    return line
+
+    async def type(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text.encode() + b"\n")
+        await self.proc.stdin.drain()
+
+    async def ctrl_d(self) -> tuple[int, str]:
+        """Close stdin (EOF, as Ctrl-D at a terminal); the exit status and stderr."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stderr is not None
+        self.proc.stdin.close()
+        rest, err = await asyncio.gather(self.proc.stdout.read(), self.proc.stderr.read())
+        self.lines += rest.decode().splitlines()
+        return await self.proc.wait(), err.decode()
+
+    async def __aenter__(self) -> Terminal:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self.proc.returncode is None:  # the test failed before Ctrl-D
+            self.proc.kill()
+            await self.proc.wait()
+
+    def screen(self) -> list[str]:
+        """The conversation as the terminal shows it at the end: printed messages, with each
+        reprint (from message #k on) replacing what was below #k."""
+        shown: list[str] = []
+        for line in self.lines:
+            if reprint := re.match(r"-- messages merged in above; .* from #(\d+) on", line):
+                del shown[int(reprint[1]) - 1 :]
+            elif line.startswith("["):
+                shown.append(line.split("] ", 1)[1])
+        return shown
+
+
+async def room_log(url: str) -> list[str]:
+    doc = crdtsync.Doc()
+    async with connect(url, doc) as client:
+        await client.wait_synced(10)
+        return [f"{m['from']}: {m['text']}" for m in doc.list("messages")]
+
+
+def test_chat_offline_merge_keeps_every_terminal_in_list_order(
+    servers: Start,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    server = servers("--memory")
+    finish(example("chat.py", "--url", f"{server.url}/chat", "--name", "bob", "--say", "before"))
+
+    async def scenario() -> None:
+        proxy = await Proxy(server.port).start()
+        async with await Terminal.open(
+            "--url", f"{proxy.url}/chat", "--name", "alice", "--outbox", str(tmp_path / "a.crdt")
+        ) as alice:
+            await merge(proxy, alice)
+        log = await room_log(f"{server.url}/chat")
+        assert log == ["bob: before", "carol: meanwhile", "alice: written offline"]
+        assert alice.screen() == log, alice.lines
+        assert not (tmp_path / "a.crdt").exists()  # everything was delivered
+        await proxy.cut()
+
+    async def merge(proxy: Proxy, alice: Terminal) -> None:
+        await alice.expect("-- joined")
+        await proxy.cut()
+        await alice.expect("-- connection lost")
+        await alice.type("written offline")
+        await alice.expect("alice: written offline")
+
+        # Meanwhile carol, online, writes at the same spot. Her counter steps first raise her
+        # Lamport clock, so her message sorts *before* alice's, already on alice's screen.
+        carol = crdtsync.Doc()
+        async with connect(f"{server.url}/chat", carol) as client:
+            await client.wait_synced(10)
+            for _ in range(3):
+                carol.counter("steps").increment()
+            carol.list("messages").append({"from": "carol", "text": "meanwhile", "ts": 0})
+            await client.wait_synced(10)
+
+        await proxy.start()  # back online: alice's client reconnects by itself
+        await alice.expect("-- messages merged in above")
+        await alice.expect("alice: written offline")
+        status, err = await alice.ctrl_d()
+        assert status == 0, err
+        assert "Traceback" not in err
+
+    run(scenario())
+
+
+def test_chat_ctrl_d_offline_keeps_the_message_and_sends_it_next_time(
+    servers: Start,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    server = servers("--memory")
+    outbox = tmp_path / "outbox" / "alice.crdt"
+
+    async def scenario() -> None:
+        proxy = await Proxy(server.port).start()
+        room = f"{proxy.url}/chat"
+        async with await Terminal.open(
+            "--url", room, "--name", "alice", "--outbox", str(outbox), "--wait", "1"
+        ) as alice:
+            await alice.expect("-- joined")
+            await proxy.cut()
+            await alice.expect("-- connection lost")
+            await alice.type("sent before the server came back")
+            await alice.expect("alice: sent before")
+            status, err = await alice.ctrl_d()
+        assert status == 0, err
+        assert "Traceback" not in err
+        assert "1 message(s) you wrote" in err and f"kept in {outbox}" in err, err
+        assert outbox.exists()
+
+        await proxy.start()
+        again = await asyncio.create_subprocess_exec(
+            sys.executable, str(EXAMPLES / "chat.py"), "--url", room, "--name", "alice",
+            "--outbox", str(outbox), "--say", "and this one",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        out, err_bytes = await again.communicate()
+        assert again.returncode == 0, err_bytes.decode()
+        assert not outbox.exists()
+        expected = ["alice: sent before the server came back", "alice: and this one"]
+        assert [line.split("] ", 1)[1] for line in out.decode().splitlines()] == expected
+        assert await room_log(f"{server.url}/chat") == expected
+        await proxy.cut()
+
+    run(scenario())
+
+
+def test_chat_say_while_the_server_is_down(tmp_path: Path) -> None:
+    outbox = tmp_path / "alice.crdt"
+    proc = example("chat.py", "--url", f"ws://127.0.0.1:{free_port()}/chat", "--name", "alice",
+                   "--outbox", str(outbox), "--wait", "0.5", "--say", "anyone?")  # fmt: skip
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err and f"kept in {outbox}" in err, err
+    assert "alice: anyone?" in out and outbox.exists()
+
+
+def test_offline_merge_needs_no_server() -> None:
+    # Random replica ids, yet the same output on every run: the concurrent writes it shows
+    # are decided by Lamport time, not by id.
+    outs = {finish(example("offline_merge.py")) for _ in range(2)}
+    assert len(outs) == 1
+    assert "alice and bob converged" in outs.pop()
+
+
 def test_dashboard(servers: Start) -> None:  # noqa: F811
     url = f"{servers('--memory').url}/dash"
     sources = [
@@ -63,3 +290,78 @@ def test_collab_text_typists_converge(servers: Start) -> None:  # noqa: F811
     outs = [finish(proc).strip() for proc in typists]
     assert outs[0] == outs[1]
     assert sorted(outs[0]) == sorted("a" * 15 + "b" * 15)
+
+
+class PseudoTerminal:
+    """A program on a real pseudo-terminal of a fixed size, its output rendered by a
+    terminal emulator (pyte), so that a test reads the screen a user would see."""
+
+    def __init__(self, args: list[str], lines: int = 10, columns: int = 40) -> None:
+        pyte = pytest.importorskip("pyte", reason="pyte renders the terminal (test extra)")
+        self.screen = pyte.Screen(columns, lines)
+        self.stream = pyte.ByteStream(self.screen)
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
+        env = dict(os.environ, TERM="xterm-256color", LC_ALL="C.UTF-8", ESCDELAY="25")
+        self.proc = subprocess.Popen(
+            args, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+        )
+        os.close(slave)
+
+    def pump(self, timeout: float = 0.05) -> None:
+        while select.select([self.master], [], [], timeout)[0]:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:  # the program ended and the terminal closed
+                return
+            if not data:
+                return
+            self.stream.feed(data)
+            timeout = 0.05
+
+    def wait_for(self, what: Callable[[], bool], timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not what():
+            assert time.monotonic() < deadline, "\n".join(self.screen.display)
+            self.pump()
+
+    def keys(self, data: str) -> None:
+        os.write(self.master, data.encode())
+
+    def close(self) -> int:
+        try:
+            return self.proc.wait(10)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            os.close(self.master)
+
+
+def test_collab_text_draws_wide_characters_where_the_terminal_puts_them(
+    servers: Start,  # noqa: F811
+) -> None:
+    url = f"{servers('--memory').url}/text"
+    wide = "日本語😀ab"  # 6 characters, 10 columns
+    finish(example("collab_text.py", "--url", url, "--type", wide, "--delay", "0",
+                   "--linger", "0"))  # fmt: skip
+    term = PseudoTerminal([sys.executable, str(EXAMPLES / "collab_text.py"), "--url", url,
+                           "--name", "carol"])  # fmt: skip
+    try:
+        term.wait_for(lambda: term.screen.display[1].startswith(wide))
+        term.keys("\x05")  # Ctrl-E: end of the line, which is 10 columns in, not 6
+        term.wait_for(lambda: (term.screen.cursor.y, term.screen.cursor.x) == (1, 10))
+        term.keys("!")
+        term.wait_for(lambda: term.screen.display[1].rstrip() == wide + "!")
+        # Wrapping counts columns too (39 usable of 40): after 32 x's and three 2-column
+        # characters, the emoji has one column left on the row and moves down whole.
+        term.keys("\x01" + "x" * 32)  # Ctrl-A: to the start, then type
+        term.wait_for(lambda: term.screen.display[2].startswith("😀ab!"))
+        assert term.screen.display[1] == "x" * 32 + "日本語" + "  "
+        assert (term.screen.cursor.y, term.screen.cursor.x) == (1, 32)
+        term.keys("\x03")  # Ctrl-C quits
+        assert term.close() == 0
+    finally:
+        if term.proc.poll() is None:
+            term.proc.kill()
+    typed = finish(example("collab_text.py", "--url", url, "--type", "", "--linger", "0"))
+    assert typed.strip() == "x" * 32 + wide + "!"
