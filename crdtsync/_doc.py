@@ -19,7 +19,7 @@ import itertools
 import secrets
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from crdtsync import _encoding as enc
 from crdtsync._clock import MAX_CLOCK, MAX_REPLICA_ID, VersionVector
@@ -47,14 +47,14 @@ __all__ = ["Doc", "Transaction", "DEFAULT_MAX_PENDING"]
 
 Dot = tuple[int, int]
 UpdateCallback = Callable[[bytes, Any], None]
-C = TypeVar("C", bound=Container)
+C = TypeVar("C", bound=Container[Any])
 
 #: How many updates may wait for missing dependencies before apply_update refuses more.
 #: A resync (``get_update(version)``) replaces any number of lost messages, so a peer that
 #: falls this far behind should resync rather than buffer without bound.
 DEFAULT_MAX_PENDING = 65_536
 
-_KINDS: dict[str, type[Container]] = {
+_KINDS: dict[str, type[Container[Any]]] = {
     "t": Text,
     "l": List,
     "s": ORSet,
@@ -87,7 +87,7 @@ class Transaction:
         self.local = local
         self._entries: list[Entry] = []
         #: id(container) -> (container, changes); by id because an LWWMap compares by value
-        self._changes: dict[int, tuple[Container, _Changes]] = {}
+        self._changes: dict[int, tuple[Container[Any], _Changes]] = {}
         self._depth = 0
 
     def __enter__(self) -> Transaction:
@@ -118,7 +118,7 @@ class Transaction:
                 for callback in list(callbacks):
                     callback(update, outer.origin)
 
-    def _changes_for(self, container: Container) -> _Changes:
+    def _changes_for(self, container: Container[Any]) -> _Changes:
         found = self._changes.get(id(container))
         if found is None:
             found = self._changes[id(container)] = (container, _Changes())
@@ -145,8 +145,10 @@ class Transaction:
                 delta = ch.delta.build()
                 if not delta:
                     continue
-                cls = TextEvent if isinstance(container, Text) else ListEvent
-                event = cls(container, self.origin, self.local, delta)
+                if isinstance(container, Text):
+                    event = TextEvent(container, self.origin, self.local, delta)
+                else:
+                    event = ListEvent(cast(List, container), self.origin, self.local, delta)
             elif isinstance(container, LWWMap):
                 if not ch.keys:
                     continue
@@ -166,7 +168,7 @@ class Transaction:
             else:
                 if not ch.amount:
                     continue
-                event = CounterEvent(container, self.origin, self.local, ch.amount)
+                event = CounterEvent(cast(Counter, container), self.origin, self.local, ch.amount)
             for callback in list(container._observers):
                 callback(event)
 
@@ -207,7 +209,7 @@ class Doc:
         self._vv: dict[int, int] = {}
         self._lamport = 0
         self._ids = IdIndex()
-        self._roots: dict[tuple[str, str], Container] = {}
+        self._roots: dict[tuple[str, str], Container[Any]] = {}
         self._txn: Transaction | None = None
         self._update_callbacks: list[UpdateCallback] = []
         #: Parked updates by the replica of the dot each awaits: heaps of
@@ -238,7 +240,7 @@ class Doc:
         """How many received updates are waiting for missing dependencies."""
         return self._pending_count
 
-    def _root(self, kind: str, name: str) -> Container:
+    def _root(self, kind: str, name: str) -> Container[Any]:
         check_str(name, "a root name")
         root = self._roots.get((kind, name))
         if root is None:
@@ -269,7 +271,7 @@ class Doc:
         """The root Counter called ``name`` (created on first use)."""
         return self._root("c", name)  # type: ignore[return-value]
 
-    def roots(self) -> dict[str, Container]:
+    def roots(self) -> dict[str, Container[Any]]:
         """Every root container by name (a name used with two types shows one of them)."""
         return {name: root for (_, name), root in sorted(self._roots.items())}
 
@@ -327,7 +329,7 @@ class Doc:
 
     # ---- local edits (called by the containers) ----------------------------------------------
 
-    def _local_insert(self, container: SequenceContainer, index: int, content: Any) -> None:
+    def _local_insert(self, container: SequenceContainer[Any], index: int, content: Any) -> None:
         txn = self._txn
         if txn is None:
             with Transaction(self, None, True):
@@ -373,7 +375,7 @@ class Doc:
                 ch.delta = DeltaBuilder()
             ch.delta.insert(index, content)
 
-    def _local_delete(self, container: SequenceContainer, index: int, length: int) -> None:
+    def _local_delete(self, container: SequenceContainer[Any], index: int, length: int) -> None:
         txn = self._txn
         if txn is None:
             with Transaction(self, None, True):

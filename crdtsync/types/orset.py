@@ -9,6 +9,7 @@ import msgpack
 
 from crdtsync._values import check_element
 from crdtsync.types._base import Container
+from crdtsync.types.events import SetEvent
 
 if TYPE_CHECKING:
     from crdtsync._doc import Doc
@@ -24,7 +25,7 @@ def element_key(element: Any) -> bytes:
     return msgpack.packb(element)  # type: ignore[no-any-return]
 
 
-class ORSet(Container):
+class ORSet(Container[SetEvent]):
     """A shared set where a concurrent add and remove of the same element keeps it.
 
     Every add is tagged with a fresh dot; a remove drops the dots it has seen. An add the
