@@ -272,7 +272,12 @@ class Doc:
         return self._root("c", name)  # type: ignore[return-value]
 
     def roots(self) -> dict[str, Container[Any]]:
-        """Every root container by name (a name used with two types shows one of them)."""
+        """Every root container by name.
+
+        A name that two replicas created concurrently as two types has both roots (each
+        reached by its own accessor); this view shows the one whose kind letter sorts last
+        (``c`` Counter, ``l`` List, ``m`` LWWMap, ``s`` ORSet, ``t`` Text).
+        """
         return {name: root for (_, name), root in sorted(self._roots.items())}
 
     def _new_remote_txn(self, origin: Any) -> Transaction:
