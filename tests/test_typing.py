@@ -40,6 +40,7 @@ PROGRAM = textwrap.dedent(
     doc.counter("c").observe(on_text)  # error: a Text callback on a Counter
     doc.set("s").observe(lambda e: print(e.delta))  # error: a SetEvent has no delta
     reveal_type(doc.text("t").observe)
+    reveal_type(next(iter(doc.set("s"))))
     """
 )
 
@@ -70,7 +71,10 @@ def test_observe_callbacks_are_typed_per_container(tmp_path: Path) -> None:
         ("doc.set", "error"),
         ("reveal_type", "note"),
     }, out + err
+    assert out.count("Revealed type") == 2, out
     assert 'incompatible type "Callable[[TextEvent], None]"' in out
     assert '"SetEvent" has no attribute "delta"' in out
     assert "def (crdtsync.types.events.TextEvent)" in out
+    # An ORSet yields its scalar element types (mypy folds bool into int).
+    assert re.search(r'Revealed type is "None \| (bool \| )?int \| float \| str \| bytes"', out)
     assert status == 1
