@@ -490,7 +490,7 @@ class Doc:
         update: bytes,
         origin: Any = None,
         *,
-        max_inflated_size: int = enc.DEFAULT_MAX_INFLATED_SIZE,
+        max_inflated_size: int | None = enc.DEFAULT_MAX_INFLATED_SIZE,
     ) -> None:
         """Merge an update from any replica, in any order, any number of times.
 
@@ -500,7 +500,8 @@ class Doc:
 
         A compressed update (``get_update`` compresses large states) may inflate to at most
         ``max_inflated_size`` bytes, 64 MiB by default; beyond that it is a DecodeError,
-        found without inflating more. Raise the limit to load larger trusted states.
+        found without inflating more. Raise the limit (or pass None, no limit) to load
+        larger states of your own, such as a stored snapshot; keep one for peers' bytes.
 
         >>> import crdtsync
         >>> big = crdtsync.Doc()
@@ -520,7 +521,7 @@ class Doc:
         origin: Any,
         parsed: Update | None = None,
         *,
-        max_inflated_size: int = enc.DEFAULT_MAX_INFLATED_SIZE,
+        max_inflated_size: int | None = enc.DEFAULT_MAX_INFLATED_SIZE,
     ) -> Update:
         """apply_update, returning the parsed update (sync sessions look at what it covers);
         a caller that already decoded ``update`` passes ``parsed`` to skip a second decode."""

@@ -698,21 +698,28 @@ def unpack_bounded(payload: bytes | bytearray | memoryview) -> Any:
     )
 
 
-def _check_limit(max_inflated_size: Any) -> int:
+def _check_limit(max_inflated_size: Any) -> int | None:
+    if max_inflated_size is None:
+        return None
     if type(max_inflated_size) is not int or max_inflated_size < 1:
-        raise TypeError(f"max_inflated_size must be a positive int, got {max_inflated_size!r}")
+        raise TypeError(
+            f"max_inflated_size must be a positive int or None, got {max_inflated_size!r}"
+        )
     return max_inflated_size
 
 
-def _inflate(data: bytes, limit: int) -> bytes:
-    """Undo :func:`deflate_update`'s compression, refusing bodies above ``limit`` bytes."""
+def _inflate(data: bytes, limit: int | None) -> bytes:
+    """Undo :func:`deflate_update`'s compression, refusing bodies above ``limit`` bytes
+    (None: no limit)."""
     inflater = zlib.decompressobj()
     try:
-        body = inflater.decompress(data, limit)
+        body = inflater.decompress(data) if limit is None else inflater.decompress(data, limit)
     except zlib.error as exc:
         raise DecodeError(f"malformed compressed update: {exc}") from None
     # Stopped at the limit with input left, or with output still pending inside zlib.
-    if inflater.unconsumed_tail or (not inflater.eof and len(body) >= limit):
+    if limit is not None and (
+        inflater.unconsumed_tail or (not inflater.eof and len(body) >= limit)
+    ):
         raise DecodeError(f"compressed update inflates beyond the limit of {limit} bytes")
     if not inflater.eof or inflater.unused_data:
         raise DecodeError("malformed compressed update: truncated or trailing bytes")
@@ -734,12 +741,13 @@ def deflate_update(data: bytes) -> bytes:
     return packed if len(packed) < len(data) else data
 
 
-def decode_update(data: Any, max_inflated_size: int = DEFAULT_MAX_INFLATED_SIZE) -> Update:
+def decode_update(data: Any, max_inflated_size: int | None = DEFAULT_MAX_INFLATED_SIZE) -> Update:
     """Parse and fully validate an update; raise :class:`DecodeError` on any defect.
 
     A compressed update whose body inflates beyond ``max_inflated_size`` bytes (default
     :data:`DEFAULT_MAX_INFLATED_SIZE`, 64 MiB) is a DecodeError, found after inflating at
-    most that many bytes.
+    most that many bytes. ``None`` lifts the limit, for bytes this program produced itself
+    (a stored snapshot, say), never for bytes from a peer.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise DecodeError(f"an update is bytes, not {type(data).__name__}")
@@ -749,7 +757,7 @@ def decode_update(data: Any, max_inflated_size: int = DEFAULT_MAX_INFLATED_SIZE)
     return _decode_update(data, limit)
 
 
-def _decode_update(data: bytes | bytearray | memoryview, limit: int) -> Update:
+def _decode_update(data: bytes | bytearray | memoryview, limit: int | None) -> Update:
     magic = bytes(data[:2])
     if magic == PREFIX:
         payload = data[2:]

@@ -70,6 +70,18 @@ def test_the_default_limit_is_64_mib() -> None:
         crdtsync.Doc().apply_update(bomb(64 * MIB + 1))
 
 
+def test_none_lifts_the_limit_for_trusted_bytes() -> None:
+    doc = crdtsync.Doc(1)
+    doc.text("t").insert(0, "z" * (3 * MIB))
+    state = doc.get_update()
+    assert len(state) < MIB // 8
+    with pytest.raises(DecodeError):
+        crdtsync.Doc(2).apply_update(state, max_inflated_size=MIB)
+    fresh = crdtsync.Doc(2)
+    fresh.apply_update(state, max_inflated_size=None)
+    assert len(fresh.text("t")) == 3 * MIB
+
+
 def test_an_update_just_within_the_limit_is_decoded() -> None:
     doc = crdtsync.Doc(1)
     doc.text("t").insert(0, "the same words again and again " * 2000)
@@ -84,7 +96,7 @@ def test_an_update_just_within_the_limit_is_decoded() -> None:
     assert str(fresh.text("t")) == str(doc.text("t"))
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, None, True, "64"])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "64"])
 def test_the_limit_must_be_a_positive_int(bad: object) -> None:
     with pytest.raises(TypeError):
         crdtsync.Doc().apply_update(crdtsync.Doc().get_update(), max_inflated_size=bad)  # type: ignore[arg-type]
