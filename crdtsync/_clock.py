@@ -26,7 +26,7 @@ MAX_REPLICA_ID = 2**64 - 1
 #: that sums of two clock values (a counter plus a run length, a counter plus a Lamport
 #: offset) never overflow a signed 64-bit integer in any implementation. Decoders refuse
 #: updates and version vectors beyond it (DecodeError) and a local edit that would pass it
-#: raises OverflowError without changing anything (see docs/format.md, "Clock ceiling").
+#: raises OverflowError without changing anything (docs/format.md, section 2.4).
 CLOCK_CEILING = 2**62
 MAX_CLOCK = CLOCK_CEILING - 1
 
