@@ -11,8 +11,8 @@ reports its peak RSS growth and the time ``decode_update`` took to refuse (or ac
 
 Cases: the limit that applied before it became a parameter (256 MiB: the bomb inflates
 whole and msgpack builds the list), the default (64 MiB), a sync session's limit with the
-relay's default incoming message size (2 MiB), and the worst a default-limit decode can
-cost: a bomb that inflates to just under 64 MiB, all of it parsed.
+relay's default incoming message size (2 MiB), and the worst a decode can cost under each
+of those two limits: a bomb that inflates to just under the limit, all of it parsed.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         ("default limit (64 MiB)", size, DEFAULT_MAX_INFLATED_SIZE),
         ("session behind the relay's 2 MiB message limit", size, 2 * MIB),
         ("worst case under the default: 64 MiB - 1 KiB, parsed", 64 * MIB - 1024, 64 * MIB),
+        ("worst case under the relay's 2 MiB: 2 MiB - 1 KiB, parsed", 2 * MIB - 1024, 2 * MIB),
     ]
     print("| case | compressed | inflates to | time | peak RSS growth | outcome |")
     print("|---|---|---|---|---|---|")
