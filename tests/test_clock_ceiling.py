@@ -206,3 +206,19 @@ def test_a_run_is_accepted_exactly_when_all_its_clocks_are_below_the_ceiling(
             doc.text("t").insert(0, "y")
     assert len(doc.text("t")) == length + min(room, 3)
     assert all(c <= TOP for c in doc.version.values())
+
+
+def test_the_keystroke_path_holds_the_ceiling_too() -> None:
+    doc = crdtsync.Doc(1)
+    doc.text("t")  # exists and is unobserved: remote keystrokes take the shortcut
+    doc.apply_update(update([[OTHER], ["mm"], [[0, 1, -(TOP - 3)]]]))  # OTHER at TOP - 3
+    assert doc.version[OTHER] == TOP - 3
+    crossing = update([[OTHER], ["tt"], [[0, TOP - 2, 1, None, "abcd"]]])
+    assert_refused(doc, crossing)
+    sent: list[bytes] = []
+    doc.on_update(lambda u, o: sent.append(u))
+    doc.apply_update(update([[OTHER], ["tt"], [[0, TOP - 2, 1, None, "abc"]]]))
+    assert str(doc.text("t")) == "abc" and doc.version[OTHER] == TOP and len(sent) == 1
+    with pytest.raises(OverflowError):  # its Lamport times reached TOP as well
+        doc.text("t").insert(0, "x")
+    assert str(doc.text("t")) == "abc" and len(sent) == 1
