@@ -48,7 +48,9 @@ def merge_updates(updates: Iterable[bytes]) -> bytes:
 
     Works on the bytes alone. Changes present in several inputs appear once; where one
     input holds a change as data and another only covers its counter (a SKIP), the data is
-    kept.
+    kept; a tombstone dropped in favour of a live copy of the same run keeps its delete as
+    a delete fact. docs/format.md, section 12, specifies the result exactly. The result is
+    never compressed; an invalid input raises :class:`~crdtsync.DecodeError`.
 
     >>> import crdtsync
     >>> doc = crdtsync.Doc()
