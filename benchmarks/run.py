@@ -44,7 +44,7 @@ from benchmarks.traces import REPO_ROOT, TRACES_DIR  # noqa: E402
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 FULL_RUNS = 5
 QUICK_RUNS = 3
-VERSIONED = ("crdtsync", "pycrdt", "loro", "msgpack", "sortedcontainers", "matplotlib")
+VERSIONED = ("crdtsync", "pycrdt", "loro", "msgpack", "matplotlib")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

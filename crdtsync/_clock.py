@@ -15,12 +15,20 @@ import msgpack
 
 from crdtsync._errors import DecodeError
 
-__all__ = ["MAX_REPLICA_ID", "VersionVector", "Dot"]
+__all__ = ["CLOCK_CEILING", "MAX_CLOCK", "MAX_REPLICA_ID", "VersionVector", "Dot"]
 
 Dot = tuple[int, int]
 
 #: Replica ids are unsigned 64-bit integers.
 MAX_REPLICA_ID = 2**64 - 1
+
+#: Counters and Lamport times stay below this ceiling, a quarter of the 64-bit range, so
+#: that sums of two clock values (a counter plus a run length, a counter plus a Lamport
+#: offset) never overflow a signed 64-bit integer in any implementation. Decoders refuse
+#: updates and version vectors beyond it (DecodeError) and a local edit that would pass it
+#: raises OverflowError without changing anything (docs/format.md, section 2.4).
+CLOCK_CEILING = 2**62
+MAX_CLOCK = CLOCK_CEILING - 1
 
 #: First bytes of every encoded version vector and update: 0xC1 is never used by msgpack,
 #: so a stray msgpack document cannot be mistaken for ours; the second byte is the format.
@@ -32,16 +40,21 @@ PREFIX = bytes((MAGIC, FORMAT))
 def _check_entry(replica: Any, counter: Any) -> None:
     if type(replica) is not int or not 0 <= replica <= MAX_REPLICA_ID:
         raise ValueError(f"replica id must be an int in [0, 2**64), got {replica!r}")
-    if type(counter) is not int or not 0 <= counter < 2**63:
-        raise ValueError(f"counter must be a non-negative int, got {counter!r}")
+    if type(counter) is not int or not 0 <= counter <= MAX_CLOCK:
+        raise ValueError(f"counter must be an int in [0, 2**62), got {counter!r}")
 
 
 class VersionVector(Mapping[int, int]):
     """What a replica has integrated: replica id -> highest counter (absent means 0).
 
     Read-only and hashable. ``a <= b`` means b has seen everything a has; ``a | b`` is the
-    pointwise maximum.
+    pointwise maximum. As with :class:`collections.Counter`, ``v[r]`` is 0 for a replica
+    the vector does not list, while ``r in v`` stays False and iteration, ``len`` and
+    ``dict(v)`` show only the listed replicas. Counters are ints in ``[0, 2**62)``.
 
+    >>> v = VersionVector({7: 2})
+    >>> v[7], v[8], 8 in v, dict(v)
+    (2, 0, False, {7: 2})
     >>> a = VersionVector({1: 3, 2: 1})
     >>> b = VersionVector({1: 5})
     >>> a <= b, (a | b) == VersionVector({1: 5, 2: 1})
@@ -72,7 +85,12 @@ class VersionVector(Mapping[int, int]):
         return vv
 
     def __getitem__(self, replica: int) -> int:
-        return self._entries[replica]
+        # Absent means "nothing integrated from that replica", so 0 rather than KeyError.
+        return self._entries.get(replica, 0)
+
+    def __contains__(self, replica: object) -> bool:
+        # Mapping's default would ask __getitem__, which never raises KeyError here.
+        return replica in self._entries
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._entries)
@@ -138,7 +156,7 @@ class VersionVector(Mapping[int, int]):
         return PREFIX + bytes(msgpack.packb(self._entries))
 
     @classmethod
-    def decode(cls, data: bytes) -> VersionVector:
+    def decode(cls, data: bytes | bytearray | memoryview) -> VersionVector:
         """Inverse of :meth:`encode`; raises :class:`DecodeError` on anything else."""
         if not isinstance(data, bytes | bytearray | memoryview):
             raise DecodeError("a version vector is bytes")
@@ -146,7 +164,9 @@ class VersionVector(Mapping[int, int]):
         if data[:2] != PREFIX:
             raise DecodeError("not a crdtsync version vector (bad magic or format)")
         try:
-            body = msgpack.unpackb(data[2:], raw=False, strict_map_key=False)
+            from crdtsync._encoding import unpack_bounded  # _encoding imports this module
+
+            body = unpack_bounded(memoryview(data)[2:])
         except Exception as exc:  # msgpack raises several unrelated types
             raise DecodeError(f"malformed version vector: {exc}") from None
         if not isinstance(body, dict):

@@ -21,10 +21,10 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from crdtsync import _encoding as enc
-from crdtsync._clock import MAX_REPLICA_ID, VersionVector
+from crdtsync._clock import MAX_CLOCK, MAX_REPLICA_ID, VersionVector
 from crdtsync._encoding import Entry, Segment, Update
 from crdtsync._errors import DecodeError, PendingOverflowError, ReplicaIdConflict
 from crdtsync._ids import IdIndex
@@ -54,7 +54,7 @@ REISSUED = "crdtsync.reissued"
 Dot = tuple[int, int]
 UpdateCallback = Callable[[bytes, Any], None]
 ErrorCallback = Callable[[Exception], None]
-C = TypeVar("C", bound=Container)
+C = TypeVar("C", bound=Container[Any])
 
 log = logging.getLogger("crdtsync")
 
@@ -63,7 +63,7 @@ log = logging.getLogger("crdtsync")
 #: falls this far behind should resync rather than buffer without bound.
 DEFAULT_MAX_PENDING = 65_536
 
-_KINDS: dict[str, type[Container]] = {
+_KINDS: dict[str, type[Container[Any]]] = {
     "t": Text,
     "l": List,
     "s": ORSet,
@@ -96,7 +96,7 @@ class Transaction:
         self.local = local
         self._entries: list[Entry] = []
         #: id(container) -> (container, changes); by id because an LWWMap compares by value
-        self._changes: dict[int, tuple[Container, _Changes]] = {}
+        self._changes: dict[int, tuple[Container[Any], _Changes]] = {}
         self._depth = 0
 
     def __enter__(self) -> Transaction:
@@ -131,7 +131,7 @@ class Transaction:
                 )
                 raise first
 
-    def _changes_for(self, container: Container) -> _Changes:
+    def _changes_for(self, container: Container[Any]) -> _Changes:
         found = self._changes.get(id(container))
         if found is None:
             found = self._changes[id(container)] = (container, _Changes())
@@ -161,8 +161,10 @@ class Transaction:
                 delta = ch.delta.build()
                 if not delta:
                     continue
-                cls = TextEvent if isinstance(container, Text) else ListEvent
-                event = cls(container, self.origin, self.local, delta)
+                if isinstance(container, Text):
+                    event = TextEvent(container, self.origin, self.local, delta)
+                else:
+                    event = ListEvent(cast(List, container), self.origin, self.local, delta)
             elif isinstance(container, LWWMap):
                 if not ch.keys:
                     continue
@@ -182,7 +184,7 @@ class Transaction:
             else:
                 if not ch.amount:
                     continue
-                event = CounterEvent(container, self.origin, self.local, ch.amount)
+                event = CounterEvent(cast(Counter, container), self.origin, self.local, ch.amount)
             for callback in list(container._observers):
                 try:
                     callback(event)
@@ -237,7 +239,7 @@ class Doc:
         self._vv: dict[int, int] = {}
         self._lamport = 0
         self._ids = IdIndex()
-        self._roots: dict[tuple[str, str], Container] = {}
+        self._roots: dict[tuple[str, str], Container[Any]] = {}
         self._txn: Transaction | None = None
         #: Sync sessions, clients, the relay's log: told of an update before any
         #: application callback runs (see on_update's ``_internal``).
@@ -279,7 +281,7 @@ class Doc:
         """How many received updates are waiting for missing dependencies."""
         return self._pending_count
 
-    def _root(self, kind: str, name: str) -> Container:
+    def _root(self, kind: str, name: str) -> Container[Any]:
         check_str(name, "a root name")
         root = self._roots.get((kind, name))
         if root is None:
@@ -310,21 +312,38 @@ class Doc:
         """The root Counter called ``name`` (created on first use)."""
         return self._root("c", name)  # type: ignore[return-value]
 
-    def roots(self) -> dict[str, Container]:
-        """Every root container by name (a name used with two types shows one of them)."""
+    def roots(self) -> dict[str, Container[Any]]:
+        """Every root container by name.
+
+        A name that two replicas created concurrently as two types has both roots (each
+        reached by its own accessor); this view shows the one whose kind letter sorts last
+        (``c`` Counter, ``l`` List, ``m`` LWWMap, ``s`` ORSet, ``t`` Text).
+        """
         return {name: root for (_, name), root in sorted(self._roots.items())}
 
     def _new_remote_txn(self, origin: Any) -> Transaction:
         return Transaction(self, origin, False)
 
     def _tick(self, n: int) -> tuple[int, int]:
-        """Take the next ``n`` counters and Lamport times; return the first of each."""
+        """Take the next ``n`` counters and Lamport times; return the first of each.
+
+        Raises OverflowError, taking nothing, when either would pass the clock ceiling."""
         me = self._replica
         counter = self._vv.get(me, 0) + 1
-        self._vv[me] = counter + n - 1
         lamport = self._lamport + 1
+        if counter + n - 1 > MAX_CLOCK or lamport + n - 1 > MAX_CLOCK:
+            self._clock_overflow(n)
+        self._vv[me] = counter + n - 1
         self._lamport += n
         return counter, lamport
+
+    def _clock_overflow(self, n: int) -> None:
+        raise OverflowError(
+            f"this edit needs {n} more counter(s) and Lamport time(s), which would pass the "
+            f"clock ceiling 2**62 (this replica's counter is {self._vv.get(self._replica, 0)}, "
+            f"its Lamport clock {self._lamport}); nothing was changed. An update that carried "
+            "a clock this close to the ceiling came from a broken or hostile peer."
+        )
 
     # ---- transactions and listeners --------------------------------------------------------
 
@@ -452,7 +471,7 @@ class Doc:
 
     # ---- local edits (called by the containers) ----------------------------------------------
 
-    def _local_insert(self, container: SequenceContainer, index: int, content: Any) -> None:
+    def _local_insert(self, container: SequenceContainer[Any], index: int, content: Any) -> None:
         txn = self._txn
         if txn is None:
             with Transaction(self, None, True):
@@ -461,8 +480,10 @@ class Doc:
         me = self._replica
         vv = self._vv
         counter = vv.get(me, 0) + 1  # the next n counters and Lamport times (see _tick)
-        vv[me] = counter + n - 1
         lamport = self._lamport + 1
+        if counter + n - 1 > MAX_CLOCK or lamport + n - 1 > MAX_CLOCK:
+            self._clock_overflow(n)
+        vv[me] = counter + n - 1
         self._lamport += n
         origin = container._seq.insert_local(index, content, me, counter, lamport)
         entries = txn._entries
@@ -496,7 +517,7 @@ class Doc:
                 ch.delta = DeltaBuilder()
             ch.delta.insert(index, content)
 
-    def _local_delete(self, container: SequenceContainer, index: int, length: int) -> None:
+    def _local_delete(self, container: SequenceContainer[Any], index: int, length: int) -> None:
         txn = self._txn
         if txn is None:
             with Transaction(self, None, True):
@@ -573,8 +594,15 @@ class Doc:
 
     # ---- encoding state -------------------------------------------------------------------
 
-    def get_update(self, since: Mapping[int, int] | None = None) -> bytes:
+    def get_update(
+        self, since: Mapping[int, int] | bytes | bytearray | memoryview | None = None
+    ) -> bytes:
         """Everything a replica at version ``since`` lacks (``None``: the whole state).
+
+        ``since`` is a :class:`VersionVector` (or any mapping of replica id to counter) or
+        the bytes of :meth:`VersionVector.encode`. Anything else raises TypeError: a
+        mapping with non-int keys or counters (bools included) too; ValueError for ids or
+        counters out of range; :class:`DecodeError` for bytes that are no version vector.
 
         >>> import crdtsync
         >>> a, b = crdtsync.Doc(), crdtsync.Doc()
@@ -585,27 +613,57 @@ class Doc:
         >>> b.apply_update(diff)
         >>> str(b.text("t"))
         'shared text'
+        >>> a.get_update(b.version.encode()) == a.get_update(b.version)
+        True
         """
         from crdtsync._state import state_update
 
-        return enc.deflate_update(enc.encode_update(state_update(self, since or {})))
+        return enc.deflate_update(enc.encode_update(state_update(self, _since(since))))
 
     # ---- applying remote updates -------------------------------------------------------------
 
-    def apply_update(self, update: bytes, origin: Any = None) -> None:
+    def apply_update(
+        self,
+        update: bytes,
+        origin: Any = None,
+        *,
+        max_inflated_size: int | None = enc.DEFAULT_MAX_INFLATED_SIZE,
+    ) -> None:
         """Merge an update from any replica, in any order, any number of times.
 
         An update whose dependencies have not arrived is buffered and integrated as soon as
         they do; malformed bytes raise :class:`DecodeError` and change nothing; a full
         pending buffer raises :class:`PendingOverflowError` and changes nothing.
-        """
-        self._apply(update, origin)
 
-    def _apply(self, update: bytes, origin: Any, parsed: Update | None = None) -> Update:
+        A compressed update (``get_update`` compresses large states) may inflate to at most
+        ``max_inflated_size`` bytes, 64 MiB by default; beyond that it is a DecodeError,
+        found without inflating more. Raise the limit (or pass None, no limit) to load
+        larger states of your own, such as a stored snapshot; keep one for peers' bytes.
+
+        >>> import crdtsync
+        >>> big = crdtsync.Doc()
+        >>> big.text("t").insert(0, "abc" * 10_000)
+        >>> state = big.get_update()
+        >>> try:
+        ...     crdtsync.Doc().apply_update(state, max_inflated_size=1024)
+        ... except crdtsync.DecodeError as exc:
+        ...     print(exc)
+        compressed update inflates beyond the limit of 1024 bytes
+        """
+        self._apply(update, origin, max_inflated_size=max_inflated_size)
+
+    def _apply(
+        self,
+        update: bytes,
+        origin: Any,
+        parsed: Update | None = None,
+        *,
+        max_inflated_size: int | None = enc.DEFAULT_MAX_INFLATED_SIZE,
+    ) -> Update:
         """apply_update, returning the parsed update (sync sessions look at what it covers);
         a caller that already decoded ``update`` passes ``parsed`` to skip a second decode."""
         if parsed is None:
-            parsed = enc.decode_update(update)
+            parsed = enc.decode_update(update, max_inflated_size)
         if self._txn is not None and self._txn.local:
             raise RuntimeError("apply_update inside a local transaction is not supported")
         if self._made_from is not None:
@@ -784,6 +842,29 @@ class Doc:
 
     def __repr__(self) -> str:
         return f"Doc(replica_id={self._replica}, roots={sorted(n for _, n in self._roots)})"
+
+
+def _since(since: Any) -> Mapping[int, int]:
+    """``get_update``'s ``since`` as a mapping of valid entries."""
+    if since is None:
+        return {}
+    if isinstance(since, VersionVector):
+        return since
+    if isinstance(since, bytes | bytearray | memoryview):
+        return VersionVector.decode(since)
+    if not isinstance(since, Mapping):
+        raise TypeError(
+            "since must be a VersionVector, a mapping of replica id to counter, the bytes "
+            f"of VersionVector.encode() or None, not {type(since).__name__}"
+        )
+    for replica, counter in since.items():
+        if type(replica) is not int or type(counter) is not int:
+            raise TypeError(
+                f"since maps int replica ids to int counters, got {replica!r}: {counter!r}"
+            )
+        if not 0 <= replica <= MAX_REPLICA_ID or counter < 0:
+            raise ValueError(f"since has an entry out of range: {replica!r}: {counter!r}")
+    return since
 
 
 def _splittable(update: Update) -> bool:

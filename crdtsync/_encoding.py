@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import msgpack
 
 from crdtsync._bulk import BULK_BYTES, without_gc
-from crdtsync._clock import MAX_REPLICA_ID, PREFIX
+from crdtsync._clock import MAX_CLOCK, MAX_REPLICA_ID, PREFIX
 from crdtsync._errors import DecodeError
 from crdtsync._values import is_element, is_value
 
@@ -61,7 +60,9 @@ FACT_DELETE = 0  # root, deleter replica, deleter counter, [replica, counter, le
 FACT_LIVE = 1  # root, [replica, counter]* (sender's version), [replica, counter]* (live
 #               dots), [replica, counter]* (the last change to the set by each replica)
 
-MAX_COUNTER = 2**63 - 1
+#: Every counter and Lamport time an update carries, including the last one of a run, is at
+#: most this (the clock ceiling, see crdtsync._clock.CLOCK_CEILING).
+MAX_COUNTER = MAX_CLOCK
 
 #: Entries are tuples whose first two items are (tag, counter):
 #:   (INS, c, root, lamport, origin, content, length, deleter)  content None: dropped
@@ -111,9 +112,15 @@ def entry_span(entry: Entry) -> int:
 #: about threefold. Only state updates of at least DEFLATE_THRESHOLD bytes are compressed.
 DEFLATED_PREFIX = bytes((PREFIX[0], 2))
 DEFLATE_THRESHOLD = 1024
-#: A compressed update may not inflate beyond this (a decompression bomb is a DecodeError);
-#: the same bound as a sync session's buffered split transfers.
-MAX_INFLATED_SIZE = 256 << 20
+#: By default a compressed update may not inflate beyond this many bytes (a decompression
+#: bomb is a DecodeError before msgpack sees it). It equals a sync session's default limit
+#: on incoming messages (``DEFAULT_MAX_INCOMING_SIZE``), and a session passes its own
+#: incoming limit instead: compression never admits a body the session would refuse sent
+#: uncompressed. Together with msgpack's length limits (see :func:`unpack_bounded`) it
+#: bounds what decoding one update may cost to a small multiple of the limit.
+DEFAULT_MAX_INFLATED_SIZE = 64 << 20
+#: The name this bound had before it became a parameter.
+MAX_INFLATED_SIZE = DEFAULT_MAX_INFLATED_SIZE
 
 
 def _pack(body: Any) -> bytes:
@@ -442,7 +449,7 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
             if c + length - 1 > MAX_COUNTER:
                 raise _fail("counter overflow")
             lam = c + offset
-            if not 1 <= lam <= MAX_COUNTER:
+            if not 1 <= lam <= MAX_COUNTER - length + 1:
                 raise _fail("Lamport time out of range")
             entries.append((INS, c, key[0], lam, origin, content, length, deleter))
             c += length
@@ -622,7 +629,7 @@ def _decode_keystroke(body: Any) -> Update | None:
         return None
     n = len(content)
     lamport = c + offset
-    if c + n - 1 > MAX_COUNTER or not 1 <= lamport <= MAX_COUNTER:
+    if c + n - 1 > MAX_COUNTER or not 1 <= lamport <= MAX_COUNTER - n + 1:
         return None
     return Update([Segment(replica, c, c + n, [(INS, c, key, lamport, origin, content, n, None)])])
 
@@ -667,22 +674,53 @@ def _no_ext(code: int, data: bytes) -> Any:
     raise _Invalid("msgpack extension types are not used by crdtsync")
 
 
-#: msgpack's own stack limit bounds nesting while parsing; values are then checked to
-#: MAX_DEPTH levels.
-_unpackb = partial(
-    msgpack.unpackb, raw=False, strict_map_key=False, use_list=True, ext_hook=_no_ext
-)
+def unpack_bounded(payload: bytes | bytearray | memoryview) -> Any:
+    """One msgpack value, with msgpack's own limits set from the payload's size.
+
+    An n-byte payload holds no str or bin longer than n bytes, no array of more than n
+    items and no map of more than n/2 entries, so a header claiming more is refused before
+    msgpack allocates for it; the work and memory of parsing are then proportional to n.
+    Extension types are refused, and msgpack's stack limit bounds nesting (values are
+    checked to MAX_DEPTH levels afterwards). Raises what msgpack raises.
+    """
+    n = len(payload)
+    return msgpack.unpackb(
+        payload,
+        raw=False,
+        strict_map_key=False,
+        use_list=True,
+        ext_hook=_no_ext,
+        max_str_len=n,
+        max_bin_len=n,
+        max_array_len=n,
+        max_map_len=n // 2,
+        max_ext_len=0,
+    )
 
 
-def _inflate(data: bytes) -> bytes:
-    """Undo :func:`deflate_update`'s compression, refusing decompression bombs."""
+def _check_limit(max_inflated_size: Any) -> int | None:
+    if max_inflated_size is None:
+        return None
+    if type(max_inflated_size) is not int or max_inflated_size < 1:
+        raise TypeError(
+            f"max_inflated_size must be a positive int or None, got {max_inflated_size!r}"
+        )
+    return max_inflated_size
+
+
+def _inflate(data: bytes, limit: int | None) -> bytes:
+    """Undo :func:`deflate_update`'s compression, refusing bodies above ``limit`` bytes
+    (None: no limit)."""
     inflater = zlib.decompressobj()
     try:
-        body = inflater.decompress(data, MAX_INFLATED_SIZE)
+        body = inflater.decompress(data) if limit is None else inflater.decompress(data, limit)
     except zlib.error as exc:
         raise DecodeError(f"malformed compressed update: {exc}") from None
-    if inflater.unconsumed_tail:
-        raise DecodeError(f"compressed update inflates beyond {MAX_INFLATED_SIZE} bytes")
+    # Stopped at the limit with input left, or with output still pending inside zlib.
+    if limit is not None and (
+        inflater.unconsumed_tail or (not inflater.eof and len(body) >= limit)
+    ):
+        raise DecodeError(f"compressed update inflates beyond the limit of {limit} bytes")
     if not inflater.eof or inflater.unused_data:
         raise DecodeError("malformed compressed update: truncated or trailing bytes")
     return body
@@ -703,25 +741,32 @@ def deflate_update(data: bytes) -> bytes:
     return packed if len(packed) < len(data) else data
 
 
-def decode_update(data: Any) -> Update:
-    """Parse and fully validate an update; raise :class:`DecodeError` on any defect."""
+def decode_update(data: Any, max_inflated_size: int | None = DEFAULT_MAX_INFLATED_SIZE) -> Update:
+    """Parse and fully validate an update; raise :class:`DecodeError` on any defect.
+
+    A compressed update whose body inflates beyond ``max_inflated_size`` bytes (default
+    :data:`DEFAULT_MAX_INFLATED_SIZE`, 64 MiB) is a DecodeError, found after inflating at
+    most that many bytes. ``None`` lifts the limit, for bytes this program produced itself
+    (a stored snapshot, say), never for bytes from a peer.
+    """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise DecodeError(f"an update is bytes, not {type(data).__name__}")
+    limit = _check_limit(max_inflated_size)
     if len(data) >= BULK_BYTES:
-        return without_gc(lambda: _decode_update(data))
-    return _decode_update(data)
+        return without_gc(lambda: _decode_update(data, limit))
+    return _decode_update(data, limit)
 
 
-def _decode_update(data: bytes | bytearray | memoryview) -> Update:
+def _decode_update(data: bytes | bytearray | memoryview, limit: int | None) -> Update:
     magic = bytes(data[:2])
     if magic == PREFIX:
         payload = data[2:]
     elif magic == DEFLATED_PREFIX:
-        payload = _inflate(bytes(data[2:]))
+        payload = _inflate(bytes(data[2:]), limit)
     else:
         raise DecodeError("not a crdtsync update (bad magic or unsupported format)")
     try:
-        body = _unpackb(payload)
+        body = unpack_bounded(payload)
         return _decode_body(body)
     except _Invalid as exc:
         raise DecodeError(f"malformed update: {exc}") from None

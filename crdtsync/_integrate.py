@@ -194,7 +194,7 @@ def _check_continues(doc: Doc, replica: int, have: int, e: Entry) -> None:
         raise DecodeError(f"run {replica}:{e[1]} does not continue what this document holds")
 
 
-def _container(doc: Doc, key: RootKey, create: bool) -> Container | None:
+def _container(doc: Doc, key: RootKey, create: bool) -> Container[Any] | None:
     root = doc._roots.get(key)
     if root is None and create:
         from crdtsync._doc import _KINDS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -47,7 +48,9 @@ def merge_updates(updates: Iterable[bytes]) -> bytes:
 
     Works on the bytes alone. Changes present in several inputs appear once; where one
     input holds a change as data and another only covers its counter (a SKIP), the data is
-    kept.
+    kept; a tombstone dropped in favour of a live copy of the same run keeps its delete as
+    a delete fact. docs/format.md, section 12, specifies the result exactly. The result is
+    never compressed; an invalid input raises :class:`~crdtsync.DecodeError`.
 
     >>> import crdtsync
     >>> doc = crdtsync.Doc()
@@ -156,6 +159,7 @@ def _cut_insert(e: Entry, replica: int, budget: int) -> list[Entry]:
 def split_update(data: bytes, max_bytes: int) -> list[bytes]:
     """Cut an update into updates of about ``max_bytes`` or less, in counter order.
 
+    Every part is about ``max_bytes`` or less both as sent and, if compressed, inflated.
     Cuts fall between changes (a long insert run is cut into shorter runs); facts travel in
     the last part. Together the parts are equivalent to the input: applying them all, in any
     order, gives the same state. Each part is a valid update on its own; a part waits in the
@@ -175,7 +179,7 @@ def split_update(data: bytes, max_bytes: int) -> list[bytes]:
     >>> len(fresh.text("t"))
     5000
     """
-    if len(data) <= max_bytes:
+    if _fits(data, max_bytes):
         return [data]
     parsed = enc.decode_update(data)
     budget = max(64, max_bytes - 128)  # room for the envelope, tables and headers
@@ -226,6 +230,22 @@ def split_update(data: bytes, max_bytes: int) -> list[bytes]:
     return [
         enc.deflate_update(enc.encode_update(part)) for part in parts if part.segments or part.facts
     ]
+
+
+def _fits(data: bytes, max_bytes: int) -> bool:
+    """Whether ``data`` is at most ``max_bytes`` long, compressed *and* inflated: a receiver
+    may refuse a compressed update whose body exceeds its message limit (see
+    ``decode_update(max_inflated_size=...)``), so parts are cut by their inflated size."""
+    if len(data) > max_bytes:
+        return False
+    if bytes(data[:2]) != enc.DEFLATED_PREFIX:
+        return True
+    inflater = zlib.decompressobj()
+    try:
+        inflater.decompress(bytes(data[2:]), max(1, max_bytes - 2))
+    except zlib.error:
+        return False  # decode_update will say what is wrong with it
+    return inflater.eof and not inflater.unconsumed_tail
 
 
 def _cut_fact(fact: tuple[Any, ...], budget: int) -> list[tuple[Any, ...]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
+import pytest
 from crdt_helpers import budget
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -38,7 +39,27 @@ def keystroke_bodies() -> list[Any]:
     return [msgpack.unpackb(u[2:]) for u in ups]
 
 
-BODIES = keystroke_bodies()
+TOP = 2**62 - 1  # the clock ceiling is 2**62: every counter and Lamport time is at most TOP
+
+
+def ceiling_bodies() -> list[Any]:
+    """Keystroke-shaped bodies whose counters or Lamport times sit at the clock ceiling."""
+    out: list[Any] = []
+    for content in ("a", "abc"):
+        n = len(content)
+        for c in (TOP - n, TOP - n + 1, TOP - n + 2):
+            out.append([[9], ["tt"], [[0, c, 1, None, content]]])
+            out.append([[9], ["tt"], [[0, c, 11, content]]])
+        for lamport in (TOP - n, TOP - n + 1, TOP - n + 2):
+            out.append([[9], ["tt"], [[0, 5, 10, lamport - 5, 1, None, content]]])
+            out.append([[9, 4], ["tt"], [[0, 5, 10, lamport - 5, 1, [1, TOP], content]]])
+    for c, length in ((TOP, 1), (TOP - 1, 2), (TOP - 1, 3), (TOP + 1, 1)):
+        out.append([[9], ["tt"], [[0, 6, 3, [0, c, length]]]])
+    out.append([[9], ["tt"], [[0, TOP + 1, 3, [0, 1, 1]]]])
+    return out
+
+
+BODIES = keystroke_bodies() + ceiling_bodies()
 
 
 def general(body: Any) -> enc.Update | None:
@@ -49,10 +70,37 @@ def general(body: Any) -> enc.Update | None:
 
 
 def test_the_real_keystrokes_take_the_shortcut() -> None:
-    for body in BODIES:
+    for body in keystroke_bodies():
         fast = enc._decode_keystroke(body)
         assert fast is not None, body
         assert fast == general(body)
+
+
+def accepted_by_the_rule(body: Any) -> bool:
+    """Whether every clock in a ceiling body is at most TOP (what both decoders enforce)."""
+    seg = body[2][0]
+    c = seg[1]
+    if seg[2] == 3:
+        _, rc, n = seg[3]
+        return c <= TOP and rc + n - 1 <= TOP
+    offset = seg[3] if seg[2] == 10 else 0
+    n = len(seg[-1])
+    origin_ok = not (type(seg[-2]) is list and seg[-2][1] > TOP)
+    return c + n - 1 <= TOP and c + offset + n - 1 <= TOP and origin_ok
+
+
+def test_both_decoders_hold_the_clock_ceiling() -> None:
+    for body in ceiling_bodies():
+        expected = general(body)
+        assert (expected is not None) == accepted_by_the_rule(body), body
+        fast = enc._decode_keystroke(body)
+        assert fast == expected, body
+        update = b"\xc1\x01" + msgpack.packb(body)
+        doc = crdtsync.Doc(1)
+        if expected is None:
+            with pytest.raises(crdtsync.DecodeError):
+                doc.apply_update(update)
+            assert doc.version == {}
 
 
 def test_other_updates_decline() -> None:
@@ -70,7 +118,10 @@ def test_other_updates_decline() -> None:
 scalars = st.one_of(
     st.none(),
     st.booleans(),
-    st.sampled_from([0, 1, 2, 2**63 - 2, 2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), 1.0]),
+    st.sampled_from(
+        [0, 1, 2, 2**62 - 2, 2**62 - 1, 2**62, 2**63 - 2, 2**63 - 1, 2**63, 2**64 - 1, 2**64]
+        + [-(2**63), -(2**62 - 1), 1.0]
+    ),
     st.text(max_size=3),
     st.lists(st.integers(-1, 3), max_size=3),
 )
@@ -100,7 +151,8 @@ def mutate(draw: Any, value: Any) -> Any:
 
 
 BOUNDARY = [
-    None, True, False, -1, 0, 1, 2, 3, 2**63 - 2, 2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63),
+    None, True, False, -1, 0, 1, 2, 3, 2**62 - 3, 2**62 - 2, 2**62 - 1, 2**62, -(2**62 - 1),
+    -(2**62), 2**63 - 2, 2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63),
     1.0, "", "a", "😀", "lt", "mt", "tu", [], [0], [0, 1], [1, 1], [2, 1], [0, 0], [0, 1, 1],
     b"x",
 ]  # fmt: skip

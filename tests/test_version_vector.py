@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from crdtsync import DecodeError, VersionVector
 
 rids = st.one_of(st.integers(0, 10), st.integers(0, 2**64 - 1))
-counters = st.one_of(st.integers(1, 100), st.integers(1, 2**63 - 1))
+counters = st.one_of(st.integers(1, 100), st.integers(1, 2**62 - 1))
 vectors = st.dictionaries(rids, counters, max_size=6).map(VersionVector)
 
 
@@ -172,3 +172,37 @@ def test_decode_random_bytes_only_raises_decode_error(data):
         assert isinstance(k, int) and 0 <= k < 2**64
         assert isinstance(n, int) and n >= 0
     assert VersionVector.decode(v.encode()) == v
+
+
+@given(vectors, rids)
+@settings(max_examples=budget(60))
+def test_absent_replica_reads_as_zero_but_is_not_contained(v, r):
+    # As collections.Counter: indexing an absent replica gives 0, membership stays False
+    # and nothing absent shows up in iteration, len or the encoding.
+    listed = dict(v)
+    assert v[r] == listed.get(r, 0)
+    assert (r in v) == (r in listed)
+    assert v.get(r) == listed.get(r, 0)
+    assert v.get(r, "x") == listed.get(r, "x")
+    assert list(v) == list(listed) and len(v) == len(listed)
+    assert v[r] == 0 or r in v
+    assert VersionVector.decode(v.encode()) == v
+
+
+def test_absent_replica_examples():
+    v = VersionVector({1: 3, 2: 0})
+    assert v[2] == 0 and 2 not in v  # zero entries are dropped, not kept as 0
+    assert v[99] == 0 and 99 not in v
+    assert "x" not in v and v["x"] == 0  # type: ignore[index]
+    assert dict(v) == {1: 3} and len(v) == 1
+
+
+def test_counters_stop_below_the_clock_ceiling():
+    top = 2**62 - 1
+    assert VersionVector({1: top})[1] == top
+    assert VersionVector.decode(VersionVector({1: top}).encode())[1] == top
+    for bad in (2**62, 2**63 - 1, 2**64 - 1):
+        with pytest.raises(ValueError):
+            VersionVector({1: bad})
+        with pytest.raises(DecodeError):
+            VersionVector.decode(b"\xc1\x01" + msgpack.packb({1: bad}))

@@ -13,7 +13,8 @@ from typing import Any
 
 import msgpack
 
-from crdtsync._clock import MAX_REPLICA_ID
+from crdtsync._clock import MAX_CLOCK, MAX_REPLICA_ID
+from crdtsync._encoding import unpack_bounded
 from crdtsync._errors import ProtocolError
 from crdtsync._values import encodable, is_value
 
@@ -143,8 +144,8 @@ def _version(raw: Any) -> dict[int, int]:
     for r, c in raw.items():
         if type(r) is not int or not 0 <= r <= MAX_REPLICA_ID:
             raise _fail("replica ids are unsigned 64-bit ints")
-        if type(c) is not int or not 0 <= c < 2**63:
-            raise _fail("counters are non-negative ints")
+        if type(c) is not int or not 0 <= c <= MAX_CLOCK:
+            raise _fail("counters are non-negative ints")  # below the clock ceiling
     return raw
 
 
@@ -183,7 +184,7 @@ def decode_message(data: Any, max_size: int | None = None) -> Message:
     if data[:2] != PREFIX:
         raise ProtocolError("not a crdtsync sync message (bad magic)")
     try:
-        body = msgpack.unpackb(data[2:], raw=False, strict_map_key=False, use_list=True)
+        body = unpack_bounded(memoryview(data)[2:])
     except Exception as exc:  # msgpack raises several unrelated types
         raise _fail(f"{type(exc).__name__}: {exc}") from None
     if type(body) is not list or len(body) < 2:

@@ -303,7 +303,9 @@ class SyncSession:
         version: dict[int, int] | None = None,
     ) -> list[bytes]:
         try:
-            parsed = enc.decode_update(update)
+            # A compressed part may inflate to no more than a message this session would
+            # take uncompressed, which bounds what decoding it costs.
+            parsed = enc.decode_update(update, self.max_incoming_size)
         except DecodeError as exc:
             raise ProtocolError(f"bad update in a sync message: {exc}") from None
         if part.count > MAX_TRANSFER_PARTS:

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from crdtsync._doc import Doc
 
+#: The event type a container's observers receive (TextEvent for a Text, and so on).
+E = TypeVar("E")
 
-class Container:
-    """Base of the five root types. Containers are made by ``Doc.text()`` and friends."""
+
+class Container(Generic[E]):
+    """Base of the five root types. Containers are made by ``Doc.text()`` and friends.
+
+    Generic in the event its observers receive, so that a type checker knows a Text's
+    callback gets a :class:`~crdtsync.TextEvent`, a Counter's a
+    :class:`~crdtsync.CounterEvent`, and so on.
+    """
 
     __slots__ = ("_doc", "_key", "_observers")
     _kind = ""
@@ -18,7 +26,7 @@ class Container:
     def __init__(self, doc: Doc, name: str) -> None:
         self._doc = doc
         self._key = (self._kind, name)
-        self._observers: list[Callable[[Any], None]] = []
+        self._observers: list[Callable[[E], None]] = []
 
     @property
     def name(self) -> str:
@@ -30,20 +38,24 @@ class Container:
         """The document this container belongs to."""
         return self._doc
 
-    def observe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+    def observe(self, callback: Callable[[E], None]) -> Callable[[], None]:
         """Call ``callback(event)`` after each transaction that changed this container.
 
         Returns a function that unsubscribes. Events arrive after the change is complete,
-        for local edits and for merged remote updates alike. A callback that raises stops
-        neither the other callbacks nor sync: the exception is logged and reported (see
-        :meth:`crdtsync.Doc.on_callback_error`); after a local edit it is re-raised once
-        every callback ran, while ``apply_update`` does not raise for it.
+        for local edits and for merged remote updates alike. The event's type follows the
+        container: TextEvent, ListEvent, MapEvent, SetEvent or CounterEvent. A callback that
+        raises stops neither the other callbacks nor sync: the exception is logged and
+        reported (see :meth:`crdtsync.Doc.on_callback_error`); after a local edit it is
+        re-raised once every callback ran, while ``apply_update`` does not raise for it.
 
         >>> import crdtsync
         >>> doc = crdtsync.Doc()
-        >>> unsubscribe = doc.text("t").observe(lambda event: print(event.delta))
-        >>> doc.text("t").insert(0, "hi")
-        [{'insert': 'hi'}]
+        >>> def on_likes(event: crdtsync.CounterEvent) -> None:
+        ...     print("likes moved by", event.delta)
+        >>> unsubscribe = doc.counter("likes").observe(on_likes)
+        >>> doc.counter("likes").increment(2)
+        likes moved by 2
+        >>> unsubscribe()
         """
         self._observers.append(callback)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from crdtsync.types._base import Container
+from crdtsync.types.events import CounterEvent
 
 if TYPE_CHECKING:
     from crdtsync._doc import Doc
@@ -15,7 +16,7 @@ __all__ = ["Counter"]
 _MAX_TOTAL = 2**64 - 1
 
 
-class Counter(Container):
+class Counter(Container[CounterEvent]):
     """A shared integer that many replicas increment and decrement at once.
 
     Each replica keeps its own running totals of increments and decrements; merging takes
@@ -57,8 +58,8 @@ class Counter(Container):
 
     def _change(self, inc: int, dec: int) -> None:
         for n in (inc, dec):
-            if type(n) is not int and not isinstance(n, int):
-                raise TypeError("counter steps are ints")
+            if type(n) is not int and (isinstance(n, bool) or not isinstance(n, int)):
+                raise TypeError(f"counter steps are ints, not {type(n).__name__}")
             if n < 0:
                 raise ValueError("counter steps are non-negative; use the other method")
         me = self._doc.replica_id

@@ -8,7 +8,15 @@ new one when applied from the start.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crdtsync._values import Element
+    from crdtsync.types.counter import Counter
+    from crdtsync.types.list import List
+    from crdtsync.types.lwwmap import LWWMap
+    from crdtsync.types.orset import ORSet
+    from crdtsync.types.text import Text
 
 __all__ = [
     "CounterEvent",
@@ -45,6 +53,7 @@ class TextEvent(_Event):
     [[{'insert': 'hello'}], [{'retain': 1}, {'delete': 3}]]
     """
 
+    target: Text
     delta: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -52,6 +61,7 @@ class TextEvent(_Event):
 class ListEvent(_Event):
     """A List changed; ``delta`` has list inserts."""
 
+    target: List
     delta: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -59,6 +69,7 @@ class ListEvent(_Event):
 class MapEvent(_Event):
     """An LWWMap changed; ``keys_changed`` are the keys whose visible value changed."""
 
+    target: LWWMap
     keys_changed: frozenset[str] = frozenset()
 
 
@@ -66,33 +77,62 @@ class MapEvent(_Event):
 class SetEvent(_Event):
     """An ORSet changed; elements that appeared and disappeared."""
 
-    added: frozenset[Any] = frozenset()
-    removed: frozenset[Any] = frozenset()
+    target: ORSet
+    added: frozenset[Element] = frozenset()
+    removed: frozenset[Element] = frozenset()
 
 
 @dataclass(frozen=True)
 class CounterEvent(_Event):
     """A Counter changed by ``delta``."""
 
+    target: Counter
     delta: int = 0
 
 
 def apply_delta(value: Any, delta: list[dict[str, Any]]) -> Any:
     """Apply a sequence delta to a str or list and return the result.
 
+    Each op is a dict with exactly one key: ``{"retain": n}`` or ``{"delete": n}`` (n a
+    positive int, not reaching past the end of ``value``) or ``{"insert": content}`` (a str
+    for a str ``value``, a list for a list). Anything else raises ValueError, and
+    ``value`` must be a str or a list (TypeError).
+
     >>> apply_delta("hello", [{"retain": 1}, {"delete": 3}, {"insert": "ipp"}])
     'hippo'
+    >>> apply_delta(["a", "b"], [{"retain": 1}, {"insert": ["x"]}])
+    ['a', 'x', 'b']
+    >>> apply_delta("hi", [{"retain": 3}])
+    Traceback (most recent call last):
+    ...
+    ValueError: delta op 0 {'retain': 3} reaches past the end (length 2)
     """
-    out = []
+    if not isinstance(value, str | list):
+        raise TypeError(f"apply_delta applies to a str or a list, not {type(value).__name__}")
+    if not isinstance(delta, list | tuple):
+        raise ValueError(f"a delta is a list of ops, not {type(delta).__name__}")
+    content_type = str if isinstance(value, str) else list
+    out: list[Any] = []
     i = 0
-    for op in delta:
-        if "retain" in op:
-            out.append(value[i : i + op["retain"]])
-            i += op["retain"]
-        elif "delete" in op:
-            i += op["delete"]
-        else:
-            out.append(op["insert"])
+    for k, op in enumerate(delta):
+        if type(op) is not dict or len(op) != 1:
+            raise ValueError(f"delta op {k} {op!r}: expected a dict with one key")
+        ((name, arg),) = op.items()
+        if name == "insert":
+            if not isinstance(arg, content_type) or not arg:
+                kind = content_type.__name__
+                raise ValueError(f"delta op {k} {op!r}: inserts a non-empty {kind}")
+            out.append(arg)
+            continue
+        if name not in ("retain", "delete"):
+            raise ValueError(f"delta op {k} {op!r}: unknown op (retain, insert or delete)")
+        if type(arg) is not int or arg < 1:
+            raise ValueError(f"delta op {k} {op!r}: {name} takes a positive int")
+        if i + arg > len(value):
+            raise ValueError(f"delta op {k} {op!r} reaches past the end (length {len(value)})")
+        if name == "retain":
+            out.append(value[i : i + arg])
+        i += arg
     out.append(value[i:])
     if isinstance(value, str):
         return "".join(out)

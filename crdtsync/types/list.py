@@ -7,12 +7,13 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from crdtsync._values import check_value
-from crdtsync.types.text import SequenceContainer
+from crdtsync.types.events import ListEvent
+from crdtsync.types.text import SequenceContainer, _check_slice
 
 __all__ = ["List"]
 
 
-class List(SequenceContainer):
+class List(SequenceContainer[ListEvent]):
     """A shared list of values (None, bool, int, float, str, bytes, lists and str-keyed
     dicts of these). Values are copied in, so later changes to your object do not leak.
 
@@ -55,6 +56,7 @@ class List(SequenceContainer):
 
     def __delitem__(self, index: int | slice) -> None:
         if isinstance(index, slice):
+            _check_slice(index)
             start, stop, step = index.indices(self._seq.vis_len)
             if step != 1:
                 raise ValueError("List deletion takes a contiguous slice")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from crdtsync._values import check_str, check_value
 from crdtsync.types._base import Container
+from crdtsync.types.events import MapEvent
 
 if TYPE_CHECKING:
     from crdtsync._doc import Doc
@@ -30,7 +31,7 @@ class _Entry:
         self.deleted = deleted
 
 
-class LWWMap(Container, MutableMapping[str, Any]):
+class LWWMap(Container[MapEvent], MutableMapping[str, Any]):
     """A shared dict from str to values; each key keeps the last write.
 
     "Last" is the highest ``(Lamport time, replica id)``: a write made after seeing

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from crdtsync._values import check_element
+from crdtsync._values import Element, check_element
 from crdtsync.types._base import Container
+from crdtsync.types.events import SetEvent
 
 if TYPE_CHECKING:
     from crdtsync._doc import Doc
@@ -24,7 +25,7 @@ def element_key(element: Any) -> bytes:
     return msgpack.packb(element)  # type: ignore[no-any-return]
 
 
-class ORSet(Container):
+class ORSet(Container[SetEvent]):
     """A shared set where a concurrent add and remove of the same element keeps it.
 
     Every add is tagged with a fresh dot; a remove drops the dots it has seen. An add the
@@ -48,7 +49,7 @@ class ORSet(Container):
     def __init__(self, doc: Doc, name: str) -> None:
         super().__init__(doc, name)
         #: element key -> (element, live dots)
-        self._elements: dict[bytes, tuple[Any, set[Dot]]] = {}
+        self._elements: dict[bytes, tuple[Element, set[Dot]]] = {}
         #: live dot -> element key
         self._owner: dict[Dot, bytes] = {}
         #: replica -> highest counter of a change to this set (to tell if a peer lacks any)
@@ -56,19 +57,19 @@ class ORSet(Container):
 
     # ---- public API ---------------------------------------------------------------------
 
-    def add(self, element: Any) -> None:
+    def add(self, element: Element) -> None:
         """Add ``element`` (None, bool, int, float, str or bytes)."""
         check_element(element)
         self._doc._local_set_add(self, element)
 
-    def discard(self, element: Any) -> None:
+    def discard(self, element: Element) -> None:
         """Remove ``element`` if present."""
         check_element(element)
         entry = self._elements.get(element_key(element))
         if entry is not None:
             self._doc._local_set_remove(self, sorted(entry[1]))
 
-    def remove(self, element: Any) -> None:
+    def remove(self, element: Element) -> None:
         """Remove ``element``; KeyError if it is absent."""
         check_element(element)
         if element_key(element) not in self._elements:
@@ -84,13 +85,13 @@ class ORSet(Container):
     def __len__(self) -> int:
         return len(self._elements)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Element]:
         return iter([element for element, _ in self._elements.values()])
 
     def __repr__(self) -> str:
         return f"ORSet({self.name!r}, {set(self)!r})"
 
-    def to_set(self) -> set[Any]:
+    def to_set(self) -> set[Element]:
         """The current elements as a Python set (1 and True collapse there, as in Python)."""
         return set(self)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, overload
 
 from crdtsync._rga import Sequence
 from crdtsync._values import check_str
-from crdtsync.types._base import Container
+from crdtsync.types._base import Container, E
+from crdtsync.types.events import TextEvent
 
 if TYPE_CHECKING:
     from crdtsync._doc import Doc
@@ -15,18 +17,33 @@ if TYPE_CHECKING:
 __all__ = ["Text"]
 
 
+def _as_int(value: Any, what: str) -> int:
+    """``value`` as a plain int: any integer type (``__index__``) but bool, whose True and
+    False are almost always a bug when they reach a position."""
+    if type(value) is int:
+        return value
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, not bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}") from None
+
+
 def _check_index(index: Any, length: int) -> int:
-    if type(index) is not int:
-        if isinstance(index, int):
-            index = int(index)
-        else:
-            raise TypeError(f"index must be an int, not {type(index).__name__}")
-    if not 0 <= index <= length:
-        raise IndexError(f"index {index} out of range 0..{length}")
-    return int(index)
+    checked = _as_int(index, "index")
+    if not 0 <= checked <= length:
+        raise IndexError(f"index {checked} out of range 0..{length}")
+    return checked
 
 
-class SequenceContainer(Container):
+def _check_slice(s: slice) -> None:
+    for part in (s.start, s.stop, s.step):
+        if isinstance(part, bool):
+            raise TypeError("slice indices must be ints or None, not bool")
+
+
+class SequenceContainer(Container[E]):
     """What Text and List share: the RGA engine and index handling."""
 
     __slots__ = ("_seq",)
@@ -41,8 +58,12 @@ class SequenceContainer(Container):
         return self._seq.vis_len
 
     def _item_index(self, index: Any) -> int:
-        if not isinstance(index, int):
-            raise TypeError(f"indices must be integers or slices, not {type(index).__name__}")
+        if isinstance(index, bool) or not isinstance(index, int):
+            try:
+                index = _as_int(index, "index")
+            except TypeError:
+                kind = type(index).__name__
+                raise TypeError(f"indices must be integers or slices, not {kind}") from None
         n = self._seq.vis_len
         if index < 0:
             index += n
@@ -52,6 +73,7 @@ class SequenceContainer(Container):
 
     def _get(self, index: Any) -> Any:
         if isinstance(index, slice):
+            _check_slice(index)
             start, stop, step = index.indices(self._seq.vis_len)
             if step == 1:
                 return self._seq.slice(start, stop)
@@ -65,8 +87,7 @@ class SequenceContainer(Container):
             self._doc._local_insert(self, index, content)
 
     def _delete(self, index: Any, length: Any) -> None:
-        if type(length) is not int:
-            raise TypeError("length must be an int")
+        length = _as_int(length, "length")
         index = _check_index(index, self._seq.vis_len)
         if length < 0 or index + length > self._seq.vis_len:
             raise IndexError(f"cannot delete {length} from {index}: length is {self._seq.vis_len}")
@@ -74,7 +95,7 @@ class SequenceContainer(Container):
             self._doc._local_delete(self, index, length)
 
 
-class Text(SequenceContainer):
+class Text(SequenceContainer[TextEvent]):
     """A shared string. Positions are Python ``str`` indices (code points).
 
     Concurrent inserts at the same place never interleave: each replica's run of typing
