@@ -113,7 +113,7 @@ for name, doc in (("alice", alice), ("bob", bob)):
     print(f"\n{name}:")
     print("  notes:   ", repr(str(doc.text("notes")).splitlines()[-1]), "(last line)")
     print("  settings:", dict(doc.map("settings")))
-    print("  tags:    ", sorted(doc.set("tags")))
+    print("  tags:    ", sorted(doc.set("tags"), key=repr))
     print("  likes:   ", doc.counter("likes").value)
 
 

@@ -154,7 +154,11 @@ def test_a_remote_lamport_time_at_the_ceiling_blocks_local_edits_cleanly() -> No
 
 
 def test_own_counter_at_the_ceiling_blocks_local_edits_cleanly() -> None:
-    doc = seeded(OTHER)
+    # The replica's own saved state, loaded before it edits (changes under its own id that
+    # it did not make, arriving after it edited, would be a replica-id conflict instead).
+    saved = seeded(OTHER)
+    doc = crdtsync.Doc(OTHER)
+    doc.apply_update(saved.get_update())
     doc.apply_update(
         update([[OTHER], ["mm"], [[0, doc.version[OTHER] + 1, -(TOP - doc.version[OTHER])]]])
     )

@@ -840,7 +840,7 @@ def _changes_document(doc: Doc, data: bytes, limits: Limits) -> bool:
     if not isinstance(msg, m.Diff | m.UpdateMessage):
         return False
     try:
-        parsed = enc.decode_update(msg.update)
+        parsed = enc.decode_update(msg.update, limits.max_message_size)
     except DecodeError as exc:
         raise ProtocolError(f"bad update in a sync message: {exc}") from None
     if parsed.facts:

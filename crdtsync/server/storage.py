@@ -97,10 +97,11 @@ class Storage(Protocol):
 
 
 def build_doc(updates: list[bytes], *, max_pending: int) -> Doc:
-    """A fresh document holding ``updates`` applied in order."""
+    """A fresh document holding ``updates`` applied in order (our own stored bytes: a
+    snapshot may inflate beyond the limit that applies to what clients send)."""
     doc = Doc(max_pending=max_pending)
     for update in updates:
-        doc.apply_update(update)
+        doc.apply_update(update, max_inflated_size=None)
     return doc
 
 
