@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from crdtsync import _encoding as enc
+from crdtsync._callbacks import report_callback_error
 from crdtsync._clock import MAX_CLOCK, MAX_REPLICA_ID, VersionVector
 from crdtsync._encoding import Entry, Segment, Update
 from crdtsync._errors import DecodeError, PendingOverflowError, ReplicaIdConflict
@@ -427,21 +428,25 @@ class Doc:
         """Tell everyone of ``update``, integrated under ``txn``: internal listeners, then
         observers, then the application's on_update listeners. Nothing a callback raises
         stops the rest (it is reported, and collected into ``errors`` if given)."""
-        origin = txn.origin
         if changed:
-            for callback in list(self._internal_callbacks):
-                try:
-                    callback(update, origin)
-                except Exception as exc:
-                    self._callback_failed(exc, "on_update", callback, errors)
+            self._notify(self._internal_callbacks, update, txn.origin, errors)
         if txn._changes:
             txn._emit_events(errors)
         if changed:
-            for callback in list(self._update_callbacks):
-                try:
-                    callback(update, origin)
-                except Exception as exc:
-                    self._callback_failed(exc, "on_update", callback, errors)
+            self._notify(self._update_callbacks, update, txn.origin, errors)
+
+    def _notify(
+        self,
+        callbacks: builtins.list[UpdateCallback],
+        update: bytes,
+        origin: Any,
+        errors: builtins.list[Exception] | None,
+    ) -> None:
+        for callback in list(callbacks):
+            try:
+                callback(update, origin)
+            except Exception as exc:
+                self._callback_failed(exc, "on_update", callback, errors)
 
     def _callback_failed(
         self,
@@ -456,18 +461,11 @@ class Doc:
             return  # re-raised by a nested local edit that already reported it
         with contextlib.suppress(AttributeError):  # an exception type with __slots__
             exc._crdtsync_reported = self  # type: ignore[attr-defined]
-        log.error(
-            "%s callback %r raised; the update was applied and passed on regardless",
-            kind,
-            callback,
-            exc_info=exc,
-            extra={"event": "callback_error"},
+        report_callback_error(
+            exc,
+            f"{kind} callback {callback!r} raised; the update was applied and passed on regardless",
+            self._error_callbacks,
         )
-        for listener in list(self._error_callbacks):
-            try:
-                listener(exc)
-            except Exception:
-                log.exception("on_callback_error listener %r raised", listener)
 
     # ---- local edits (called by the containers) ----------------------------------------------
 

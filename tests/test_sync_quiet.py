@@ -16,24 +16,23 @@ from __future__ import annotations
 import functools
 
 from crdt_helpers import budget
-from hypothesis import HealthCheck, event, settings
+from hypothesis import event
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import initialize, rule
+from sync_machine import MAX_PEERS, NetworkMachine, machine_settings
 
 import crdtsync
 from crdtsync.sync import SyncSession
-from crdtsync.testing import TOPOLOGIES, SimulatedNetwork, apply_edits
+from crdtsync.testing import TOPOLOGIES, apply_edits
 from crdtsync.testing.strategies import edit_scripts
 
-MAX_PEERS = 5
 OUTSIDERS = 2
 ALL = MAX_PEERS + OUTSIDERS
 
 
-class QuietMeansLevel(RuleBasedStateMachine):
+class QuietMeansLevel(NetworkMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.net: SimulatedNetwork | None = None
         self.outside: list[crdtsync.Doc] = []
         self.quiet_checks = 0
 
@@ -51,22 +50,17 @@ class QuietMeansLevel(RuleBasedStateMachine):
         factory = functools.partial(SyncSession, max_message_size=max_message_size)
         docs = [crdtsync.Doc(ids[i], gc=gc[i]) for i in range(n)]
         self.outside = [crdtsync.Doc(ids[-1 - i], gc=gc[-1 - i]) for i in range(OUTSIDERS)]
-        self.net = SimulatedNetwork.build(
+        self.build(
             topology,
             docs,
             seed=seed,
-            latency=(1, max_latency),
+            max_latency=max_latency,
             duplicate=duplicate,
             session_factory=factory,
         )
         event(f"max_message_size: {max_message_size}")
 
-    # ---- rules -------------------------------------------------------------------------------
-
-    @rule(peer=st.integers(0, MAX_PEERS - 1), script=edit_scripts(max_size=8))
-    def edit(self, peer, script) -> None:
-        docs = self.net.docs
-        apply_edits(docs[peer % len(docs)], script)
+    # ---- rules (edit, run, reconnect: NetworkMachine) ----------------------------------------
 
     @rule(which=st.integers(0, OUTSIDERS - 1), script=edit_scripts(max_size=12))
     def outside_edit(self, which, script) -> None:
@@ -89,10 +83,6 @@ class QuietMeansLevel(RuleBasedStateMachine):
         source = self.outside[which]
         doc.apply_update(source.get_update() if whole else source.get_update(doc.version))
 
-    @rule(ticks=st.integers(1, 12))
-    def run(self, ticks) -> None:
-        self.net.run(ticks)
-
     @rule()
     def run_until_quiet(self) -> None:
         self.net.run_until_quiet(max_steps=20_000)
@@ -107,11 +97,6 @@ class QuietMeansLevel(RuleBasedStateMachine):
         self.net.loss = 0.0
         self.net.reconnect_all().run_until_quiet(max_steps=20_000)
         self.check_quiet()
-
-    @rule(which=st.integers(0, 100))
-    def reconnect(self, which) -> None:
-        links = self.net.links
-        self.net.reconnect(*links[which % len(links)])
 
     # ---- the property ------------------------------------------------------------------------
 
@@ -143,25 +128,11 @@ class QuietMeansLevel(RuleBasedStateMachine):
         )
         assert [d.pending for d in net.docs] == [0] * len(net.docs)
 
-    @invariant()
-    def peer_versions_never_overclaim(self) -> None:
-        if self.net is None:
-            return
-        for owner, other, session in self.net.sessions():
-            holds = self.net[other].doc.version
-            over = {r: c for r, c in session.peer_version.items() if c > holds.get(r, 0)}
-            assert not over, f"{owner} believes {other} holds {over}, it holds {dict(holds)}"
-
     def teardown(self) -> None:
         if self.net is not None:
             self.net.run_until_quiet(max_steps=20_000)
             self.check_quiet()
 
 
-QuietMeansLevel.TestCase.settings = settings(
-    max_examples=budget(150),
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+QuietMeansLevel.TestCase.settings = machine_settings(budget(150), 40)
 TestQuietMeansLevel = QuietMeansLevel.TestCase

@@ -17,37 +17,27 @@ from __future__ import annotations
 import functools
 
 from crdt_helpers import budget
-from hypothesis import HealthCheck, Phase, assume, event, settings
+from hypothesis import Phase, assume, event
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     initialize,
-    invariant,
     precondition,
     rule,
 )
+from sync_machine import MAX_PEERS, NetworkMachine, machine_settings
 
 import crdtsync
 from crdtsync.sync import SyncSession
 from crdtsync.testing import (
     TOPOLOGIES,
     CounterAdd,
-    SimulatedNetwork,
     apply_edit,
-    apply_edits,
 )
-from crdtsync.testing.strategies import edit_scripts
-
-MAX_PEERS = 5
 
 
-class SyncUnderFaults(RuleBasedStateMachine):
+class SyncUnderFaults(NetworkMachine):
     #: Require the peers to heal from later traffic alone (no reconnect).
     heal_without_reconnect = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.net: SimulatedNetwork | None = None
 
     @initialize(
         n=st.integers(2, MAX_PEERS),
@@ -70,27 +60,18 @@ class SyncUnderFaults(RuleBasedStateMachine):
             functools.partial(SyncSession, max_message_size=256) if small_messages else SyncSession
         )
         docs = [crdtsync.Doc(ids[i], gc=gc[i]) for i in range(n)]
-        self.net = SimulatedNetwork.build(
+        self.build(
             topology,
             docs,
             seed=seed,
-            latency=(1, max_latency),
+            max_latency=max_latency,
             loss=loss,
             duplicate=duplicate,
             session_factory=factory,
         )
         event(f"topology: {topology}")
 
-    # ---- rules -------------------------------------------------------------------------------
-
-    @rule(peer=st.integers(0, MAX_PEERS - 1), script=edit_scripts(max_size=6))
-    def edit(self, peer, script) -> None:
-        docs = self.net.docs
-        apply_edits(docs[peer % len(docs)], script)
-
-    @rule(ticks=st.integers(1, 12))
-    def run(self, ticks) -> None:
-        self.net.run(ticks)
+    # ---- rules (edit, run, reconnect: NetworkMachine) ----------------------------------------
 
     @rule()
     def run_until_quiet(self) -> None:
@@ -118,24 +99,6 @@ class SyncUnderFaults(RuleBasedStateMachine):
         name = f"late{len(names)}"
         self.net.add_peer(name, doc)
         self.net.connect(name, names[which % len(names)])
-
-    @rule(which=st.integers(0, 100))
-    def reconnect(self, which) -> None:
-        links = self.net.links
-        self.net.reconnect(*links[which % len(links)])
-
-    # ---- invariants ------------------------------------------------------------------------------
-
-    @invariant()
-    def peer_versions_never_overclaim(self) -> None:
-        """A session may only believe its peer holds what the peer's document holds:
-        believing more would make it withhold changes the peer lacks."""
-        if self.net is None:
-            return
-        for owner, other, session in self.net.sessions():
-            holds = self.net[other].doc.version
-            over = {r: c for r, c in session.peer_version.items() if c > holds.get(r, 0)}
-            assert not over, f"{owner} believes {other} holds {over}, it holds {dict(holds)}"
 
     # ---- the end ---------------------------------------------------------------------------
 
@@ -172,12 +135,7 @@ class SyncUnderFaults(RuleBasedStateMachine):
         assert [d.pending for d in net.docs] == [0] * len(net.docs)
 
 
-SyncUnderFaults.TestCase.settings = settings(
-    max_examples=budget(400),
-    stateful_step_count=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+SyncUnderFaults.TestCase.settings = machine_settings(budget(400), 60)
 TestSyncUnderFaults = SyncUnderFaults.TestCase
 
 
@@ -185,14 +143,12 @@ class HealWithoutReconnect(SyncUnderFaults):
     heal_without_reconnect = True
 
 
-HealWithoutReconnect.TestCase.settings = settings(
-    max_examples=40,  # fixed, whatever the profile: this run must find the gap
-    stateful_step_count=30,
-    deadline=None,
+HealWithoutReconnect.TestCase.settings = machine_settings(
+    40,  # fixed, whatever the profile: this run must find the gap
+    30,
     derandomize=True,
     database=None,
     phases=[Phase.generate],  # no shrinking: the minimal cases are below
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 TestHealWithoutReconnect = HealWithoutReconnect.TestCase
 

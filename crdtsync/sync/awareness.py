@@ -10,16 +10,15 @@ monotonic origin): nothing here reads a clock.
 from __future__ import annotations
 
 import copy
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from crdtsync._callbacks import report_callback_error
 from crdtsync._values import check_value
 
 __all__ = ["Presence", "PresenceChange", "DEFAULT_PRESENCE_TIMEOUT"]
 
-log = logging.getLogger("crdtsync")
 
 #: Like Yjs's awareness protocol: a state unheard of for 30 s is gone; renew at half that.
 DEFAULT_PRESENCE_TIMEOUT = 30.0
@@ -202,14 +201,6 @@ class Presence:
                 callback(change)
             except Exception as exc:
                 # A session or client listening after this one must still hear of it.
-                log.error(
-                    "presence on_change callback %r raised",
-                    callback,
-                    exc_info=exc,
-                    extra={"event": "callback_error"},
+                report_callback_error(
+                    exc, f"presence on_change callback {callback!r} raised", self._error_listeners
                 )
-                for listener in list(self._error_listeners):
-                    try:
-                        listener(exc)
-                    except Exception:
-                        log.exception("on_callback_error listener %r raised", listener)
