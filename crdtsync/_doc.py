@@ -213,7 +213,8 @@ class Doc:
     it produced. A document that learns that someone else holds more of its id than it
     does (an incoming change under its id that it never made, or a peer's version above
     its own counter) checks before integrating anything: if every change it holds under
-    the id is its own, it re-issues them under a fresh random id (``replica_id``
+    the id is its own and none has left it yet (no ``get_update`` covered them, no session
+    sent them), it re-issues them under a fresh random id (``replica_id``
     changes, a warning goes to the ``crdtsync`` logger, and ``on_update`` listeners get
     the re-issued changes with origin ``"crdtsync.reissued"``); otherwise, or with
     ``reissue_on_conflict=False``, it raises :class:`~crdtsync.ReplicaIdConflict` and
@@ -256,6 +257,9 @@ class Doc:
         #: before it makes one): own-id changes below it came from elsewhere (saved state).
         self._made_from: int | None = None
         self._reissue_on_conflict = bool(reissue_on_conflict)
+        #: The highest counter of our own id that may have left this replica (returned by
+        #: get_update, sent by a session): re-issuing changes others hold would duplicate them.
+        self._own_shared = 0
         #: Bumped each time this document re-issues its changes under a fresh replica id;
         #: sessions compare it to know they must tell their peer what it now holds.
         self._replica_epoch = 0
@@ -616,7 +620,11 @@ class Doc:
         """
         from crdtsync._state import state_update
 
-        return enc.deflate_update(enc.encode_update(state_update(self, _since(since))))
+        since = _since(since)
+        me = self._replica
+        if self._vv.get(me, 0) > since.get(me, 0):
+            self._own_shared = self._vv[me]  # our own changes may leave this replica now
+        return enc.deflate_update(enc.encode_update(state_update(self, since)))
 
     # ---- applying remote updates -------------------------------------------------------------
 
@@ -782,12 +790,20 @@ class Doc:
         """Someone holds our replica id up to counter ``top``, beyond what we hold, while we
         made changes under it: re-issue them under a fresh id, or raise (changing nothing)."""
         me = self._replica
-        if not self._reissue_on_conflict or self._made_from != 1:
+        if not self._reissue_on_conflict or self._made_from != 1 or self._own_shared:
+            if self._made_from != 1:
+                why = "some of its changes under it came from elsewhere (it made its own "
+                why += f"from counter {self._made_from} on)"
+            elif self._own_shared:
+                why = f"its changes under it up to counter {self._own_shared} may have "
+                why += "reached others already (re-issuing them would duplicate them)"
+            else:
+                why = "it was made with reissue_on_conflict=False"
             raise ReplicaIdConflict(
                 f"replica id {me} is in use elsewhere: a peer holds its changes up to "
-                f"counter {top}, this document only up to {self._vv.get(me, 0)} and made its "
-                f"own from counter {self._made_from} on. Reuse a replica id only together "
-                "with the state it produced (Doc() picks a fresh random id)"
+                f"counter {top}, this document only up to {self._vv.get(me, 0)}, and "
+                f"{why}. Reuse a replica id only together with the state it produced "
+                "(Doc() picks a fresh random id)"
             )
         self._reissue()
         log.warning(
@@ -808,12 +824,14 @@ class Doc:
         to ``on_update`` listeners like a local transaction's update (origin
         ``REISSUED``), so sessions send them on."""
         from crdtsync._rename import rename_replica
+        from crdtsync._state import state_update
 
         old = self._replica
         new = secrets.randbits(64)
         while new == old or new in self._vv:
             new = secrets.randbits(64)
-        renamed = rename_replica(enc.decode_update(self.get_update()), old, new)
+        state = enc.decode_update(enc.encode_update(state_update(self, {})))
+        renamed = rename_replica(state, old, new)
         fresh = Doc(new, gc=self._gc, max_pending=self._max_pending)
         for kind, name in self._roots:
             fresh._root(kind, name)

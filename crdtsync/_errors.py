@@ -37,8 +37,11 @@ class PendingOverflowError(ValueError):
     """
 
 
-class ReplicaIdConflict(DecodeError):
+class ReplicaIdConflict(ProtocolError):
     """Someone else holds changes under this document's replica id that it did not make.
+
+    A :class:`ProtocolError` (and so a :class:`DecodeError`), so that code which closes a
+    connection on a ProtocolError from ``SyncSession.receive`` does so here too.
 
     Raised before anything is integrated, so the document (and the session that received the
     message) is left exactly as it was. A replica id may be reused only together with the

@@ -180,3 +180,135 @@ def test_reuse_never_loses_an_edit(before, offline, elsewhere, size):
     assert restarted.counter("counter").value == expected.counter("counter").value
     assert set(restarted.set("set")) == set(expected.set("set"))
     assert set(restarted.map("map")) == set(expected.map("map"))
+
+
+def _link(x: crdtsync.Doc, y: crdtsync.Doc) -> list[tuple[SyncSession, SyncSession]]:
+    return [(SyncSession(x), SyncSession(y))]
+
+
+def _settle(links: list[tuple[SyncSession, SyncSession]], start: bool = True) -> None:
+    peer = {}
+    for x, y in links:
+        peer[x], peer[y] = y, x
+    queue: dict[SyncSession, list[bytes]] = {s: [] for s in peer}
+    if start:
+        for s in peer:
+            queue[peer[s]] += s.start()
+    while True:
+        moved = 0
+        for s in peer:
+            inbox, queue[s] = queue[s], []
+            out = [r for msg in inbox for r in s.receive(msg)] + s.poll()
+            queue[peer[s]] += out
+            moved += len(out)
+        if not moved and not any(queue.values()):
+            return
+
+
+def test_an_edit_sent_in_the_first_round_trip_is_still_reissued():
+    """A client types right after (re)connecting: its edit goes out under the old id before
+    the server's answer shows the id taken. The server holds that counter already and drops
+    the copy, so the client may (and does) re-issue the edit rather than give up."""
+    server = crdtsync.Doc(7)
+    server.apply_update(_old_process().get_update())
+    restarted = crdtsync.Doc(ID)
+    client, relay = SyncSession(restarted), SyncSession(server)
+    to_relay = client.start()
+    restarted.text("t").insert(0, "X")
+    to_relay += client.poll()  # the UPDATE under counter 42:1, before any answer
+    assert len(to_relay) == 2
+    to_client = [r for msg in to_relay for r in relay.receive(msg)] + relay.poll()
+    assert str(server.text("t")) == "hello"  # the copy under a taken counter is dropped
+    _settle_queues(client, relay, to_client)
+    assert str(server.text("t")) == str(restarted.text("t")) == "Xhello"
+    assert client.synced and relay.synced
+
+
+def test_an_edit_that_reached_a_peer_lacking_it_makes_a_reissue_impossible():
+    """The same, but the server did not hold the counter: it took the edit under the old id,
+    so a re-issue would show it twice. The client refuses when it learns the id is taken."""
+    server = crdtsync.Doc(7)
+    restarted = crdtsync.Doc(ID)
+    client, relay = SyncSession(restarted), SyncSession(server)
+    to_relay = client.start()
+    restarted.text("t").insert(0, "X")
+    to_relay += client.poll()
+    to_client = [r for msg in to_relay for r in relay.receive(msg)] + relay.poll()
+    assert str(server.text("t")) == "X"
+    other = crdtsync.Doc(ID)  # meanwhile the id's other holder, further along, shows up
+    other.text("t").insert(0, "hello")
+    server.apply_update(other.get_update())
+    with pytest.raises(crdtsync.ReplicaIdConflict):
+        _settle_queues(client, relay, to_client + relay.poll())
+    assert str(restarted.text("t")) == "X" and restarted.replica_id == ID
+
+
+def _settle_queues(x: SyncSession, y: SyncSession, to_x: list[bytes]) -> None:
+    to_y: list[bytes] = []
+    while to_x or to_y:
+        to_x, to_y = (
+            [r for msg in to_y for r in y.receive(msg)] + y.poll(),
+            [r for msg in to_x for r in x.receive(msg)] + x.poll(),
+        )
+
+
+def test_two_live_documents_with_one_id_the_later_and_shorter_reissues():
+    server = crdtsync.Doc(7)
+    a, b = crdtsync.Doc(ID), crdtsync.Doc(ID)
+    a.text("t").insert(0, "aaa")
+    links = _link(a, server)
+    _settle(links)
+    b.text("t").insert(0, "b")
+    links += _link(b, server)
+    _settle(links[1:])
+    _settle(links, start=False)
+    texts = {str(d.text("t")) for d in (a, b, server)}
+    assert len(texts) == 1 and sorted(texts.pop()) == ["a", "a", "a", "b"]
+    assert b.replica_id != ID == a.replica_id
+
+
+def test_a_document_whose_changes_went_out_refuses_rather_than_duplicate():
+    """a's changes under the shared id reached the server; then b, further along under the
+    same id, shows up. Re-issuing a's changes would duplicate them everywhere: a refuses."""
+    server = crdtsync.Doc(7)
+    a, b = crdtsync.Doc(ID), crdtsync.Doc(ID)
+    a.text("t").insert(0, "aaa")
+    a_links = _link(a, server)
+    _settle(a_links)
+    b.text("t").insert(0, "bbbbb")
+    _settle(_link(b, server))
+    before = a.get_update()  # a is level with the server; now the server relays b's changes
+    with pytest.raises(crdtsync.ReplicaIdConflict, match="reached others already"):
+        _settle(a_links, start=False)
+    assert a.get_update() == before and a.replica_id == ID
+
+
+@settings(max_examples=30, deadline=None)
+@given(mine=edit_scripts(max_size=10), theirs=edit_scripts(max_size=10))
+def test_renaming_a_state_there_and_back_changes_nothing(mine, theirs):
+    from crdtsync import _encoding as enc
+    from crdtsync._rename import rename_replica
+
+    doc, other = crdtsync.Doc(ID), crdtsync.Doc(8)
+    apply_edits(other, theirs)
+    doc.apply_update(other.get_update())
+    apply_edits(doc, mine)
+    other.apply_update(doc.get_update())
+    apply_edits(other, theirs)  # deletes of each other's elements, in state and facts
+    doc.apply_update(other.get_update())
+    state = enc.decode_update(doc.get_update())
+    there = rename_replica(state, ID, 99)
+    import msgpack
+
+    replicas = msgpack.unpackb(enc.encode_update(there)[2:])[0]
+    assert ID not in replicas  # not in a segment, an origin, a deleter, a dot or a fact
+    back = rename_replica(there, 99, ID)
+    assert enc.encode_update(back) == enc.encode_update(state)
+    renamed = crdtsync.Doc(5)
+    renamed.apply_update(enc.encode_update(there))  # a valid state on its own
+    # The same content (ids differ, so concurrent siblings may order differently).
+    assert sorted(str(renamed.text("text"))) == sorted(str(doc.text("text")))
+    assert len(renamed.list("list")) == len(doc.list("list"))
+    assert set(renamed.set("set")) == set(doc.set("set"))
+    assert set(renamed.map("map")) == set(doc.map("map"))
+    assert renamed.counter("counter").value == doc.counter("counter").value

@@ -114,6 +114,11 @@ class SyncSession:
         self._presence_dirty: set[int] = set()
         self._closed = False
         self._epoch = doc._replica_epoch
+        #: False from start() until the peer's first message. Our own changes sent meanwhile
+        #: (up to counter ``_early_own``) count as reaching others only if that message shows
+        #: the peer did not hold those counters already (it drops what it holds).
+        self._peer_known = True
+        self._early_own = 0
         self._unsubscribe = doc.on_update(self._collect, _internal=True)
         self._unsubscribe_presence = (
             presence.on_change(self._presence_changed) if presence is not None else None
@@ -150,6 +155,8 @@ class SyncSession:
         self._transfer_bytes = 0
         self._done.clear()
         self._floor = -1
+        self._peer_known = False
+        self._early_own = 0
         self._asking = True
         self._gaps_since_ask = 0
         self._hello_sent = True
@@ -174,6 +181,8 @@ class SyncSession:
         return all(vv.get(r, 0) >= c for r, c in self._peer.items())
 
     def _dispatch(self, msg: m.Message) -> list[bytes]:
+        if not self._peer_known:
+            self._first_message(msg)
         if isinstance(msg, m.Hello | m.Diff | m.Ack) and self._own_id_taken(msg.version):
             # The document re-issued its changes under a fresh id: tell the peer what we
             # hold now (it holds the changes under our old id that we lack).
@@ -401,6 +410,18 @@ class SyncSession:
         self._floor = max(self._floor, transfer)
         self._done = {t for t in self._done if t > self._floor}
 
+    def _first_message(self, msg: m.Message) -> None:
+        """The peer's first message since start(): did our own changes sent before it reach
+        a peer that lacked them? (A peer that holds their counters drops them.)"""
+        self._peer_known = True
+        doc, early = self.doc, self._early_own
+        self._early_own = 0
+        if not early:
+            return
+        held = msg.version.get(doc._replica, 0) if isinstance(msg, m.Hello | m.Diff | m.Ack) else 0
+        if held < early and early > doc._own_shared:
+            doc._own_shared = early
+
     def _own_id_taken(self, version: dict[int, int]) -> bool:
         """Whether the peer's ``version`` shows someone else using our replica id, in which
         case the document re-issues its changes under a fresh id (True) or raises
@@ -455,6 +476,12 @@ class SyncSession:
         _join(self._peer, version)
 
     def _parts(self, update: bytes, diff_version: dict[int, int] | None) -> list[bytes]:
+        doc = self.doc
+        top = _coverage(update).get(doc._replica, 0) if diff_version is None else 0
+        if not self._peer_known:
+            self._early_own = max(self._early_own, top)
+        elif top > doc._own_shared:
+            doc._own_shared = top  # (a DIFF comes from get_update, which notes it itself)
         parts = split_update(update, self.max_message_size)
         transfer = next(self._transfer_ids) & 0xFFFFFFFF  # ids are uint32 on the wire
         out = []
