@@ -312,3 +312,32 @@ def test_renaming_a_state_there_and_back_changes_nothing(mine, theirs):
     assert set(renamed.set("set")) == set(doc.set("set"))
     assert set(renamed.map("map")) == set(doc.map("map"))
     assert renamed.counter("counter").value == doc.counter("counter").value
+
+
+def test_through_the_real_relay_a_restarted_client_keeps_its_offline_edit():
+    """The issue's report, end to end over WebSockets: a client that restarted without its
+    state under its old fixed id, with an offline edit, connects to a room where its old
+    changes live. Everyone ends with the edit; nobody is 'synced' on different text."""
+    from test_server_support import relay_server, run, wait_until
+
+    from crdtsync.transports.websocket import connect
+
+    async def body() -> None:
+        async with relay_server() as (_, url, _tcp):
+            old, watcher = crdtsync.Doc(ID), crdtsync.Doc()
+            async with connect(f"{url}/room", old) as client:
+                old.text("t").insert(0, "hello")
+                await client.wait_synced(timeout=5)
+            restarted = crdtsync.Doc(ID)
+            restarted.text("t").insert(0, "X")
+            async with connect(f"{url}/room", restarted) as a, connect(f"{url}/room", watcher) as b:
+                await wait_until(
+                    lambda: str(watcher.text("t")) == str(restarted.text("t")) == "Xhello",
+                    5,
+                    "the offline edit everywhere",
+                )
+                await a.wait_synced(timeout=5)
+                await b.wait_synced(timeout=5)
+            assert restarted.replica_id != ID
+
+    run(body())
