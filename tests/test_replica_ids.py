@@ -252,15 +252,22 @@ def _settle_queues(x: SyncSession, y: SyncSession, to_x: list[bytes]) -> None:
         )
 
 
-def test_two_live_documents_with_one_id_the_later_and_shorter_reissues():
+def _twins(first: str, second: str) -> tuple[crdtsync.Doc, crdtsync.Doc, crdtsync.Doc, list]:
+    """Two live documents with one id: ``a`` types ``first`` and syncs with the server,
+    then ``b`` types ``second`` and syncs; returns (server, a, b, a's and b's links)."""
     server = crdtsync.Doc(7)
     a, b = crdtsync.Doc(ID), crdtsync.Doc(ID)
-    a.text("t").insert(0, "aaa")
+    a.text("t").insert(0, first)
     links = _link(a, server)
     _settle(links)
-    b.text("t").insert(0, "b")
+    b.text("t").insert(0, second)
     links += _link(b, server)
     _settle(links[1:])
+    return server, a, b, links
+
+
+def test_two_live_documents_with_one_id_the_later_and_shorter_reissues():
+    server, a, b, links = _twins("aaa", "b")
     _settle(links, start=False)
     texts = {str(d.text("t")) for d in (a, b, server)}
     assert len(texts) == 1 and sorted(texts.pop()) == ["a", "a", "a", "b"]
@@ -270,16 +277,10 @@ def test_two_live_documents_with_one_id_the_later_and_shorter_reissues():
 def test_a_document_whose_changes_went_out_refuses_rather_than_duplicate():
     """a's changes under the shared id reached the server; then b, further along under the
     same id, shows up. Re-issuing a's changes would duplicate them everywhere: a refuses."""
-    server = crdtsync.Doc(7)
-    a, b = crdtsync.Doc(ID), crdtsync.Doc(ID)
-    a.text("t").insert(0, "aaa")
-    a_links = _link(a, server)
-    _settle(a_links)
-    b.text("t").insert(0, "bbbbb")
-    _settle(_link(b, server))
+    _, a, _, links = _twins("aaa", "bbbbb")
     before = a.get_update()  # a is level with the server; now the server relays b's changes
     with pytest.raises(crdtsync.ReplicaIdConflict, match="reached others already"):
-        _settle(a_links, start=False)
+        _settle(links[:1], start=False)
     assert a.get_update() == before and a.replica_id == ID
 
 
