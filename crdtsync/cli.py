@@ -36,7 +36,7 @@ def _rate(text: str) -> float:
     return value
 
 
-def _count(minimum: int) -> Callable[[str], int]:
+def _count(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -44,9 +44,15 @@ def _count(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
         return value
 
     return parse
+
+
+#: TCP ports: 0 (any free port) to 65535.
+_port = _count(0, 65535)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -91,6 +97,7 @@ def _add_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def _run_serve(args: argparse.Namespace) -> int:
     import asyncio
+    import sqlite3
 
     from crdtsync.server.app import ConfigError, ServerConfig, authenticator, run
     from crdtsync.server.limits import Limits
@@ -129,8 +136,9 @@ def _run_serve(args: argparse.Namespace) -> int:
         return 2
     try:
         return asyncio.run(run(config, authenticate=auth))
-    except (ConfigError, OSError) as exc:  # e.g. the port is taken, the database unusable
-        print(f"crdtsync serve: {exc}", file=sys.stderr)
+    except (ConfigError, OSError, sqlite3.Error) as exc:  # the port is taken, the db unusable
+        what = f" ({config.db})" if isinstance(exc, sqlite3.Error) else ""
+        print(f"crdtsync serve: {exc}{what}", file=sys.stderr)
         return 2
 
 
@@ -152,9 +160,9 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     d = Limits()
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=_count(0), default=8765, help="WebSocket port (0: any)")
+    serve.add_argument("--port", type=_port, default=8765, help="WebSocket port (0: any)")
     serve.add_argument(
-        "--tcp-port", type=_count(0), default=None, help="also serve plain TCP on this port"
+        "--tcp-port", type=_port, default=None, help="also serve plain TCP on this port"
     )
     store = serve.add_mutually_exclusive_group()
     store.add_argument("--db", default="crdtsync.db", help="SQLite database file")

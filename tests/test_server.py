@@ -334,10 +334,43 @@ def test_oversized_and_malformed_frames_close_cleanly_and_leave_the_room_intact(
     run(body())
 
 
-def test_bad_room_name_is_refused() -> None:
+BAD_PATHS = [
+    "x" * 300,  # too long
+    "/roomA",  # "//roomA": urlsplit would read a host there and open a multiplexed connection
+    "a//b",
+    "a/",
+    "a/../b",
+    "%FF%FE",  # invalid UTF-8: must not collapse into U+FFFD (and share a room)
+    "a%00b",  # NUL
+    "a%0Ab",  # a control character
+]
+
+
+@pytest.mark.parametrize("path", BAD_PATHS)
+def test_bad_room_name_is_refused(path: str) -> None:
     async def body() -> None:
-        async with relay_server() as (_, url, _tcp), raw_connect(f"{url}/{'x' * 300}") as ws:
+        async with relay_server() as (_, url, _tcp), raw_connect(f"{url}/{path}") as ws:
             assert await _close_code(ws) == CloseCode.BAD_ROOM
+
+    run(body())
+
+
+def test_room_names_are_exact() -> None:
+    """Distinct paths name distinct rooms; percent-encoding is decoded (as UTF-8)."""
+
+    async def body() -> None:
+        async with relay_server() as (relay, url, _tcp):
+            first, second, third = crdtsync.Doc(), crdtsync.Doc(), crdtsync.Doc()
+            first.text("t").insert(0, "one")
+            async with (
+                connect(f"{url}/caf%C3%A9", first) as a,
+                connect(f"{url}/café", second) as b,
+                connect(f"{url}/cafe", third) as c,
+            ):
+                for client in (a, b, c):
+                    await client.wait_synced(5)
+                assert str(second.text("t")) == "one" and str(third.text("t")) == ""
+            assert {"café", "cafe"} <= set(relay.rooms)
 
     run(body())
 
@@ -490,7 +523,8 @@ def test_health_endpoint() -> None:
             await writer.drain()
             head = await reader.readuntil(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200")
-            assert b"application/json" in head
+            assert head.lower().count(b"content-type:") == 1  # one header, not two
+            assert b"content-type: application/json" in head.lower()
             length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
             body = json.loads(await reader.readexactly(length))
             writer.close()

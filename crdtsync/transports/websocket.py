@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import unicodedata
 import weakref
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote_to_bytes, urlsplit
 
 try:
     from websockets.asyncio.client import ClientConnection
@@ -103,12 +104,40 @@ class WebSocketChannel:
 
 
 def room_from_path(path: str) -> str | None:
-    """``/team/notes?x=1`` -> ``"team/notes"``; ``/`` -> None (multiplexed connection).
-    ValueError for a path that is not a valid room name."""
-    raw = unquote(urlsplit(path).path).lstrip("/")
+    """The room a request path names: ``/team/notes?x=1`` -> ``"team/notes"``, ``/`` -> None
+    (a multiplexed connection). ValueError for a path that names no valid room.
+
+    The grammar (docs/server.md): the path up to ``?`` or ``#`` is ``/`` and the room name,
+    percent-encoded UTF-8 (strictly: invalid UTF-8 is refused, never replaced). The decoded
+    name is 1 to 256 characters of segments separated by ``/``; no segment is empty (no
+    leading, trailing or doubled ``/``) or ``.`` or ``..``, and no character is a control
+    character (NUL included).
+
+    >>> room_from_path("/team/notes?token=x"), room_from_path("/"), room_from_path("/caf%C3%A9")
+    ('team/notes', None, 'café')
+    >>> room_from_path("//roomA")
+    Traceback (most recent call last):
+    ...
+    ValueError: a room name has no empty segments (no leading, trailing or doubled /)
+    """
+    raw = path.split("?", 1)[0].split("#", 1)[0]
+    if not raw.startswith("/"):
+        raise ValueError("a request path starts with /")
+    raw = raw[1:]
     if not raw:
         return None
-    return m.check_room(raw)
+    try:
+        name = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("a room name is UTF-8 (percent-encoded in the path)") from None
+    segments = name.split("/")
+    if not all(segments):
+        raise ValueError("a room name has no empty segments (no leading, trailing or doubled /)")
+    if any(segment in (".", "..") for segment in segments):
+        raise ValueError("a room name has no . or .. segments")
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise ValueError("a room name has no control characters")
+    return m.check_room(name)
 
 
 def _token(request: Request) -> str | None:
@@ -140,6 +169,7 @@ def serve(
             stats = relay.stats()
             status = HTTPStatus.OK if stats["status"] == "ok" else HTTPStatus.SERVICE_UNAVAILABLE
             response = connection.respond(status, json.dumps(stats) + "\n")
+            del response.headers["Content-Type"]  # (setting a header adds one more)
             response.headers["Content-Type"] = "application/json"
             return response
         token = _token(request)
