@@ -36,6 +36,11 @@ class Limits:
     max_rooms_per_connection: int = 64
     #: Open connections per server process; more are closed with 4429.
     max_connections: int = 10_000
+    #: Presence: replica ids one connection may publish states for (the first ones it
+    #: publishes, unless another live connection of the room holds them), and entries one
+    #: room keeps. Entries past either are dropped, never relayed.
+    presence_per_connection: int = 4
+    presence_per_room: int = 10_000
 
     def __post_init__(self) -> None:
         if self.max_message_size < 1024:
@@ -48,6 +53,8 @@ class Limits:
             raise ValueError("send_queue_bytes must hold at least one message")
         if self.max_rooms_per_connection < 1 or self.max_connections < 1:
             raise ValueError("room and connection limits must be at least 1")
+        if self.presence_per_connection < 1 or self.presence_per_room < 1:
+            raise ValueError("presence limits must be at least 1")
 
 
 class TokenBucket:

@@ -169,6 +169,7 @@ class Member:
             presence=room.presence,
             max_message_size=room.relay.out_message_size,
             max_incoming_size=room.relay.limits.max_message_size,
+            presence_filter=lambda states: room.relay._own_presence(self, states),
         )
         #: Replies to send at the next flush (after the commit).
         self.pending: list[bytes] = []
@@ -640,6 +641,50 @@ class Relay:
         if replies:
             member.pending += replies
         self._mark(room)
+
+    def _own_presence(
+        self, member: Member, states: list[tuple[int, int, Any]]
+    ) -> list[tuple[int, int, Any]]:
+        """The entries of ``states`` this connection may publish: for its own replica ids
+        (the first ``presence_per_connection`` it publishes, none held by another live
+        connection of the room, never the room's own), within the room's cap. Others are
+        dropped (logged): a client can neither speak for someone else nor crowd a room."""
+        room, limits = member.room, self.limits
+        known = room.presence._meta
+        mine = set(member.presence_ids)
+        entries = len(known)
+        allowed: list[tuple[int, int, Any]] = []
+        dropped = 0
+        for entry in states:
+            replica = entry[0]
+            if replica not in mine:
+                taken = replica == room.presence.replica_id or any(
+                    replica in other.presence_ids
+                    for other in room.members.values()
+                    if other is not member
+                )
+                new = replica not in known
+                if (
+                    taken
+                    or len(mine) >= limits.presence_per_connection
+                    or (new and entries >= limits.presence_per_room)
+                ):
+                    dropped += 1
+                    continue
+                mine.add(replica)
+                entries += new
+            allowed.append(entry)
+        if dropped:
+            log.warning(
+                "presence entries dropped: not this connection's own, or over a limit",
+                extra={
+                    "event": "presence_dropped",
+                    "room": room.name,
+                    "conn": member.conn.id,
+                    "count": dropped,
+                },
+            )
+        return allowed
 
     async def _receive_multiplexed(self, conn: Connection, data: bytes) -> None:
         msg = m.decode_message(data, self.limits.max_message_size)

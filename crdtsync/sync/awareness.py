@@ -15,13 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from crdtsync._callbacks import report_callback_error
+from crdtsync._clock import CLOCK_CEILING
 from crdtsync._values import check_value
 
-__all__ = ["Presence", "PresenceChange", "DEFAULT_PRESENCE_TIMEOUT"]
+__all__ = ["Presence", "PresenceChange", "DEFAULT_PRESENCE_TIMEOUT", "PRESENCE_CLOCK_CEILING"]
 
 
 #: Like Yjs's awareness protocol: a state unheard of for 30 s is gone; renew at half that.
 DEFAULT_PRESENCE_TIMEOUT = 30.0
+#: Presence clocks at or above this are ignored (the clock ceiling of updates): a forged
+#: clock near 2**63 would otherwise make its replica jump past what peers accept.
+PRESENCE_CLOCK_CEILING = CLOCK_CEILING
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,8 @@ class Presence:
         stale echo (a higher remote clock for us means we restarted, so we jump past it)."""
         joined, updated, left = set(), set(), set()
         for replica, clock, state in states:
+            if clock >= PRESENCE_CLOCK_CEILING - 1:
+                continue  # (- 1: our own jump past it must stay below the ceiling too)
             meta = self._meta.get(replica)
             if replica == self.replica_id:
                 if meta is None or clock >= meta[0]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 from crdtsync import _encoding as enc
@@ -40,6 +41,8 @@ __all__ = [
     "MAX_TRANSFER_BYTES",
     "REASK_AFTER",
 ]
+
+PresenceFilter = Callable[[list[tuple[int, int, Any]]], list[tuple[int, int, Any]]]
 
 #: Outgoing messages are cut to about this size (WebSocket servers commonly cap frames at
 #: 1 MiB, e.g. the ``websockets`` library's default ``max_size``).
@@ -83,11 +86,15 @@ class SyncSession:
         presence: Presence | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_incoming_size: int | None = None,
+        presence_filter: PresenceFilter | None = None,
     ) -> None:
         if max_message_size < 256:
             raise ValueError("max_message_size must be at least 256 bytes")
         self.doc = doc
         self.presence = presence
+        #: Called with the entries of each AWARENESS the peer sends; only those it returns
+        #: are applied (a relay keeps a client to its own replica ids).
+        self.presence_filter = presence_filter
         self.max_message_size = max_message_size
         #: Larger incoming messages raise ProtocolError. The default is generous because
         #: a single change larger than the outgoing limit (a huge map value) travels whole.
@@ -224,7 +231,11 @@ class SyncSession:
             return out + self._maybe_ask()
         if isinstance(msg, m.Awareness):
             if self.presence is not None:
-                self.presence.apply(msg.states, origin=self)
+                states = msg.states
+                if self.presence_filter is not None:
+                    states = self.presence_filter(states)
+                if states:
+                    self.presence.apply(states, origin=self)
             return []
         raise ProtocolError(f"{type(msg).__name__} is for a hub, not a session")
 
