@@ -161,6 +161,42 @@ def test_sqlite_room_survives_a_restart_with_compaction(tmp_path: Path) -> None:
     run(second())
 
 
+def test_a_long_log_left_by_crashes_is_compacted_when_the_room_loads(tmp_path: Path) -> None:
+    """Servers that keep crashing never reach their in-memory row count: the rows already in
+    the log count when the room loads, so the next load compacts them."""
+    db = tmp_path / "rooms.db"
+    writer = crdtsync.Doc()
+    updates: list[bytes] = []
+    writer.on_update(lambda update, origin: updates.append(update))
+    for i in range(60):
+        writer.text("t").insert(i, "x")
+    crashed = SQLiteStorage(db, node="crashed")
+    for update in updates:  # as if each process died before it compacted
+        crashed.append("log", update)
+    crashed.commit()
+    crashed.close()
+
+    async def body() -> None:
+        storage = SQLiteStorage(db, node="next")
+        async with relay_server(storage=storage, compact_rows=50) as (relay, url, _):
+            reader = crdtsync.Doc()
+            async with connect(f"{url}/log", reader) as client:
+                await client.wait_synced(5)
+                assert str(reader.text("t")) == "x" * 60
+                await wait_until(
+                    lambda: _snapshots(db) == 1 and not relay.rooms["log"].compacting,
+                    5,
+                    "compaction at load",
+                )
+
+    run(body())
+
+
+def _snapshots(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM snapshots").fetchone()[0])
+
+
 def test_compaction_concurrent_with_appends_from_another_process(tmp_path: Path) -> None:
     """Two storages on one file (two processes sharing it): one compacts while the other
     appends; nothing is lost and the snapshot equals the full replay."""

@@ -474,10 +474,19 @@ class Relay:
             loaded = await loop.run_in_executor(self._executor, self.storage.load, name)
             doc = await loop.run_in_executor(self._executor, self._build, loaded)
             room = Room(self, name, doc, loaded.last_seq)
+            # What the log holds past the snapshot counts toward compaction: a server that
+            # keeps crashing before its counters reach the threshold must still compact.
+            room.rows_since_compact = len(loaded.rows)
+            room.bytes_since_compact = sum(len(data) for _, data in loaded.rows)
             for seq, update in self._backlog.pop(name, []):
                 self._apply_remote(room, seq, update)
             self.rooms[name] = room
             future.set_result(room)
+            if (
+                room.rows_since_compact >= self.compact_rows
+                or room.bytes_since_compact >= self.compact_bytes
+            ):
+                self._schedule_compaction(room)
             if self.bridge is not None:
                 # Clients of other processes may be here already: ask who (the answers
                 # come on the channel we subscribed to, to the room that now exists).
