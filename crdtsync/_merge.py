@@ -43,14 +43,18 @@ def _join(prev: Entry, e: Entry) -> Entry:
     return (enc.INS, prev[1], prev[2], prev[3], prev[4], content, prev[6] + e[6], deleter)
 
 
-def merge_updates(updates: Iterable[bytes]) -> bytes:
+def merge_updates(
+    updates: Iterable[bytes], *, max_inflated_size: int | None = enc.DEFAULT_MAX_INFLATED_SIZE
+) -> bytes:
     """One update equivalent to applying all of ``updates`` (in any order).
 
     Works on the bytes alone. Changes present in several inputs appear once; where one
     input holds a change as data and another only covers its counter (a SKIP), the data is
     kept; a tombstone dropped in favour of a live copy of the same run keeps its delete as
     a delete fact. docs/format.md, section 12, specifies the result exactly. The result is
-    never compressed; an invalid input raises :class:`~crdtsync.DecodeError`.
+    never compressed; an invalid input raises :class:`~crdtsync.DecodeError`, and so does a
+    compressed input that would inflate beyond ``max_inflated_size`` (64 MiB by default;
+    None for bytes you trust, such as your own document's updates).
 
     >>> import crdtsync
     >>> doc = crdtsync.Doc()
@@ -66,7 +70,7 @@ def merge_updates(updates: Iterable[bytes]) -> bytes:
     by_replica: dict[int, list[Entry]] = {}
     facts: list[tuple[Any, ...]] = []
     for data in updates:
-        parsed = enc.decode_update(data)
+        parsed = enc.decode_update(data, max_inflated_size)
         for seg in parsed.segments:
             by_replica.setdefault(seg.replica, []).extend(seg.entries)
         facts.extend(parsed.facts)
@@ -181,7 +185,8 @@ def split_update(data: bytes, max_bytes: int) -> list[bytes]:
     """
     if _fits(data, max_bytes):
         return [data]
-    parsed = enc.decode_update(data)
+    # What a replica sends is its own integrated state, however large it inflates.
+    parsed = enc.decode_update(data, None)
     budget = max(64, max_bytes - 128)  # room for the envelope, tables and headers
     parts: list[Update] = [Update()]
     size = 0

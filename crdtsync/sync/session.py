@@ -268,7 +268,11 @@ class SyncSession:
                     # applied): send only what the peer lacks, not the whole thing again.
                     merged = self.doc.get_update(known)
                 else:
-                    merged = fresh[0] if len(fresh) == 1 else merge_updates(fresh)
+                    merged = (
+                        fresh[0]
+                        if len(fresh) == 1
+                        else merge_updates(fresh, max_inflated_size=None)  # our own updates
+                    )
                 out += self._parts(merged, diff_version=None)
                 _join(self._sent, _coverage(merged))
         if dropped and self._told != self.doc._vv:
@@ -362,8 +366,10 @@ class SyncSession:
                 self._done.add(part.transfer)
                 if len(self._done) > MAX_DONE_TRANSFERS:
                     self._done.remove(min(self._done))
-                update = merge_updates([held[i] for i in range(part.count)])
-                parsed = enc.decode_update(update)
+                update = merge_updates(
+                    [held[i] for i in range(part.count)], max_inflated_size=self.max_incoming_size
+                )
+                parsed = enc.decode_update(update, None)  # (merged: not compressed)
                 stored = None
         try:
             self.doc._apply(update, self, parsed)
@@ -522,7 +528,7 @@ def _spans(update: bytes) -> tuple[tuple[int, int, int], ...]:
     otherwise decode it again."""
     lows: dict[int, int] = {}
     tops: dict[int, int] = {}
-    for seg in enc.decode_update(update).segments:
+    for seg in enc.decode_update(update, None).segments:  # what our document took
         r = seg.replica
         if seg.start < lows.get(r, seg.start + 1):
             lows[r] = seg.start
