@@ -342,3 +342,31 @@ def test_through_the_real_relay_a_restarted_client_keeps_its_offline_edit():
             assert restarted.replica_id != ID
 
     run(body())
+
+
+def test_a_client_that_cannot_reissue_stops_with_the_error():
+    """Over the real relay: with reissue_on_conflict=False the client reports the conflict
+    once and stops (every reconnect would fail the same way); wait_synced raises it; the
+    document is as it was."""
+    from test_server_support import relay_server, run
+
+    from crdtsync.transports.websocket import connect
+
+    async def body() -> None:
+        async with relay_server() as (_, url, _tcp):
+            old = crdtsync.Doc(ID)
+            async with connect(f"{url}/room", old) as client:
+                old.text("t").insert(0, "hello")
+                await client.wait_synced(timeout=5)
+            restarted = crdtsync.Doc(ID, reissue_on_conflict=False)
+            restarted.text("t").insert(0, "X")
+            before = restarted.get_update()
+            errors: list[Exception] = []
+            client = await connect(f"{url}/room", restarted, on_error=errors.append, wait=False)
+            with pytest.raises(crdtsync.ReplicaIdConflict):
+                await client.wait_synced(timeout=5)
+            assert client.closed and len(errors) == 1
+            assert restarted.get_update() == before
+            await client.close()
+
+    run(body())

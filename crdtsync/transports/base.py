@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol
 
 from crdtsync._doc import Doc
+from crdtsync._errors import ReplicaIdConflict
 from crdtsync.sync import DEFAULT_MAX_MESSAGE_SIZE, Presence, SyncSession
 from crdtsync.transports.codes import FATAL, CloseCode, reason_text
 
@@ -414,6 +415,16 @@ class SyncClient:
                     self._got_level = False
                     try:
                         await self._serve(channel)
+                    except ReplicaIdConflict as exc:
+                        # Our replica id is someone else's too and the document could not
+                        # re-issue its changes: every reconnect would end the same way. The
+                        # document is as it was; the application must decide (see the error).
+                        log.error("%s", exc, extra={"event": "replica_id_conflict"})
+                        self.error = exc
+                        self._report(exc)
+                        with contextlib.suppress(Exception):
+                            await channel.close(CloseCode.NORMAL, "replica id conflict")
+                        return
                     except ValueError as exc:  # ProtocolError: the server sent garbage
                         log.error(
                             "bad message from the server: %s",
