@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import itertools
 import logging
@@ -68,6 +69,10 @@ class Forbidden(Exception):
     """A read-only client sent a change."""
 
 
+class ReplicaTaken(Exception):
+    """A connection sent new changes under a replica id another client owns in the room."""
+
+
 class Bridge(Protocol):
     """What the relay needs from a link to other processes (see redis_bridge.py)."""
 
@@ -91,6 +96,8 @@ class Room:
         self.doc = doc
         self.presence = Presence(doc.replica_id, timeout=relay.presence_timeout)
         self.members: dict[int, Member] = {}
+        #: Replica id -> the identity of the client that owns it here (Relay._check_owners).
+        self.owners: dict[int, str] = {}
         #: The last seq of the shared log this process has read (for repair from the log).
         self.last_seq = last_seq
         #: Seqs received from other processes over Redis, not yet covered by last_seq.
@@ -170,6 +177,7 @@ class Member:
             max_message_size=room.relay.out_message_size,
             max_incoming_size=room.relay.limits.max_message_size,
             presence_filter=lambda states: room.relay._own_presence(self, states),
+            update_check=lambda parsed: room.relay._check_owners(self, parsed),
         )
         #: Replies to send at the next flush (after the commit).
         self.pending: list[bytes] = []
@@ -194,6 +202,14 @@ class Connection:
         self.relay = relay
         self.channel = channel
         self.token = token
+        #: Who owns the replica ids this connection writes under: a token's holder (the
+        #: same from any connection and process: stored), else this connection alone.
+        self.durable_identity = token is not None
+        self.identity = (
+            "token:" + hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+            if token is not None
+            else f"conn:{relay.node}:{self.id}"
+        )
         self.peer = peer
         self.members: dict[str, Member] = {}
         self.queue: deque[bytes] = deque()
@@ -408,6 +424,9 @@ class Relay:
         except Forbidden as exc:
             code, reason = CloseCode.FORBIDDEN, f"forbidden: {exc}"
             conn.abort(code, reason)
+        except ReplicaTaken as exc:
+            code, reason = CloseCode.REPLICA_TAKEN, str(exc)
+            conn.abort(code, reason)
         except PendingOverflowError:
             # The room's buffer of updates waiting for dependencies is full: not this
             # client's fault necessarily; it may come back (and resync) later.
@@ -474,6 +493,7 @@ class Relay:
             loaded = await loop.run_in_executor(self._executor, self.storage.load, name)
             doc = await loop.run_in_executor(self._executor, self._build, loaded)
             room = Room(self, name, doc, loaded.last_seq)
+            room.owners.update(loaded.owners)
             # What the log holds past the snapshot counts toward compaction: a server that
             # keeps crashing before its counters reach the threshold must still compact.
             room.rows_since_compact = len(loaded.rows)
@@ -651,6 +671,35 @@ class Relay:
             member.pending += replies
         self._mark(room)
 
+    def _check_owners(self, member: Member, update: enc.Update) -> None:
+        """Refuse (ReplicaTaken) new changes under a replica id another client owns in the
+        room; the first client to bring new changes under an id owns it from then on.
+        Changes the room holds already pass from anyone: they change nothing."""
+        room, conn = member.room, member.conn
+        vv = room.doc._vv
+        for seg in update.segments:
+            replica = seg.replica
+            if seg.end - 1 <= vv.get(replica, 0):
+                continue
+            owner = room.owners.get(replica)
+            if owner is None:
+                owner = conn.identity
+                claim = getattr(self.storage, "claim", None)
+                if conn.durable_identity and claim is not None:
+                    owner = claim(room.name, replica, conn.identity)  # another process's?
+                room.owners[replica] = owner
+            if owner != conn.identity:
+                log.warning(
+                    "changes under another client's replica id refused",
+                    extra={
+                        "event": "replica_taken",
+                        "room": room.name,
+                        "conn": conn.id,
+                        "replica": replica,
+                    },
+                )
+                raise ReplicaTaken(f"replica id {replica} belongs to another client")
+
     def _own_presence(
         self, member: Member, states: list[tuple[int, int, Any]]
     ) -> list[tuple[int, int, Any]]:
@@ -717,7 +766,7 @@ class Relay:
             member = await self._join(conn, msg.room, access, envelope=True)
         try:
             self._receive(member, msg.message)
-        except Forbidden as exc:
+        except (Forbidden, ReplicaTaken) as exc:
             self._leave(member)
             conn.enqueue([m.encode_message(m.Refused(msg.room, f"forbidden: {exc}"))])
 
@@ -791,6 +840,12 @@ class Relay:
         if room.members.pop(id(member), None) is None:
             return
         member.session.close()
+        if not conn.durable_identity and not any(
+            other.conn is conn for other in room.members.values()
+        ):
+            # A connection's own ownership ends with it (its client reconnects as another).
+            for replica in [r for r, who in room.owners.items() if who == conn.identity]:
+                del room.owners[replica]
         if member.presence_ids:
             gone = [
                 (r, clock + 1, None)

@@ -56,6 +56,8 @@ class Loaded:
     snapshot_upto: int | None = None
     rows: list[tuple[int, bytes]] = field(default_factory=list)
     last_seq: int = 0
+    #: Replica id -> the identity that owns it in this room (see ``Storage.claim``).
+    owners: dict[int, str] = field(default_factory=dict)
 
     @property
     def updates(self) -> list[bytes]:
@@ -86,6 +88,11 @@ class Storage(Protocol):
 
     def commit(self) -> None:
         """Make every append so far durable. Called before any message is sent."""
+
+    def claim(self, room: str, replica: int, identity: str) -> str:
+        """Make ``identity`` the owner of ``replica`` in ``room`` unless it has one (made
+        durable with the next commit); the owner it has now. Optional: a store without it
+        keeps ownership in memory only."""
 
     def compact(self, room: str) -> CompactResult | None:
         """*(worker thread)* Fold the room's log into its snapshot."""
@@ -145,6 +152,12 @@ class SQLiteStorage:
                     updated REAL NOT NULL
                 );
                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS owners (
+                    room TEXT NOT NULL,
+                    replica TEXT NOT NULL,
+                    identity TEXT NOT NULL,
+                    PRIMARY KEY (room, replica)
+                );
                 """
             )
             self._conn.execute(
@@ -192,6 +205,19 @@ class SQLiteStorage:
             self._conn.execute("COMMIT")
             self._in_txn = False
 
+    def claim(self, room: str, replica: int, identity: str) -> str:
+        if not self._in_txn:
+            self._conn.execute("BEGIN")
+            self._in_txn = True
+        # (replica ids are uint64: stored as text, SQLite integers are signed)
+        self._conn.execute(
+            "INSERT OR IGNORE INTO owners VALUES (?, ?, ?)", (room, str(replica), identity)
+        )
+        row = self._conn.execute(
+            "SELECT identity FROM owners WHERE room = ? AND replica = ?", (room, str(replica))
+        ).fetchone()
+        return str(row[0])
+
     def close(self) -> None:
         self.commit()
         with contextlib.suppress(sqlite3.Error):
@@ -218,6 +244,10 @@ class SQLiteStorage:
             ):
                 loaded.rows.append((int(seq), bytes(data)))
                 loaded.last_seq = int(seq)
+            for replica, identity in conn.execute(
+                "SELECT replica, identity FROM owners WHERE room = ?", (room,)
+            ):
+                loaded.owners[int(replica)] = str(identity)
             return loaded
         finally:
             conn.execute("COMMIT")
@@ -298,6 +328,7 @@ class MemoryStorage:
         self._seq = 0
         self._log: dict[str, list[tuple[int, str, bytes]]] = {}
         self._snapshots: dict[str, tuple[int, bytes]] = {}
+        self._owners: dict[str, dict[int, str]] = {}
 
     def append(self, room: str, update: bytes) -> int:
         with self._lock:
@@ -308,8 +339,15 @@ class MemoryStorage:
     def commit(self) -> None:
         pass
 
+    def claim(self, room: str, replica: int, identity: str) -> str:
+        with self._lock:
+            return self._owners.setdefault(room, {}).setdefault(replica, identity)
+
     def load(self, room: str) -> Loaded:
-        return self.tail(room, 0, own=True)
+        loaded = self.tail(room, 0, own=True)
+        with self._lock:
+            loaded.owners = dict(self._owners.get(room, {}))
+        return loaded
 
     def tail(self, room: str, after: int, own: bool = False) -> Loaded:
         with self._lock:

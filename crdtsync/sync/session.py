@@ -87,6 +87,7 @@ class SyncSession:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_incoming_size: int | None = None,
         presence_filter: PresenceFilter | None = None,
+        update_check: Callable[[enc.Update], None] | None = None,
     ) -> None:
         if max_message_size < 256:
             raise ValueError("max_message_size must be at least 256 bytes")
@@ -95,6 +96,10 @@ class SyncSession:
         #: Called with the entries of each AWARENESS the peer sends; only those it returns
         #: are applied (a relay keeps a client to its own replica ids).
         self.presence_filter = presence_filter
+        #: Called with each decoded DIFF or UPDATE part before anything else happens to it;
+        #: whatever it raises leaves receive() with the session and document unchanged (a
+        #: relay checks who may write under which replica id this way).
+        self.update_check = update_check
         self.max_message_size = max_message_size
         #: Larger incoming messages raise ProtocolError. The default is generous because
         #: a single change larger than the outgoing limit (a huge map value) travels whole.
@@ -332,6 +337,8 @@ class SyncSession:
             parsed = enc.decode_update(update, self.max_incoming_size)
         except DecodeError as exc:
             raise ProtocolError(f"bad update in a sync message: {exc}") from None
+        if self.update_check is not None:
+            self.update_check(parsed)
         if part.count > MAX_TRANSFER_PARTS:
             raise ProtocolError(f"a transfer of {part.count} parts exceeds the limit")
         stored: tuple[tuple[int, int], int] | None = None

@@ -25,6 +25,7 @@ class CloseCode(IntEnum):
     UNAUTHORIZED = 4401  # no token, or a token that gives no access to this room
     FORBIDDEN = 4403  # a read-only client tried to change the room
     BAD_ROOM = 4404  # the path is not a valid room name
+    REPLICA_TAKEN = 4409  # changes under a replica id another client owns in this room
     TOO_MANY_CONNECTIONS = 4429  # the server holds its maximum number of connections
 
 
