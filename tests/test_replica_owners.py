@@ -135,3 +135,26 @@ def test_changes_the_room_holds_pass_from_anyone() -> None:
                     assert cb.connections == 1
 
     run(body())
+
+
+def test_two_processes_on_one_database_agree_on_owners(tmp_path: Path) -> None:
+    """Two relays sharing a database (as processes do): the room is open on both before
+    alice writes; mallory, on the other relay, is refused all the same."""
+    db = tmp_path / "shared.db"
+
+    async def body() -> None:
+        one = relay_server(storage=SQLiteStorage(db, node="one"), authenticate=tokens)
+        two = relay_server(storage=SQLiteStorage(db, node="two"), authenticate=tokens)
+        async with one as (_, url_one, _t1), two as (relay_two, url_two, _t2):
+            watcher = crdtsync.Doc()
+            async with connect(f"{url_two}/room", watcher, token="alice-token") as cw:
+                await cw.wait_synced(timeout=5)  # the room is open on relay two
+                alice = crdtsync.Doc()
+                async with connect(f"{url_one}/room", alice, token="alice-token") as ca:
+                    alice.text("t").insert(0, "alice")
+                    await ca.wait_synced(timeout=5)
+                assert alice.replica_id not in relay_two.rooms["room"].owners
+                frame = forged_skip(alice.replica_id, alice.version[alice.replica_id] + 1)
+                assert await _refused(f"{url_two}/room", frame, "mallory-token") == 4409
+
+    run(body())
