@@ -96,6 +96,8 @@ def _start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 class Person:
+    """One client with a presence state naming it (tests/test_presence_*.py use it too)."""
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.doc = crdtsync.Doc()
@@ -103,9 +105,16 @@ class Person:
         self.presence.set_local({"name": name})
         self.client: Any = None
 
-    def sees(self, others: list[Person]) -> bool:
+    @property
+    def id(self) -> int:
+        return self.doc.replica_id
+
+    def sees(self, *others: Person) -> bool:
         states = self.presence.states
-        return all(states.get(o.doc.replica_id) == {"name": o.name} for o in others)
+        return all(states.get(o.id) == {"name": o.name} for o in others)
+
+    async def join(self, url: str) -> None:
+        self.client = await connect(url, self.doc, presence=self.presence)
 
 
 async def _until(predicate: Any, timeout: float = 30.0) -> float:
@@ -136,18 +145,18 @@ async def measure(
     here = [Person(f"present{i}") for i in range(present)]
     for i, person in enumerate(here):
         url = present_urls[i % len(present_urls)]
-        person.client = await connect(f"{url}/{room}", person.doc, presence=person.presence)
-    await _until(lambda: all(p.sees(here) for p in here))
+        await person.join(f"{url}/{room}")
+    await _until(lambda: all(p.sees(*here) for p in here))
     sees, seen = [], []
     for i in range(joins):
         joiner = Person(f"joiner{i}")
         url = join_urls[i % len(join_urls)]
         started = time.monotonic()
-        joiner.client = await connect(f"{url}/{room}", joiner.doc, presence=joiner.presence)
-        sees.append(await _until(lambda: joiner.sees(here)) - started)  # noqa: B023
-        seen.append(await _until(lambda: all(p.sees([joiner]) for p in here)) - started)  # noqa: B023
+        await joiner.join(f"{url}/{room}")
+        sees.append(await _until(lambda: joiner.sees(*here)) - started)  # noqa: B023
+        seen.append(await _until(lambda: all(p.sees(joiner) for p in here)) - started)  # noqa: B023
         await joiner.client.close()
-        await _until(lambda: all(joiner.doc.replica_id not in p.presence.states for p in here))  # noqa: B023
+        await _until(lambda: all(joiner.id not in p.presence.states for p in here))  # noqa: B023
         if fresh:
             while await _rooms(url):
                 await asyncio.sleep(0.01)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
-from test_presence_join import Person
 from test_server_support import relay_server, run, wait_until
 from websockets.asyncio.client import connect as raw_connect
 
+from benchmarks.presence_join import Person
 from crdtsync.server import Limits
 from crdtsync.sync import messages as m
 

@@ -21,33 +21,11 @@ from test_server_support import (  # noqa: F401 - fixtures
 )
 
 import crdtsync
+from benchmarks.presence_join import Person
 from crdtsync.sync import Presence, SyncSession
-from crdtsync.transports.websocket import connect
 
 #: Far below the 15 s renewal period, far above a loopback round trip on a busy machine.
 JOIN_WITHIN = 3.0
-
-
-class Person:
-    """One client with a presence state, joined to a room."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.doc = crdtsync.Doc()
-        self.presence = Presence(self.doc.replica_id)
-        self.presence.set_local({"name": name})
-        self.client: Any = None
-
-    @property
-    def id(self) -> int:
-        return self.doc.replica_id
-
-    def sees(self, *others: Person) -> bool:
-        states = self.presence.states
-        return all(states.get(o.id) == {"name": o.name} for o in others)
-
-    async def join(self, url: str) -> None:
-        self.client = await connect(url, self.doc, presence=self.presence)
 
 
 async def join_and_time(joiner: Person, url: str, present: list[Person]) -> tuple[float, float]:

@@ -5,14 +5,12 @@ for as long as its connection lives. Real WebSocket connections on loopback."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 import msgpack
-from test_server_support import relay_server, run, wait_until
+from test_server_support import close_code, relay_server, run, wait_until
 from websockets.asyncio.client import connect as raw_connect
-from websockets.exceptions import ConnectionClosed
 
 import crdtsync
 from crdtsync.server import SQLiteStorage
@@ -39,12 +37,7 @@ async def _refused(url: str, frame: bytes, token: str | None = None) -> int:
     async with raw_connect(url, additional_headers=headers) as ws:
         await ws.send(m.encode_message(m.Hello({}, True)))
         await ws.send(frame)
-        try:
-            while True:
-                await asyncio.wait_for(ws.recv(), 5)
-        except ConnectionClosed as exc:
-            assert exc.rcvd is not None
-            return int(exc.rcvd.code)
+        return await close_code(ws)
 
 
 def test_a_connection_cannot_write_under_a_connected_clients_id() -> None:

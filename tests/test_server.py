@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_server_support import relay_server, run, wait_until
+from test_server_support import close_code, relay_server, run, wait_until
 from websockets.asyncio.client import connect as raw_connect
 from websockets.exceptions import ConnectionClosed
 
@@ -324,15 +324,6 @@ def test_read_only_client_cannot_remove_with_a_forged_fact(tokens: TokenFile) ->
 # ---- hostile frames --------------------------------------------------------------------------
 
 
-async def _close_code(ws: Any) -> int:
-    try:
-        while True:
-            await asyncio.wait_for(ws.recv(), 5)
-    except ConnectionClosed as exc:
-        assert exc.rcvd is not None, "the server closed without a close frame"
-        return int(exc.rcvd.code)
-
-
 def test_oversized_and_malformed_frames_close_cleanly_and_leave_the_room_intact() -> None:
     limits = Limits(max_message_size=64 << 10, byte_burst=float(1 << 20))
 
@@ -354,7 +345,7 @@ def test_oversized_and_malformed_frames_close_cleanly_and_leave_the_room_intact(
             for frame, code in cases:
                 async with raw_connect(f"{url}/room", max_size=None) as ws:
                     await ws.send(frame)
-                    assert await _close_code(ws) == code, frame[:20]
+                    assert await close_code(ws) == code, frame[:20]
             assert room_doc(relay, "room").version == version
             assert str(room_doc(relay, "room").text("text")) == "intact"
             # the other client was not disturbed and the room still works
@@ -395,7 +386,7 @@ def test_one_update_cannot_break_a_room() -> None:
                     started = time.monotonic()
                     async with raw_connect(f"{url}/room", max_size=None) as ws:
                         await ws.send(frame)
-                        assert await _close_code(ws) == CloseCode.BAD_MESSAGE
+                        assert await close_code(ws) == CloseCode.BAD_MESSAGE
                     assert time.monotonic() - started < 2.0
                     assert room_doc(relay, "room").version == version
                 good.text("text").insert(6, "!")  # the room still takes edits
@@ -421,7 +412,7 @@ BAD_PATHS = [
 def test_bad_room_name_is_refused(path: str) -> None:
     async def body() -> None:
         async with relay_server() as (_, url, _tcp), raw_connect(f"{url}/{path}") as ws:
-            assert await _close_code(ws) == CloseCode.BAD_ROOM
+            assert await close_code(ws) == CloseCode.BAD_ROOM
 
     run(body())
 

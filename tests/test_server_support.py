@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from crdtsync.server import Limits, Relay, Storage
 from crdtsync.server.auth import Authenticator, allow_all
@@ -46,6 +47,16 @@ async def wait_until(
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+async def close_code(ws: Any) -> int:
+    """Read from a raw WebSocket client until the server closes it; the close code."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), 5)
+    except ConnectionClosed as exc:
+        assert exc.rcvd is not None, "the server closed without a close frame"
+        return int(exc.rcvd.code)
 
 
 def free_port() -> int:
