@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from crdtsync import _encoding as enc
-from crdtsync._callbacks import report_callback_error
+from crdtsync._callbacks import report_callback_error, subscribe
 from crdtsync._clock import MAX_CLOCK, MAX_REPLICA_ID, VersionVector
 from crdtsync._encoding import Entry, Segment, Update
 from crdtsync._errors import DecodeError, PendingOverflowError, ReplicaIdConflict
@@ -387,13 +387,7 @@ class Doc:
         # _internal (sync sessions, transports, the relay): called before any observer or
         # application listener, so an update reaches the network whatever those do.
         callbacks = self._internal_callbacks if _internal else self._update_callbacks
-        callbacks.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in callbacks:
-                callbacks.remove(callback)
-
-        return unsubscribe
+        return subscribe(callbacks, callback)
 
     def on_callback_error(self, callback: ErrorCallback) -> Callable[[], None]:
         """Call ``callback(exc)`` for every exception an ``observe`` or :meth:`on_update`
@@ -414,13 +408,7 @@ class Doc:
         >>> str(doc.text("t")), seen
         ('hi', [ZeroDivisionError('division by zero')])
         """
-        self._error_callbacks.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._error_callbacks:
-                self._error_callbacks.remove(callback)
-
-        return unsubscribe
+        return subscribe(self._error_callbacks, callback)
 
     def _publish(
         self,

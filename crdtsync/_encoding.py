@@ -119,8 +119,6 @@ DEFLATE_THRESHOLD = 1024
 #: uncompressed. Together with msgpack's length limits (see :func:`unpack_bounded`) it
 #: bounds what decoding one update may cost to a small multiple of the limit.
 DEFAULT_MAX_INFLATED_SIZE = 64 << 20
-#: The name this bound had before it became a parameter.
-MAX_INFLATED_SIZE = DEFAULT_MAX_INFLATED_SIZE
 
 
 def _pack(body: Any) -> bytes:

@@ -177,12 +177,9 @@ def integrate_keystroke(doc: Doc, data: bytes, update: Update, origin: Any) -> b
         for r, c, n in ranges:
             seq.delete_range(r, c, n, deleter, doc._gc, None)
         vv[replica] = e[1]
-    # No observers here, so no events: only listeners, each guarded (see Doc._publish).
-    for callback in [*doc._internal_callbacks, *doc._update_callbacks]:
-        try:
-            callback(data, origin)
-        except Exception as exc:
-            doc._callback_failed(exc, "on_update", callback, None)
+    # No observers here, so no events: only the listeners (see Doc._publish).
+    doc._notify(doc._internal_callbacks, data, origin, None)
+    doc._notify(doc._update_callbacks, data, origin, None)
     return True
 
 

@@ -507,10 +507,9 @@ class Relay:
                 or room.bytes_since_compact >= self.compact_bytes
             ):
                 self._schedule_compaction(room)
-            if self.bridge is not None:
-                # Clients of other processes may be here already: ask who (the answers
-                # come on the channel we subscribed to, to the room that now exists).
-                self.bridge.publish(name, PRESENCE_QUERY_SEQ, m.encode_message(m.Awareness([])))
+            # Clients of other processes may be here already: ask who (the answers come
+            # on the channel we subscribed to, to the room that now exists).
+            self._query_presence(name)
             log.info(
                 "room opened",
                 extra={
@@ -572,10 +571,14 @@ class Relay:
     def query_presence_all(self) -> None:
         """Ask the other processes who is in each open room (after a Redis outage, when
         what they published meanwhile was lost)."""
-        if self.bridge is None:
-            return
         for name in list(self.rooms):
-            self.bridge.publish(name, PRESENCE_QUERY_SEQ, m.encode_message(m.Awareness([])))
+            self._query_presence(name)
+
+    def _query_presence(self, room_name: str) -> None:
+        """Ask the other processes who is in the room (see :data:`PRESENCE_QUERY_SEQ`)."""
+        if self.bridge is not None:
+            query = m.encode_message(m.Awareness([]))
+            self.bridge.publish(room_name, PRESENCE_QUERY_SEQ, query)
 
     def resync_all(self) -> None:
         """Read what other processes committed to the shared log (after a Redis outage)."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from crdtsync._callbacks import report_callback_error
+from crdtsync._callbacks import report_callback_error, subscribe
 from crdtsync._clock import CLOCK_CEILING
 from crdtsync._values import check_value
 
@@ -84,13 +84,7 @@ class Presence:
         A callback that raises does not stop the others or the step: the exception is
         logged to the ``crdtsync`` logger and passed to :meth:`on_callback_error`
         listeners."""
-        self._listeners.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._listeners:
-                self._listeners.remove(callback)
-
-        return unsubscribe
+        return subscribe(self._listeners, callback)
 
     def on_callback_error(self, callback: Callable[[Exception], None]) -> Callable[[], None]:
         """Call ``callback(exc)`` for every exception an :meth:`on_change` callback raises
@@ -103,13 +97,7 @@ class Presence:
         >>> presence.states, seen
         ({1: {'name': 'Ann'}}, [ZeroDivisionError('division by zero')])
         """
-        self._error_listeners.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._error_listeners:
-                self._error_listeners.remove(callback)
-
-        return unsubscribe
+        return subscribe(self._error_listeners, callback)
 
     # ---- local changes -------------------------------------------------------------------
 

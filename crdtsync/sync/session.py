@@ -278,8 +278,10 @@ class SyncSession:
                         if len(fresh) == 1
                         else merge_updates(fresh, max_inflated_size=None)  # our own updates
                     )
+                covers = _coverage(merged)
+                self._sending_own(covers.get(self.doc._replica, 0))
                 out += self._parts(merged, diff_version=None)
-                _join(self._sent, _coverage(merged))
+                _join(self._sent, covers)
         if dropped and self._told != self.doc._vv:
             # Only changes the peer already holds came in (say, relayed by a third peer):
             # tell it our version, or it would never learn that we are level.
@@ -499,13 +501,16 @@ class SyncSession:
     def _join_peer(self, version: dict[int, int]) -> None:
         _join(self._peer, version)
 
-    def _parts(self, update: bytes, diff_version: dict[int, int] | None) -> list[bytes]:
+    def _sending_own(self, top: int) -> None:
+        """An UPDATE carries our own changes up to counter ``top``: note that they may
+        reach others (a DIFF comes from get_update, which notes it itself)."""
         doc = self.doc
-        top = _coverage(update).get(doc._replica, 0) if diff_version is None else 0
         if not self._peer_known:
-            self._early_own = max(self._early_own, top)
+            self._early_own = max(self._early_own, top)  # judged at its first message
         elif top > doc._own_shared:
-            doc._own_shared = top  # (a DIFF comes from get_update, which notes it itself)
+            doc._own_shared = top
+
+    def _parts(self, update: bytes, diff_version: dict[int, int] | None) -> list[bytes]:
         parts = split_update(update, self.max_message_size)
         transfer = next(self._transfer_ids) & 0xFFFFFFFF  # ids are uint32 on the wire
         out = []

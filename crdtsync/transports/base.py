@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
+from crdtsync._callbacks import subscribe
 from crdtsync._doc import Doc
 from crdtsync._errors import ReplicaIdConflict
 from crdtsync.sync import DEFAULT_MAX_MESSAGE_SIZE, Presence, SyncSession
@@ -223,13 +224,7 @@ class SyncClient:
         connection is lost (a reconnect follows), ``"closed"`` when the client stops.
         Returns a function that unsubscribes. Pass ``on_status=`` to ``connect()`` to hear
         of the first connection too."""
-        self._status_callbacks.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._status_callbacks:
-                self._status_callbacks.remove(callback)
-
-        return unsubscribe
+        return subscribe(self._status_callbacks, callback)
 
     def on_error(self, callback: ErrorCallback) -> Callable[[], None]:
         """Call ``callback(exc)`` for each error that does not stop sync but that the
@@ -239,13 +234,7 @@ class SyncClient:
         server (the client reconnects), an unexpected failure of a connection (the client
         reconnects), or the error that stopped the client (also in :attr:`error`).
         Everything reported here is logged too. Returns a function that unsubscribes."""
-        self._error_callbacks.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._error_callbacks:
-                self._error_callbacks.remove(callback)
-
-        return unsubscribe
+        return subscribe(self._error_callbacks, callback)
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -255,17 +244,10 @@ class SyncClient:
         ``timeout`` seconds; the client is closed in both cases)."""
         if self._task is not None:
             raise RuntimeError("already started")
-        started = time.monotonic()
         self._task = asyncio.get_running_loop().create_task(self._run())
         if wait:
             try:
-                await self._wait_for(lambda: self._connected, timeout)
-            except TimeoutError as exc:
-                await self.close()
-                cause = self.last_connect_error
-                raise TimeoutError(self._connect_failure(time.monotonic() - started)) from (
-                    cause if cause is not None else exc
-                )
+                await self.wait_connected(timeout)
             except BaseException:
                 await self.close()
                 raise

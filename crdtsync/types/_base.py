@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from crdtsync._callbacks import subscribe
+
 if TYPE_CHECKING:
     from crdtsync._doc import Doc
 
@@ -57,10 +59,4 @@ class Container(Generic[E]):
         likes moved by 2
         >>> unsubscribe()
         """
-        self._observers.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._observers:
-                self._observers.remove(callback)
-
-        return unsubscribe
+        return subscribe(self._observers, callback)
