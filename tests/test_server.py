@@ -364,9 +364,8 @@ def test_oversized_and_malformed_frames_close_cleanly_and_leave_the_room_intact(
 def test_one_update_cannot_break_a_room() -> None:
     """An update past the clock ceiling (it would make every later edit overflow) and a
     decompression bomb are refused before anything is stored: the sender is closed, the room
-    stays as it was and writable, and the bomb costs next to nothing."""
-    import time
-
+    stays as it was and writable. (What the bomb costs is measured, not asserted here:
+    ``python -m benchmarks.bomb``.)"""
     from test_clock_ceiling import map_write
 
     from benchmarks.bomb import bomb
@@ -383,11 +382,9 @@ def test_one_update_cannot_break_a_room() -> None:
                 for update in (map_write(1, 2**63 - 2), map_write(1, 2**62), bomb(32 << 20)):
                     frame = m.encode_message(m.UpdateMessage(update, m.Transfer(0, 0, 1)))
                     assert len(frame) < limits.max_message_size
-                    started = time.monotonic()
                     async with raw_connect(f"{url}/room", max_size=None) as ws:
                         await ws.send(frame)
                         assert await close_code(ws) == CloseCode.BAD_MESSAGE
-                    assert time.monotonic() - started < 2.0
                     assert room_doc(relay, "room").version == version
                 good.text("text").insert(6, "!")  # the room still takes edits
                 await cg.wait_synced(5)
