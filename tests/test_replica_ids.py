@@ -162,24 +162,24 @@ def test_reuse_never_loses_an_edit(before, offline, elsewhere, size):
     assume(0 < restarted.version.get(ID, 0) < old.version.get(ID, 0))
     apply_edits(other, elsewhere)
     # The expected outcome: the others' state merged with the same edits made by an
-    # independent replica (the restarted process's edits, under a harmless id).
-    expected = crdtsync.Doc(10)
-    for doc in (server, other):
-        expected.apply_update(doc.get_update())
-    alone = crdtsync.Doc(9)
-    apply_edits(alone, offline)
-    expected.apply_update(alone.get_update())
+    # independent replica under the id the restarted process ends up with (so that ties
+    # between equal Lamport times break the same way).
+    others_before = [doc.get_update() for doc in (server, other)]
     net = _network(server, other, restarted, size=size)
     net.run_until_quiet()
     net.assert_converged()
     assert net.synced
     assert restarted.replica_id != ID
-    # Same shape as the expected merge (ids and so tie-breaks differ, amounts do not).
-    assert len(restarted.text("text")) == len(expected.text("text"))
-    assert len(restarted.list("list")) == len(expected.list("list"))
+    alone = crdtsync.Doc(restarted.replica_id)
+    apply_edits(alone, offline)
+    expected = crdtsync.Doc(10)
+    for update in [*others_before, alone.get_update()]:
+        expected.apply_update(update)
+    assert str(restarted.text("text")) == str(expected.text("text"))
+    assert list(restarted.list("list")) == list(expected.list("list"))
     assert restarted.counter("counter").value == expected.counter("counter").value
     assert set(restarted.set("set")) == set(expected.set("set"))
-    assert set(restarted.map("map")) == set(expected.map("map"))
+    assert dict(restarted.map("map")) == dict(expected.map("map"))
 
 
 def _link(x: crdtsync.Doc, y: crdtsync.Doc) -> list[tuple[SyncSession, SyncSession]]:
