@@ -260,6 +260,10 @@ class Doc:
         #: The highest counter of our own id that may have left this replica (returned by
         #: get_update, sent by a session): re-issuing changes others hold would duplicate them.
         self._own_shared = 0
+        #: The highest counter of our own id handed to the application's on_update
+        #: listeners (which may send it anywhere). Own changes above both this and
+        #: _own_shared never left this object: a peer that holds them has a twin's.
+        self._own_emitted = 0
         #: Bumped each time this document re-issues its changes under a fresh replica id;
         #: sessions compare it to know they must tell their peer what it now holds.
         self._replica_epoch = 0
@@ -425,6 +429,8 @@ class Doc:
         if txn._changes:
             txn._emit_events(errors)
         if changed:
+            if txn.local and self._update_callbacks:
+                self._own_emitted = max(self._own_emitted, self._vv.get(self._replica, 0))
             self._notify(self._update_callbacks, update, txn.origin, errors)
 
     def _notify(
@@ -661,11 +667,12 @@ class Doc:
         if self._txn is not None and self._txn.local:
             raise RuntimeError("apply_update inside a local transaction is not supported")
         if self._made_from is not None:
-            me, held = self._replica, self._vv.get(self._replica, 0)
+            me = self._replica
             for seg in parsed.segments:
-                if seg.replica == me and seg.end - 1 > held:
-                    # Changes under our id that we never made: integrating them would drop
-                    # ours at the same counters (or theirs) without a word.
+                if seg.replica == me and self._twin_holds(seg.end - 1):
+                    # Changes under our id that we never made (or never gave out: a twin
+                    # made its own at those counters): integrating them would drop ours at
+                    # the same counters (or theirs) without a word.
                     self._replica_id_taken(seg.end - 1)
                     break
         data = bytes(update)
@@ -774,10 +781,31 @@ class Doc:
 
     # ---- replica id conflicts -------------------------------------------------------------
 
+    def _twin_holds(self, top: int) -> bool:
+        """Whether a peer holding our id up to counter ``top`` must hold changes that
+        another document made under it: counters beyond ours, or counters of changes this
+        object made itself and never gave out (neither returned by get_update, nor sent by
+        a session, nor handed to an on_update listener)."""
+        made = self._made_from
+        if made is None:
+            return False
+        if top > self._vv.get(self._replica, 0):
+            return True
+        return top >= max(made, self._own_shared + 1, self._own_emitted + 1)
+
     def _replica_id_taken(self, top: int) -> None:
-        """Someone holds our replica id up to counter ``top``, beyond what we hold, while we
-        made changes under it: re-issue them under a fresh id, or raise (changing nothing)."""
+        """Someone holds our replica id up to counter ``top`` (see :meth:`_twin_holds`),
+        while we made changes under it: re-issue them under a fresh id, or raise (changing
+        nothing)."""
         me = self._replica
+        held = self._vv.get(me, 0)
+        if top > held:
+            seen = f"a peer holds its changes up to counter {top}, this document only up to {held}"
+        else:
+            seen = (
+                f"a peer holds its changes up to counter {top}, which this document made "
+                "itself and never gave out"
+            )
         if not self._reissue_on_conflict or self._made_from != 1 or self._own_shared:
             if self._made_from != 1:
                 why = "some of its changes under it came from elsewhere (it made its own "
@@ -788,10 +816,8 @@ class Doc:
             else:
                 why = "it was made with reissue_on_conflict=False"
             raise ReplicaIdConflict(
-                f"replica id {me} is in use elsewhere: a peer holds its changes up to "
-                f"counter {top}, this document only up to {self._vv.get(me, 0)}, and "
-                f"{why}. Reuse a replica id only together with the state it produced "
-                "(Doc() picks a fresh random id)"
+                f"replica id {me} is in use elsewhere: {seen}, and {why}. Reuse a replica "
+                "id only together with the state it produced (Doc() picks a fresh random id)"
             )
         self._reissue()
         log.warning(

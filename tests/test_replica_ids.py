@@ -275,13 +275,39 @@ def test_two_live_documents_with_one_id_the_later_and_shorter_reissues():
 
 
 def test_a_document_whose_changes_went_out_refuses_rather_than_duplicate():
-    """a's changes under the shared id reached the server; then b, further along under the
-    same id, shows up. Re-issuing a's changes would duplicate them everywhere: a refuses."""
-    _, a, _, links = _twins("aaa", "bbbbb")
-    before = a.get_update()  # a is level with the server; now the server relays b's changes
+    """a's changes under the shared id went out (say, saved to a peer); b, further along
+    under the same id, reached the server first. Re-issuing a's changes would duplicate
+    them everywhere: a refuses."""
+    server = crdtsync.Doc(7)
+    a, b = crdtsync.Doc(ID), crdtsync.Doc(ID)
+    a.text("t").insert(0, "aaa")
+    before = a.get_update()  # handed out: a's changes may be anywhere now
+    b.text("t").insert(0, "bbbbb")
+    _settle(_link(b, server))
     with pytest.raises(crdtsync.ReplicaIdConflict, match="reached others already"):
-        _settle(links[:1], start=False)
+        _settle(_link(a, server))
     assert a.get_update() == before and a.replica_id == ID
+
+
+def test_the_twin_further_along_finds_out_too():
+    """b made more changes under the id than a, none of them given out: the server holding
+    a's (fewer) counters shows b a twin all the same, and b re-issues; nothing is lost."""
+    server, a, b, links = _twins("aaa", "bbbbb")
+    _settle(links, start=False)
+    assert b.replica_id != ID == a.replica_id
+    texts = {str(d.text("t")) for d in (a, b, server)}
+    assert len(texts) == 1 and sorted(texts.pop()) == sorted("aaabbbbb")
+
+
+def test_changes_handed_to_a_listener_count_as_given_out():
+    """An application that forwards its updates itself (on_update) may see them come back
+    from a peer: that is no twin."""
+    a, peer = crdtsync.Doc(ID), crdtsync.Doc(8)
+    a.on_update(lambda update, origin: peer.apply_update(update))
+    a.text("t").insert(0, "mine")
+    links = _link(a, peer)
+    _settle(links)
+    assert a.replica_id == ID and str(peer.text("t")) == "mine"
 
 
 @settings(max_examples=30, deadline=None)

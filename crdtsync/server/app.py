@@ -88,8 +88,10 @@ async def run(
 ) -> int:
     """Serve until SIGTERM/SIGINT (or ``stop`` is set); then shut down gracefully.
     ``authenticate``: the hook (default: from the config, see :func:`authenticator`)."""
+    from crdtsync.server._memory import keep_large_blocks_unmappable
     from crdtsync.transports import websocket
 
+    keep_large_blocks_unmappable()  # memory of closed connections goes back to the OS
     auth = authenticate if authenticate is not None else authenticator(config)
     node = config.node or f"{socket.gethostname()}-{os.getpid()}"
     storage: Storage

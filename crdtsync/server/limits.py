@@ -32,6 +32,17 @@ class Limits:
     #: reads slower than its room changes fills it and is closed with 1013 (try again
     #: later); it resyncs on reconnect, and nobody else waits for it.
     send_queue_bytes: int = 16 << 20
+    #: Parts of unfinished split transfers one connection may have the relay hold (a
+    #: part past it closes the connection with 4400), and the whole process (when the
+    #: sum passes it, the connection holding the most is closed with 1013).
+    transfer_bytes_per_connection: int = 64 << 20
+    #: Process-wide budgets, sized for a small machine: the send queues of all
+    #: connections, and the parts of unfinished transfers of all connections. When one is
+    #: exceeded, the connection with the largest share of it is closed with 1013 (try
+    #: again later; it resyncs on reconnect): the slowest reader, the biggest sender of
+    #: parts that never complete, never a connection that holds little.
+    process_send_queue_bytes: int = 256 << 20
+    process_transfer_bytes: int = 256 << 20
     #: Rooms one multiplexed connection (path ``/``, SyncHub envelopes) may open.
     max_rooms_per_connection: int = 64
     #: Open connections per server process; more are closed with 4429.
@@ -41,6 +52,12 @@ class Limits:
     #: room keeps. Entries past either are dropped, never relayed.
     presence_per_connection: int = 4
     presence_per_room: int = 10_000
+    #: How far one update may move a room's clocks: at most this many new counters in all,
+    #: no counter this far past the room's, no Lamport time this far past the room's
+    #: clock (an honest client's is at most the room's plus the changes it brings). Every
+    #: writer shares the room's Lamport clock and its ceiling (2**62): this bound makes
+    #: using it up take some 2**38 accepted updates instead of one.
+    max_clock_jump: int = 1 << 24
 
     def __post_init__(self) -> None:
         if self.max_message_size < 1024:
@@ -51,10 +68,19 @@ class Limits:
             raise ValueError("byte_burst must hold at least one message of max_message_size")
         if self.send_queue_bytes < self.max_message_size:
             raise ValueError("send_queue_bytes must hold at least one message")
+        if self.transfer_bytes_per_connection < self.max_message_size:
+            raise ValueError("transfer_bytes_per_connection must hold at least one message")
+        if (
+            self.process_send_queue_bytes < self.send_queue_bytes
+            or self.process_transfer_bytes < self.transfer_bytes_per_connection
+        ):
+            raise ValueError("a process budget must hold at least one connection's share")
         if self.max_rooms_per_connection < 1 or self.max_connections < 1:
             raise ValueError("room and connection limits must be at least 1")
         if self.presence_per_connection < 1 or self.presence_per_room < 1:
             raise ValueError("presence limits must be at least 1")
+        if self.max_clock_jump < 1:
+            raise ValueError("max_clock_jump must be at least 1")
 
 
 class TokenBucket:

@@ -40,6 +40,7 @@ from typing import Any, Protocol
 from crdtsync import _encoding as enc
 from crdtsync._doc import Doc
 from crdtsync._errors import DecodeError, PendingOverflowError, ProtocolError
+from crdtsync.server._checks import equivocation, implausible_clock, unbacked_facts
 from crdtsync.server.auth import Access, Authenticator, allow_all
 from crdtsync.server.limits import Limits, TokenBucket
 from crdtsync.server.storage import Loaded, MemoryStorage, Storage, build_doc
@@ -71,6 +72,11 @@ class Forbidden(Exception):
 
 class ReplicaTaken(Exception):
     """A connection sent new changes under a replica id another client owns in the room."""
+
+
+class Equivocation(Exception):
+    """A connection sent a change at a dot the room holds, with other content (or a fact
+    that contradicts what the room holds)."""
 
 
 class Bridge(Protocol):
@@ -176,8 +182,9 @@ class Member:
             presence=room.presence,
             max_message_size=room.relay.out_message_size,
             max_incoming_size=room.relay.limits.max_message_size,
+            max_transfer_bytes=room.relay.limits.transfer_bytes_per_connection,
             presence_filter=lambda states: room.relay._own_presence(self, states),
-            update_check=lambda parsed: room.relay._check_owners(self, parsed),
+            update_check=lambda parsed, whole: room.relay._check_update(self, parsed, whole),
         )
         #: Replies to send at the next flush (after the commit).
         self.pending: list[bytes] = []
@@ -227,7 +234,9 @@ class Connection:
         if self.closing or not messages:
             return
         self.queue.extend(messages)
-        self.queued_bytes += sum(len(x) for x in messages)
+        size = sum(len(x) for x in messages)
+        self.queued_bytes += size
+        self.relay.queued_bytes += size
         if self.queued_bytes > self.relay.limits.send_queue_bytes:
             log.warning(
                 "slow client dropped: send queue full",
@@ -239,6 +248,10 @@ class Connection:
             )
             self.abort(CloseCode.TRY_AGAIN_LATER, "send queue full: reconnect to resync")
             return
+        if self.relay.queued_bytes > self.relay.limits.process_send_queue_bytes:
+            self.relay._shed_slowest_reader()
+            if self.closing:
+                return
         self.wake.set()
 
     def abort(self, code: int, reason: str) -> None:
@@ -249,6 +262,7 @@ class Connection:
         self.closing = True
         self.close_code, self.close_reason = code, reason
         self.queue.clear()
+        self.relay.queued_bytes -= self.queued_bytes
         self.queued_bytes = 0
         self.wake.set()
         self.relay._leave_all(self)
@@ -264,6 +278,7 @@ class Connection:
                 while self.queue and not self.closing:
                     message = self.queue.popleft()
                     self.queued_bytes -= len(message)
+                    self.relay.queued_bytes -= len(message)
                     await self.channel.send(message)
                     self.sent += 1
         except ChannelClosed:
@@ -308,6 +323,10 @@ class Relay:
         self.out_message_size = min(out_message_size, self.limits.max_message_size // 2)
         self.rooms: dict[str, Room] = {}
         self.connections: set[Connection] = set()
+        #: What every connection's send queue holds, and what every session holds of
+        #: unfinished transfers, in bytes (see the process budgets in Limits).
+        self.queued_bytes = 0
+        self.transfer_bytes = 0
         self.bridge: Bridge | None = None
         self.started = time.monotonic()
         self.closing = False
@@ -426,6 +445,9 @@ class Relay:
             conn.abort(code, reason)
         except ReplicaTaken as exc:
             code, reason = CloseCode.REPLICA_TAKEN, str(exc)
+            conn.abort(code, reason)
+        except Equivocation as exc:
+            code, reason = CloseCode.EQUIVOCATION, f"contradicts the room: {exc}"
             conn.abort(code, reason)
         except PendingOverflowError:
             # The room's buffer of updates waiting for dependencies is full: not this
@@ -669,27 +691,61 @@ class Relay:
         room = member.room
         if member.access == "read" and _changes_document(room.doc, data, self.limits):
             raise Forbidden(f"read-only access to room {room.name!r}")
-        replies = member.session.receive(data)
+        session = member.session
+        held = session._transfer_bytes
+        try:
+            replies = session.receive(data)
+        finally:
+            self.transfer_bytes += session._transfer_bytes - held
         if replies:
             member.pending += replies
         self._mark(room)
+        if self.transfer_bytes > self.limits.process_transfer_bytes:
+            self._shed_biggest_transfers()
+
+    def _check_update(self, member: Member, update: enc.Update, whole: bool) -> None:
+        """Everything the room checks in a client's update before it takes any of it (see
+        crdtsync/server/_checks.py and docs/server.md "What a client can and cannot do"):
+        clock plausibility, equivocation, who owns the replica ids it brings new changes
+        under, and (``whole``: not one part of a transfer) that its facts are backed."""
+        doc = member.room.doc
+        # Owners first: the likeliest forgery, named as such. (A claim made here for an
+        # update refused below gives nothing: a plausible update would have made it.)
+        self._check_owners(member, update)
+        why = implausible_clock(doc, update, self.limits.max_clock_jump)
+        if why is not None:
+            raise ProtocolError(f"implausible clock: {why}")
+        why = equivocation(doc, update) or (unbacked_facts(doc, update) if whole else None)
+        if why is not None:
+            log.warning(
+                "update contradicting the room refused: %s",
+                why,
+                extra={"event": "equivocation", "room": member.room.name, "conn": member.conn.id},
+            )
+            raise Equivocation(why)
 
     def _check_owners(self, member: Member, update: enc.Update) -> None:
         """Refuse (ReplicaTaken) new changes under a replica id another client owns in the
         room; the first client to bring new changes under an id owns it from then on.
-        Changes the room holds already pass from anyone: they change nothing."""
+        Changes the room holds already pass from anyone: they change nothing. A delete
+        attributed to a counter the room does not hold yet (it waits for it) is a new
+        change of that replica too: once the counter arrived it would take effect."""
         room, conn = member.room, member.conn
         vv = room.doc._vv
-        for seg in update.segments:
-            replica = seg.replica
-            if seg.end - 1 <= vv.get(replica, 0):
-                continue
+        brought = [seg.replica for seg in update.segments if seg.end - 1 > vv.get(seg.replica, 0)]
+        tops = enc.coverage(update)
+        for fact in update.facts:
+            if fact[0] == enc.FACT_DELETE:
+                r, c = fact[2]
+                if c > vv.get(r, 0) and tops.get(r, 0) < c:
+                    brought.append(r)
+        for replica in brought:
             owner = room.owners.get(replica)
             if owner is None:
                 owner = conn.identity
-                claim = getattr(self.storage, "claim", None)
-                if conn.durable_identity and claim is not None:
-                    owner = claim(room.name, replica, conn.identity)  # another process's?
+                store_claim = getattr(self.storage, "claim", None)
+                if conn.durable_identity and store_claim is not None:
+                    owner = store_claim(room.name, replica, conn.identity)  # another's?
                 room.owners[replica] = owner
             if owner != conn.identity:
                 log.warning(
@@ -769,7 +825,7 @@ class Relay:
             member = await self._join(conn, msg.room, access, envelope=True)
         try:
             self._receive(member, msg.message)
-        except (Forbidden, ReplicaTaken) as exc:
+        except (Forbidden, ReplicaTaken, Equivocation) as exc:
             self._leave(member)
             conn.enqueue([m.encode_message(m.Refused(msg.room, f"forbidden: {exc}"))])
 
@@ -830,6 +886,42 @@ class Relay:
                 for name, seq, update in published:
                     self.bridge.publish(name, seq, update)
 
+    # ---- process budgets ------------------------------------------------------------------------
+
+    def _shed_slowest_reader(self) -> None:
+        """The send queues of all connections hold more than the process budget: close
+        the connection whose queue holds the most (it reads slowest)."""
+        conn = max(self.connections, key=lambda c: c.queued_bytes, default=None)
+        if conn is None or conn.queued_bytes == 0:
+            return
+        log.warning(
+            "slow client dropped: process send-queue budget exceeded",
+            extra={"event": "budget_shed", "conn": conn.id, "queued_bytes": conn.queued_bytes},
+        )
+        conn.abort(CloseCode.TRY_AGAIN_LATER, "server send budget exceeded: reconnect to resync")
+
+    def _shed_biggest_transfers(self) -> None:
+        """Unfinished transfers of all connections hold more than the process budget:
+        close the connection holding the most of them."""
+        while self.transfer_bytes > self.limits.process_transfer_bytes:
+            held: dict[Connection, int] = {}
+            for room in self.rooms.values():
+                for member in room.members.values():
+                    size = member.session._transfer_bytes
+                    if size:
+                        held[member.conn] = held.get(member.conn, 0) + size
+            if not held:
+                self.transfer_bytes = 0  # (nothing is held: the count drifted)
+                return
+            conn = max(held, key=held.__getitem__)
+            log.warning(
+                "connection dropped: process budget for unfinished transfers exceeded",
+                extra={"event": "budget_shed", "conn": conn.id, "transfer_bytes": held[conn]},
+            )
+            conn.abort(
+                CloseCode.TRY_AGAIN_LATER, "server transfer budget exceeded: reconnect to resync"
+            )
+
     # ---- leaving, unloading, compaction --------------------------------------------------------
 
     def _leave_all(self, conn: Connection) -> None:
@@ -842,7 +934,8 @@ class Relay:
             del conn.members[room.name]
         if room.members.pop(id(member), None) is None:
             return
-        member.session.close()
+        self.transfer_bytes -= member.session._transfer_bytes
+        member.session.close()  # drops what it held of unfinished transfers
         if not conn.durable_identity and not any(
             other.conn is conn for other in room.members.values()
         ):

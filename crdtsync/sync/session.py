@@ -87,7 +87,8 @@ class SyncSession:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_incoming_size: int | None = None,
         presence_filter: PresenceFilter | None = None,
-        update_check: Callable[[enc.Update], None] | None = None,
+        update_check: Callable[[enc.Update, bool], None] | None = None,
+        max_transfer_bytes: int = MAX_TRANSFER_BYTES,
     ) -> None:
         if max_message_size < 256:
             raise ValueError("max_message_size must be at least 256 bytes")
@@ -96,10 +97,15 @@ class SyncSession:
         #: Called with the entries of each AWARENESS the peer sends; only those it returns
         #: are applied (a relay keeps a client to its own replica ids).
         self.presence_filter = presence_filter
-        #: Called with each decoded DIFF or UPDATE part before anything else happens to it;
-        #: whatever it raises leaves receive() with the session and document unchanged (a
-        #: relay checks who may write under which replica id this way).
+        #: Called as ``update_check(update, whole)`` with each decoded DIFF or UPDATE part
+        #: before anything else happens to it (``whole`` False if it is one part of a
+        #: split transfer), and again with the merged transfer once every part is in
+        #: (``whole`` True): whatever it raises leaves receive() with the session and
+        #: document unchanged. A relay checks who may write under which replica id this way.
         self.update_check = update_check
+        #: The parts of unfinished split transfers this session holds may add up to at
+        #: most this many bytes; a part past it raises ProtocolError.
+        self.max_transfer_bytes = max_transfer_bytes
         self.max_message_size = max_message_size
         #: Larger incoming messages raise ProtocolError. The default is generous because
         #: a single change larger than the outgoing limit (a huge map value) travels whole.
@@ -155,6 +161,8 @@ class SyncSession:
         """Stop listening to the document (and presence)."""
         if not self._closed:
             self._closed = True
+            self._transfers.clear()  # what it held for unfinished transfers goes now
+            self._transfer_bytes = 0
             self._unsubscribe()
             if self._unsubscribe_presence is not None:
                 self._unsubscribe_presence()
@@ -340,7 +348,7 @@ class SyncSession:
         except DecodeError as exc:
             raise ProtocolError(f"bad update in a sync message: {exc}") from None
         if self.update_check is not None:
-            self.update_check(parsed)
+            self.update_check(parsed, part.count == 1)
         if part.count > MAX_TRANSFER_PARTS:
             raise ProtocolError(f"a transfer of {part.count} parts exceeds the limit")
         stored: tuple[tuple[int, int], int] | None = None
@@ -351,7 +359,7 @@ class SyncSession:
             key = (part.transfer, part.count)
             held = self._transfers.get(key, {})
             if part.index not in held:
-                if self._transfer_bytes + len(update) > MAX_TRANSFER_BYTES:
+                if self._transfer_bytes + len(update) > self.max_transfer_bytes:
                     raise ProtocolError("split transfer exceeds the buffered-bytes limit")
                 self._transfers[key] = held
                 held[part.index] = update
@@ -370,15 +378,22 @@ class SyncSession:
             else:
                 # All parts are in: apply them as the one update they were cut from, so
                 # that no part's effects are visible without the rest.
+                update = merge_updates(
+                    [held[i] for i in range(part.count)], max_inflated_size=self.max_incoming_size
+                )
+                parsed = enc.decode_update(update, None)  # (merged: not compressed)
+                if self.update_check is not None:
+                    try:
+                        self.update_check(parsed, True)
+                    except BaseException:
+                        if stored is not None:  # leave the session as it was
+                            self._unstore(*stored)
+                        raise
                 del self._transfers[key]
                 self._transfer_bytes -= sum(len(p) for p in held.values())
                 self._done.add(part.transfer)
                 if len(self._done) > MAX_DONE_TRANSFERS:
                     self._done.remove(min(self._done))
-                update = merge_updates(
-                    [held[i] for i in range(part.count)], max_inflated_size=self.max_incoming_size
-                )
-                parsed = enc.decode_update(update, None)  # (merged: not compressed)
                 stored = None
         try:
             self.doc._apply(update, self, parsed)
@@ -388,10 +403,7 @@ class SyncSession:
             return [] if self._asking else self._ask()
         except DecodeError as exc:
             if stored is not None:  # leave the session as it was
-                held = self._transfers[stored[0]]
-                self._transfer_bytes -= len(held.pop(stored[1]))
-                if not held:
-                    del self._transfers[stored[0]]
+                self._unstore(*stored)
             if isinstance(exc, ReplicaIdConflict):
                 raise
             raise ProtocolError(f"the peer sent an update this document rejects: {exc}") from exc
@@ -425,6 +437,13 @@ class SyncSession:
             return self._count_gap()
         return []
 
+    def _unstore(self, key: tuple[int, int], index: int) -> None:
+        """Forget the part just stored for a transfer (its update was refused)."""
+        held = self._transfers[key]
+        self._transfer_bytes -= len(held.pop(index))
+        if not held:
+            del self._transfers[key]
+
     def _drop_transfers_before(self, transfer: int) -> None:
         """Forget incomplete transfers older than ``transfer``, a DIFF we now hold all of.
 
@@ -453,11 +472,9 @@ class SyncSession:
         case the document re-issues its changes under a fresh id (True) or raises
         :class:`~crdtsync.ReplicaIdConflict`, leaving document and session unchanged."""
         doc = self.doc
-        if doc._made_from is None:
-            return False  # nothing of ours under the id yet: theirs are welcome
         top = version.get(doc._replica, 0)
-        if top <= doc._vv.get(doc._replica, 0):
-            return False
+        if not doc._twin_holds(top):
+            return False  # nothing of ours under the id yet, or nothing it cannot have
         doc._replica_id_taken(top)
         self._epoch = doc._replica_epoch
         return True

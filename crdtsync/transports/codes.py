@@ -26,6 +26,7 @@ class CloseCode(IntEnum):
     FORBIDDEN = 4403  # a read-only client tried to change the room
     BAD_ROOM = 4404  # the path is not a valid room name
     REPLICA_TAKEN = 4409  # changes under a replica id another client owns in this room
+    EQUIVOCATION = 4422  # a change at a dot the room holds, with other content than it holds
     TOO_MANY_CONNECTIONS = 4429  # the server holds its maximum number of connections
 
 
@@ -39,6 +40,7 @@ FATAL = frozenset(
         CloseCode.UNAUTHORIZED,
         CloseCode.FORBIDDEN,
         CloseCode.BAD_ROOM,
+        CloseCode.EQUIVOCATION,
     }
 )
 
