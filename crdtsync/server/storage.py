@@ -167,7 +167,8 @@ class SQLiteStorage:
         #: Claims not committed yet: (room, replica) -> identity; written by the next commit.
         self._claims: dict[tuple[str, int], str] = {}
         self._lock = threading.Lock()
-        self._busy_since: float | None = None
+        self._busy_since: float | None = None  # the current wait for a lock began
+        self._busy_reported = False  # ... and was logged (then so is its end)
         self._busy_logged = -BUSY_LOG_INTERVAL
         with self._conn:
             self._conn.executescript(
@@ -244,6 +245,7 @@ class SQLiteStorage:
                     self._busy_since = now
                 if now - self._busy_logged >= BUSY_LOG_INTERVAL:
                     self._busy_logged = now
+                    self._busy_reported = True
                     log.warning(
                         "storage write waiting for a database lock",
                         extra={
@@ -257,10 +259,12 @@ class SQLiteStorage:
             if self._busy_since is not None:
                 waited = time.monotonic() - self._busy_since
                 self._busy_since = None
-                log.warning(
-                    "storage write delayed by a database lock",
-                    extra={"event": "storage_busy_end", "waited_ms": round(waited * 1000)},
-                )
+                if self._busy_reported:  # (rate-limited with the warnings above)
+                    self._busy_reported = False
+                    log.warning(
+                        "storage write delayed by a database lock",
+                        extra={"event": "storage_busy_end", "waited_ms": round(waited * 1000)},
+                    )
             return
 
     def _begin(self) -> None:
