@@ -7,15 +7,33 @@ A late joiner's HELLO is answered from the document, so it gets the whole room a
 
 One step, for every message a client sends::
 
-    session.receive(message)      the document integrates; its on_update listener appends
-                                  each accepted update to the room's log (not yet durable)
+    session.receive(message)      the document integrates; its on_update listener notes
+                                  each accepted update in room.unwritten
     ... (more messages, from any connection, in the same turn of the event loop)
-    flush:  storage.commit()      now durable
-            poll every session of every room that changed; queue replies and polls
-            publish the accepted updates to the other processes (Redis), if any
+    flush:  every room with unwritten updates: hand them to the writer thread as one
+            batch (storage.append each, then storage.commit); the room is "in flight"
+            every other room that changed: poll its sessions now (nothing uncommitted)
+    commit done (back on the loop):
+            poll the sessions of the batch's rooms; publish the updates (Redis)
+            apply the messages held for those rooms meanwhile (below)
 
-Nothing reaches any socket before the commit, so no client ever holds an ACK (or
-another client's copy) of an update that a crash could lose.
+Nothing about an update reaches any socket (or Redis) before the commit holding it
+returned, so no client ever holds an ACK (or another client's copy) of an update that a
+crash could lose.
+
+Storage off the event loop, by per-room gating. A room's document is shared by all its
+sessions: whatever it holds, any poll may send. So while a room has a commit in flight,
+its document must gain nothing uncommitted: messages for it are *held* (in arrival order,
+in ``Room.held``) and applied only once that commit is done and the room's sessions were
+polled. Other rooms go on at once: a reader joining another room, a HELLO answered from a
+room that has no write in flight, /healthz; only the rooms waiting for their commit stall
+while another process holds the database's write lock. Updates that come from other
+processes (Redis, the shared log) are committed already and are applied at once. What a
+room holds is bounded (``max_held_bytes``): past it, the connection holding the most of it
+is closed with 1013 (try again later: its client reconnects and resyncs), never dropped
+silently. Holding per room rather than stopping the connection's reads keeps the read loop
+as it is, keeps a multiplexed connection's other rooms going, and lets a batch of held
+messages go to the next commit together.
 
 Transports (:mod:`crdtsync.transports.websocket`, :mod:`crdtsync.transports.asyncio_stream`)
 hand each accepted connection to :meth:`Relay.serve_connection` as a
@@ -112,34 +130,30 @@ class Room:
         self.bytes_since_compact = 0
         self.compacting = False
         self.repairing = False
-        #: Storage failed for this room: it sends nothing more and is dropped at the flush.
+        #: Storage failed for this room: it sends nothing more and is dropped.
         self.failed = False
+        #: Updates accepted since the last flush, for the next batch of the writer thread.
+        self.unwritten: list[bytes] = []
+        #: Batches holding this room's updates handed to the writer, not yet committed.
+        #: While nonzero, nothing is polled and messages for the room are held.
+        self.in_flight = 0
+        #: Messages that arrived while a commit was in flight, in order (see the module doc).
+        self.held: deque[tuple[Member, bytes]] = deque()
+        self.held_bytes = 0
         self.idle_handle: asyncio.TimerHandle | None = None
         self.opened = time.monotonic()
         self._unsubscribe = doc.on_update(self._on_update, _internal=True)
         self._unsubscribe_presence = self.presence.on_change(self._on_presence)
 
     def _on_update(self, update: bytes, origin: Any) -> None:
-        if origin is REMOTE:
+        if origin is REMOTE or self.failed:
             return
         relay = self.relay
-        if self.failed:
-            return
-        try:
-            seq = relay.storage.append(self.name, update)
-        except Exception:
-            # Not durable: this room must not send anything more (see Relay._flush).
-            log.critical(
-                "storage append failed",
-                exc_info=True,
-                extra={"event": "storage_error", "room": self.name},
-            )
-            self.failed = True
-            relay._mark(self)
-            return
+        # Stored by the writer thread after the next flush (Relay._flush).
+        self.unwritten.append(update)
+        relay._mark(self)
         self.rows_since_compact += 1
         self.bytes_since_compact += len(update)
-        relay._to_publish.append((self.name, seq, update))
         if (
             self.rows_since_compact >= relay.compact_rows
             or self.bytes_since_compact >= relay.compact_bytes
@@ -309,6 +323,7 @@ class Relay:
         resync_interval: float = 5.0,
         max_pending: int = 1024,
         out_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_held_bytes: int = 16 << 20,
     ) -> None:
         self.node = node or secrets.token_hex(6)
         self.storage: Storage = storage if storage is not None else MemoryStorage(node=self.node)
@@ -321,6 +336,9 @@ class Relay:
         self.resync_interval = resync_interval
         self.max_pending = max_pending
         self.out_message_size = min(out_message_size, self.limits.max_message_size // 2)
+        #: Bytes of messages one room may hold while its commit is in flight (at least one
+        #: message of the largest size).
+        self.max_held_bytes = max(max_held_bytes, self.limits.max_message_size)
         self.rooms: dict[str, Room] = {}
         self.connections: set[Connection] = set()
         #: What every connection's send queue holds, and what every session holds of
@@ -333,9 +351,12 @@ class Relay:
         self._loading: dict[str, asyncio.Future[Room]] = {}
         self._backlog: dict[str, list[tuple[int, bytes]]] = {}
         self._dirty: set[Room] = set()
-        self._to_publish: list[tuple[str, int, bytes]] = []
         self._flush_handle: asyncio.Handle | None = None
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="crdtsync-io")
+        #: The one thread that appends and commits, batch after batch, in order.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crdtsync-writer")
+        #: Batches handed to the writer and not done yet -> the names of their rooms.
+        self._inflight: dict[asyncio.Future[list[list[int]]], frozenset[str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._housekeeping: asyncio.Task[None] | None = None
 
@@ -512,6 +533,8 @@ class Relay:
                 # Subscribe first: whatever another process commits after our read below
                 # reaches us over Redis, whatever it committed before is in the read.
                 await self.bridge.subscribe(name)
+            # A room dropped while its commit was in flight: the load must see that commit.
+            await self._wait_committed(name)
             loaded = await loop.run_in_executor(self._executor, self.storage.load, name)
             doc = await loop.run_in_executor(self._executor, self._build, loaded)
             room = Room(self, name, doc, loaded.last_seq)
@@ -642,6 +665,7 @@ class Relay:
         for conn in list(self.connections):
             conn.abort(CloseCode.GOING_AWAY, "server shutting down")
         self._flush()
+        await self._wait_committed()  # everything accepted is stored (and published)
         closers = [c.close_task for c in list(self.connections) if c.close_task is not None]
         if closers:
             await asyncio.wait(closers, timeout=min(timeout, 5.0))
@@ -664,7 +688,9 @@ class Relay:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        self.storage.commit()
+        await self._wait_committed()
+        await loop.run_in_executor(self._writer, self.storage.commit)  # claims left, if any
+        self._writer.shutdown(wait=True)
         await loop.run_in_executor(self._executor, _close_thread_conns, self.storage)
         self._executor.shutdown(wait=True)
         self.storage.close()
@@ -688,6 +714,13 @@ class Relay:
         return member
 
     def _receive(self, member: Member, data: bytes) -> None:
+        room = member.room
+        if room.in_flight or room.held:
+            self._hold(member, data)
+            return
+        self._apply_message(member, data)
+
+    def _apply_message(self, member: Member, data: bytes) -> None:
         room = member.room
         if member.access == "read" and _changes_document(room.doc, data, self.limits):
             raise Forbidden(f"read-only access to room {room.name!r}")
@@ -857,34 +890,142 @@ class Relay:
             self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
-        self._flush_handle = None
-        try:
-            self.storage.commit()
-        except Exception:
-            # Nothing of this turn is durable: send nothing, drop the rooms that changed
-            # (they reload from storage on the next connection) and their clients.
-            log.critical("storage commit failed", exc_info=True, extra={"event": "storage_error"})
-            self._to_publish.clear()
-            for room in list(self._dirty):
-                room.failed = True
+        """Cut: hand the rooms' unwritten updates to the writer thread as one batch (those
+        rooms are in flight until it is committed); poll the other rooms that changed."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         dirty, self._dirty = self._dirty, set()
-        for room in [r for r in dirty if r.failed]:
-            dirty.discard(room)
-            self._to_publish = [p for p in self._to_publish if p[0] != room.name]
-            for member in list(room.members.values()):
-                member.conn.abort(CloseCode.INTERNAL_ERROR, "storage failure")
-            self._drop_room(room)
+        batch: list[tuple[Room, list[bytes]]] = []
         for room in dirty:
-            for member in list(room.members.values()):
-                out = member.pending + member.session.poll()
-                member.pending = []
-                if out:
-                    member.conn.enqueue(member.wrap(out))
-        if self._to_publish:
-            published, self._to_publish = self._to_publish, []
-            if self.bridge is not None:
-                for name, seq, update in published:
-                    self.bridge.publish(name, seq, update)
+            if room.unwritten and not room.failed:
+                batch.append((room, room.unwritten))
+                room.unwritten = []
+                room.in_flight += 1
+        for room in dirty:
+            if not room.in_flight and not room.failed:
+                self._poll(room)  # its document holds committed state only
+        if batch:
+            loop = asyncio.get_running_loop()
+            items = [(room.name, updates) for room, updates in batch]
+            future = loop.run_in_executor(self._writer, _write_batch, self.storage, items)
+            self._inflight[future] = frozenset(name for name, _ in items)
+            future.add_done_callback(lambda done: self._committed(batch, done))
+
+    def _poll(self, room: Room) -> None:
+        for member in list(room.members.values()):
+            out = member.pending + member.session.poll()
+            member.pending = []
+            if out:
+                member.conn.enqueue(member.wrap(out))
+
+    def _committed(
+        self, batch: list[tuple[Room, list[bytes]]], future: asyncio.Future[list[list[int]]]
+    ) -> None:
+        """A batch is done (on the loop): send what it made durable, then let in what its
+        rooms held meanwhile."""
+        self._inflight.pop(future, None)
+        for room, _ in batch:
+            room.in_flight -= 1
+        error = future.exception() if not future.cancelled() else asyncio.CancelledError()
+        if error is not None:
+            # Nothing of this batch is durable: send nothing about it, drop its rooms (they
+            # reload from storage on the next connection) and close their clients.
+            log.critical(
+                "storage commit failed",
+                exc_info=error,
+                extra={"event": "storage_error", "rooms": sorted({r.name for r, _ in batch})},
+            )
+            for room, _ in batch:
+                self._fail(room)
+            return
+        seqs = future.result()
+        for room, _ in batch:
+            if not room.in_flight and not room.failed:
+                self._poll(room)
+        if self.bridge is not None:
+            for (room, updates), room_seqs in zip(batch, seqs, strict=True):
+                if not room.failed:
+                    for seq, update in zip(room_seqs, updates, strict=True):
+                        self.bridge.publish(room.name, seq, update)
+        for room, _ in batch:
+            if not room.in_flight and not room.failed:
+                self._release(room)
+
+    def _fail(self, room: Room) -> None:
+        if room.failed:
+            return
+        room.failed = True
+        room.unwritten = []
+        room.held.clear()
+        room.held_bytes = 0
+        for member in list(room.members.values()):
+            member.conn.abort(CloseCode.INTERNAL_ERROR, "storage failure")
+        self._drop_room(room)
+
+    async def _wait_committed(self, room_name: str | None = None) -> None:
+        """Until everything accepted so far (for ``room_name``, or in every room) is
+        committed: a flush, then the batches in flight now."""
+        self._flush()
+        waiting = [
+            f for f, names in self._inflight.items() if room_name is None or room_name in names
+        ]
+        if waiting:
+            await asyncio.wait(waiting)
+
+    def _hold(self, member: Member, data: bytes) -> None:
+        room = member.room
+        room.held.append((member, data))
+        room.held_bytes += len(data)
+        if room.held_bytes <= self.max_held_bytes:
+            return
+        # Over the bound: the connection holding the most here goes (its client resyncs on
+        # reconnect; nothing it sent since the commit in flight was accepted).
+        per_conn: dict[Connection, int] = {}
+        for held_member, held_data in room.held:
+            per_conn[held_member.conn] = per_conn.get(held_member.conn, 0) + len(held_data)
+        conn = max(per_conn, key=per_conn.__getitem__)
+        log.warning(
+            "connection closed: too much held while the room's commit is in flight",
+            extra={
+                "event": "held_overflow",
+                "room": room.name,
+                "conn": conn.id,
+                "held_bytes": per_conn[conn],
+            },
+        )
+        room.held = deque(x for x in room.held if x[0].conn is not conn)
+        room.held_bytes -= per_conn[conn]
+        conn.abort(CloseCode.TRY_AGAIN_LATER, "room busy: reconnect to resync")
+
+    def _release(self, room: Room) -> None:
+        """Apply the messages ``room`` held, in order (their replies and the updates they
+        bring go out after the next commit, like any others)."""
+        held, room.held, room.held_bytes = room.held, deque(), 0
+        for member, data in held:
+            conn = member.conn
+            if conn.closing or room.members.get(id(member)) is not member:
+                continue  # gone meanwhile: never accepted, its client resyncs
+            # As serve_connection / _receive_multiplexed would for a message read now.
+            try:
+                try:
+                    self._apply_message(member, data)
+                except (Forbidden, ReplicaTaken) as exc:
+                    if not member.envelope:
+                        raise
+                    self._leave(member)
+                    conn.enqueue([m.encode_message(m.Refused(room.name, f"forbidden: {exc}"))])
+            except Forbidden as exc:
+                conn.abort(CloseCode.FORBIDDEN, f"forbidden: {exc}")
+            except ReplicaTaken as exc:
+                conn.abort(CloseCode.REPLICA_TAKEN, str(exc))
+            except PendingOverflowError:
+                conn.abort(CloseCode.TRY_AGAIN_LATER, "room busy: reconnect to resync")
+            except (ValueError, ProtocolError) as exc:
+                conn.abort(CloseCode.BAD_MESSAGE, f"bad message: {exc}")
+            except Exception as exc:
+                log.exception("connection failed", extra={"event": "error", "conn": conn.id})
+                conn.abort(CloseCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
 
     # ---- process budgets ------------------------------------------------------------------------
 
@@ -958,6 +1099,7 @@ class Relay:
     async def _unload(self, room: Room) -> None:
         if room.members or self.rooms.get(room.name) is not room:
             return
+        await self._wait_committed(room.name)
         if room.rows_since_compact:
             await self._compact(room)
         if room.members or self.rooms.get(room.name) is not room:
@@ -984,7 +1126,9 @@ class Relay:
         rows, size = room.rows_since_compact, room.bytes_since_compact
         room.rows_since_compact = room.bytes_since_compact = 0
         try:
-            self.storage.commit()  # the worker's connection reads committed rows only
+            # The worker's connection reads committed rows only: let the writer commit
+            # what the room accepted so far (waits, off the loop, while a lock delays it).
+            await self._wait_committed(room.name)
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(self._executor, self.storage.compact, room.name)
             if result is not None:
@@ -1029,6 +1173,15 @@ class Relay:
             if self.bridge is not None and now - last_resync >= self.resync_interval:
                 last_resync = now
                 self.resync_all()
+
+
+def _write_batch(storage: Storage, items: list[tuple[str, list[bytes]]]) -> list[list[int]]:
+    """*(writer thread)* Append every update of the batch, commit; the seqs, per room. A
+    busy database is retried inside the storage (see SQLiteStorage); an exception means
+    nothing of the batch is durable."""
+    seqs = [[storage.append(name, update) for update in updates] for name, updates in items]
+    storage.commit()
+    return seqs
 
 
 def _close_thread_conns(storage: Storage) -> None:

@@ -1,11 +1,12 @@
 """Durable rooms: an append-only log of accepted updates, compacted into snapshots.
 
-The relay appends every update it accepts from a client to the room's log (inside the
-receive step, before anything is sent back), and commits the log before it writes any
-message to any client: an update is never acknowledged before it is on disk. The log is
-folded into a snapshot (the whole state as one update) in a background thread, with its own
-database connection, once it grows past a threshold; a room loads as its snapshot plus the
-log rows after it.
+The relay appends every update it accepts from a client to the room's log and commits
+the log before it writes any message about it to any client: an update is never
+acknowledged before it is on disk. Appends and commits run on the relay's **writer
+thread**, one batch after the other, so a slow disk or another process's lock on the
+database file never stalls the event loop. The log is folded into a snapshot (the whole
+state as one update) in a worker thread, with its own database connection, once it grows
+past a threshold; a room loads as its snapshot plus the log rows after it.
 
 :class:`SQLiteStorage` keeps everything in one SQLite file in WAL mode (readers never block
 the writer, a commit is one append to the WAL). Several processes on one host may share the
@@ -17,13 +18,22 @@ file (each writes the updates its own clients sent; see docs/server.md):
 - ``snapshots(room PRIMARY KEY, upto, data)``: the merge of the snapshot before and every
   row of the room up to ``upto``, which the same transaction deleted.
 
-Methods marked *(worker thread)* open their own connection per thread; the others belong
-to the event loop's thread.
+Threads: :meth:`Storage.append` and :meth:`Storage.commit` are called on the relay's one
+writer thread (in order: a batch of appends, then its commit); :meth:`Storage.claim` on the
+event loop's thread (it must not wait for a lock); methods marked *(worker thread)* on
+worker threads, where :class:`SQLiteStorage` opens one connection per thread.
+
+Locks: :class:`SQLiteStorage` waits at most ``busy_timeout`` (100 ms by default) inside
+SQLite for a lock another connection holds, then retries on its own, with backoff, until it
+gets it: a commit is delayed by a lock, never lost to it, and the wait is logged
+(``storage_busy``, at most every 5 s). Only its writer thread waits for the write lock;
+the loop's claim lookups are WAL reads, which no writer blocks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -44,6 +54,16 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+
+log = logging.getLogger("crdtsync.server")
+
+#: How long SQLite itself waits for a lock before reporting "busy" (milliseconds): short,
+#: so that no call waits long in one go; the writer thread retries a busy write itself.
+BUSY_TIMEOUT_MS = 100
+#: Backoff between retries of a busy write (seconds): doubles from the first to the last.
+RETRY_FIRST, RETRY_MAX = 0.005, 0.25
+#: At most one "waiting for a lock" log line per this many seconds.
+BUSY_LOG_INTERVAL = 5.0
 
 
 @dataclass
@@ -84,15 +104,18 @@ class Storage(Protocol):
         (a snapshot first if one was made past it), skipping this process's own rows."""
 
     def append(self, room: str, update: bytes) -> int:
-        """Add one accepted update to the room's log (uncommitted); its seq."""
+        """*(writer thread)* Add one accepted update to the room's log (uncommitted); its
+        seq. May wait for a lock (the event loop goes on meanwhile)."""
 
     def commit(self) -> None:
-        """Make every append so far durable. Called before any message is sent."""
+        """*(writer thread)* Make every append so far (and every claim) durable. The relay
+        sends nothing about an update before the commit holding it returned; if it raises,
+        nothing since the last commit is stored."""
 
     def claim(self, room: str, replica: int, identity: str) -> str:
-        """Make ``identity`` the owner of ``replica`` in ``room`` unless it has one (made
-        durable with the next commit); the owner it has now. Optional: a store without it
-        keeps ownership in memory only."""
+        """*(event loop thread: must not wait for a lock)* Make ``identity`` the owner of
+        ``replica`` in ``room`` unless it has one (made durable with the next commit); the
+        owner it has now. Optional: a store without it keeps ownership in memory only."""
 
     def compact(self, room: str) -> CompactResult | None:
         """*(worker thread)* Fold the room's log into its snapshot."""
@@ -125,6 +148,7 @@ class SQLiteStorage:
         node: str = "",
         synchronous: str = "NORMAL",
         max_pending: int = 1024,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     ) -> None:
         if synchronous.upper() not in ("NORMAL", "FULL"):
             raise ValueError("synchronous must be NORMAL or FULL")
@@ -132,9 +156,20 @@ class SQLiteStorage:
         self.node = node
         self.synchronous = synchronous.upper()
         self.max_pending = max_pending
+        self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
         self._in_txn = False
-        self._conn = self._connect(autocheckpoint=False)
+        #: The writer's connection: set up here, then used by one thread at a time (the
+        #: relay's writer thread; close() once that thread is done).
+        self._conn = self._connect(autocheckpoint=False, busy_ms=busy_timeout_ms, shared=True)
+        #: The loop's connection, for claim() lookups only (reads: never waits for writers).
+        self._reader = self._connect(autocheckpoint=False, busy_ms=busy_timeout_ms, shared=True)
+        #: Claims not committed yet: (room, replica) -> identity; written by the next commit.
+        self._claims: dict[tuple[str, int], str] = {}
+        self._lock = threading.Lock()
+        self._busy_since: float | None = None  # the current wait for a lock began
+        self._busy_reported = False  # ... and was logged (then so is its end)
+        self._busy_logged = -BUSY_LOG_INTERVAL
         with self._conn:
             self._conn.executescript(
                 """
@@ -167,16 +202,21 @@ class SQLiteStorage:
         if row is None or int(row[0]) != SCHEMA_VERSION:
             raise RuntimeError(f"{self.path}: unsupported schema version {row}")
 
-    def _connect(self, *, autocheckpoint: bool) -> sqlite3.Connection:
+    def _connect(
+        self, *, autocheckpoint: bool, busy_ms: int = 30000, shared: bool = False
+    ) -> sqlite3.Connection:
         conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=True, timeout=30.0
+            self.path,
+            isolation_level=None,
+            check_same_thread=not shared,
+            timeout=busy_ms / 1000,
         )
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
         if not autocheckpoint:
-            # The loop's connection never checkpoints (that would stall the loop while
-            # pages are copied); maintenance() does it in a worker thread.
+            # The writer never checkpoints (copying pages would hold up the commits behind
+            # it); maintenance() does it in a worker thread.
             conn.execute("PRAGMA wal_autocheckpoint = 0")
         return conn
 
@@ -187,43 +227,123 @@ class SQLiteStorage:
             self._local.conn = conn
         return conn
 
-    # ---- event loop thread ----------------------------------------------------------------
+    # ---- writer thread ----------------------------------------------------------------------
+
+    def _execute_retrying(self, sql: str) -> None:
+        """Run ``sql`` (BEGIN IMMEDIATE or COMMIT, both safe to repeat after "busy") until
+        it succeeds: SQLite waits ``busy_timeout`` each time, then we back off and retry.
+        Any other error is raised."""
+        delay = RETRY_FIRST
+        while True:
+            try:
+                self._conn.execute(sql)
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                now = time.monotonic()
+                if self._busy_since is None:
+                    self._busy_since = now
+                if now - self._busy_logged >= BUSY_LOG_INTERVAL:
+                    self._busy_logged = now
+                    self._busy_reported = True
+                    log.warning(
+                        "storage write waiting for a database lock",
+                        extra={
+                            "event": "storage_busy",
+                            "waited_ms": round((now - self._busy_since) * 1000),
+                        },
+                    )
+                time.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            if self._busy_since is not None:
+                waited = time.monotonic() - self._busy_since
+                self._busy_since = None
+                if self._busy_reported:  # (rate-limited with the warnings above)
+                    self._busy_reported = False
+                    log.warning(
+                        "storage write delayed by a database lock",
+                        extra={"event": "storage_busy_end", "waited_ms": round(waited * 1000)},
+                    )
+            return
+
+    def _begin(self) -> None:
+        if not self._in_txn:
+            # IMMEDIATE: take the write lock first (retrying while busy), so nothing after
+            # it in the transaction can fail with "busy" half-way.
+            self._execute_retrying("BEGIN IMMEDIATE")
+            self._in_txn = True
+
+    def _rollback(self) -> None:
+        if self._in_txn:
+            self._in_txn = False
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
 
     def append(self, room: str, update: bytes) -> int:
-        if not self._in_txn:
-            self._conn.execute("BEGIN")
-            self._in_txn = True
-        cursor = self._conn.execute(
-            "INSERT INTO log (room, node, data) VALUES (?, ?, ?)", (room, self.node, update)
-        )
+        self._begin()
+        try:
+            cursor = self._conn.execute(
+                "INSERT INTO log (room, node, data) VALUES (?, ?, ?)", (room, self.node, update)
+            )
+        except BaseException:
+            self._rollback()  # all or nothing: the relay fails every room of the batch
+            raise
         seq = cursor.lastrowid
         assert seq is not None
         return seq
 
     def commit(self) -> None:
-        if self._in_txn:
-            self._conn.execute("COMMIT")
-            self._in_txn = False
+        with self._lock:
+            claims = list(self._claims.items())
+        if claims:
+            self._begin()
+        if not self._in_txn:
+            return
+        try:
+            # (replica ids are uint64: stored as text, SQLite integers are signed)
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO owners VALUES (?, ?, ?)",
+                [(room, str(replica), identity) for (room, replica), identity in claims],
+            )
+            self._execute_retrying("COMMIT")
+        except BaseException:
+            self._rollback()  # the claims stay pending: the next commit writes them
+            raise
+        self._in_txn = False
+        with self._lock:
+            for key, identity in claims:
+                if self._claims.get(key) == identity:
+                    del self._claims[key]
+
+    # ---- event loop thread ------------------------------------------------------------------
 
     def claim(self, room: str, replica: int, identity: str) -> str:
-        if not self._in_txn:
-            self._conn.execute("BEGIN")
-            self._in_txn = True
-        # (replica ids are uint64: stored as text, SQLite integers are signed)
-        self._conn.execute(
-            "INSERT OR IGNORE INTO owners VALUES (?, ?, ?)", (room, str(replica), identity)
-        )
-        row = self._conn.execute(
-            "SELECT identity FROM owners WHERE room = ? AND replica = ?", (room, str(replica))
-        ).fetchone()
-        return str(row[0])
+        key = (room, replica)
+        with self._lock:
+            pending = self._claims.get(key)
+            if pending is not None:
+                return pending
+            # A committed claim (ours or another process's). A read in WAL mode: it waits
+            # for no writer. Two processes claiming one id within one commit of each other
+            # both win here; the first commit is what a later load sees.
+            row = self._reader.execute(
+                "SELECT identity FROM owners WHERE room = ? AND replica = ?",
+                (room, str(replica)),
+            ).fetchone()
+            if row is not None:
+                return str(row[0])
+            self._claims[key] = identity
+            return identity
 
     def close(self) -> None:
+        """Commit what is left and close (once the writer thread is done with it)."""
         self.commit()
         with contextlib.suppress(sqlite3.Error):
             # PASSIVE: never wait for other processes' readers (a shared file).
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         self._conn.close()
+        self._reader.close()
 
     # ---- worker threads ---------------------------------------------------------------------
 
@@ -316,6 +436,15 @@ class SQLiteStorage:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite reported a lock held elsewhere (SQLITE_BUSY or SQLITE_LOCKED, with
+    any extended code), i.e. a retry may succeed."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 class MemoryStorage:
