@@ -97,6 +97,22 @@ class Equivocation(Exception):
     that contradicts what the room holds)."""
 
 
+def _refusal(exc: BaseException) -> tuple[int, str]:
+    """The close code and reason for a client whose message raised ``exc`` (one of the
+    relay's refusals, a ValueError or a ProtocolError)."""
+    if isinstance(exc, Forbidden):
+        return CloseCode.FORBIDDEN, f"forbidden: {exc}"
+    if isinstance(exc, ReplicaTaken):
+        return CloseCode.REPLICA_TAKEN, str(exc)
+    if isinstance(exc, Equivocation):
+        return CloseCode.EQUIVOCATION, f"contradicts the room: {exc}"
+    if isinstance(exc, PendingOverflowError):
+        # The room's buffer of updates waiting for dependencies is full: not this client's
+        # fault necessarily; it may come back (and resync) later.
+        return CloseCode.TRY_AGAIN_LATER, "room busy: reconnect to resync"
+    return CloseCode.BAD_MESSAGE, f"bad message: {exc}"
+
+
 class Bridge(Protocol):
     """What the relay needs from a link to other processes (see redis_bridge.py)."""
 
@@ -461,24 +477,9 @@ class Relay:
                     await self._receive_multiplexed(conn, data)
         except ChannelClosed as exc:
             code, reason = exc.code, exc.reason
-        except Forbidden as exc:
-            code, reason = CloseCode.FORBIDDEN, f"forbidden: {exc}"
-            conn.abort(code, reason)
-        except ReplicaTaken as exc:
-            code, reason = CloseCode.REPLICA_TAKEN, str(exc)
-            conn.abort(code, reason)
-        except Equivocation as exc:
-            code, reason = CloseCode.EQUIVOCATION, f"contradicts the room: {exc}"
-            conn.abort(code, reason)
-        except PendingOverflowError:
-            # The room's buffer of updates waiting for dependencies is full: not this
-            # client's fault necessarily; it may come back (and resync) later.
-            code, reason = CloseCode.TRY_AGAIN_LATER, "room busy: reconnect to resync"
-            conn.abort(code, reason)
-        except (ValueError, ProtocolError) as exc:
-            # ProtocolError (malformed or rejected), PendingOverflowError: the session and
-            # document are unchanged, the connection goes.
-            code, reason = CloseCode.BAD_MESSAGE, f"bad message: {exc}"
+        except (Forbidden, ReplicaTaken, Equivocation, ValueError, ProtocolError) as exc:
+            # The session and document are unchanged; the connection goes.
+            code, reason = _refusal(exc)
             conn.abort(code, reason)
         except asyncio.CancelledError:
             code, reason = CloseCode.GOING_AWAY, "cancelled"
@@ -1010,19 +1011,13 @@ class Relay:
             try:
                 try:
                     self._apply_message(member, data)
-                except (Forbidden, ReplicaTaken) as exc:
+                except (Forbidden, ReplicaTaken, Equivocation) as exc:
                     if not member.envelope:
                         raise
                     self._leave(member)
                     conn.enqueue([m.encode_message(m.Refused(room.name, f"forbidden: {exc}"))])
-            except Forbidden as exc:
-                conn.abort(CloseCode.FORBIDDEN, f"forbidden: {exc}")
-            except ReplicaTaken as exc:
-                conn.abort(CloseCode.REPLICA_TAKEN, str(exc))
-            except PendingOverflowError:
-                conn.abort(CloseCode.TRY_AGAIN_LATER, "room busy: reconnect to resync")
-            except (ValueError, ProtocolError) as exc:
-                conn.abort(CloseCode.BAD_MESSAGE, f"bad message: {exc}")
+            except (Forbidden, ReplicaTaken, Equivocation, ValueError, ProtocolError) as exc:
+                conn.abort(*_refusal(exc))
             except Exception as exc:
                 log.exception("connection failed", extra={"event": "error", "conn": conn.id})
                 conn.abort(CloseCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
