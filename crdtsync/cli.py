@@ -110,6 +110,8 @@ def _run_serve(args: argparse.Namespace) -> int:
             rate=args.rate,
             burst=args.burst,
             send_queue_bytes=args.send_queue_bytes,
+            process_send_queue_bytes=args.process_send_queue_bytes,
+            process_transfer_bytes=args.process_transfer_bytes,
             max_rooms_per_connection=args.max_rooms_per_connection,
             max_connections=args.max_connections,
         )
@@ -190,6 +192,18 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=_count(1024),
         default=d.send_queue_bytes,
         help="per-connection send queue; a client that falls further behind is dropped",
+    )
+    serve.add_argument(
+        "--process-send-queue-bytes",
+        type=_count(1024),
+        default=d.process_send_queue_bytes,
+        help="all connections' send queues; past it the longest queue's client is dropped",
+    )
+    serve.add_argument(
+        "--process-transfer-bytes",
+        type=_count(1024),
+        default=d.process_transfer_bytes,
+        help="parts of unfinished transfers, all connections; past it the biggest holder goes",
     )
     serve.add_argument(
         "--max-rooms-per-connection",

@@ -6,6 +6,8 @@ is released."""
 from __future__ import annotations
 
 import asyncio
+import random
+import socket
 
 from test_server_support import relay_server, run, wait_until
 from websockets.asyncio.client import connect as raw_connect
@@ -24,7 +26,7 @@ LIMITS = Limits(
     byte_burst=float(64 * KIB),
     transfer_bytes_per_connection=512 * KIB,
     process_transfer_bytes=1024 * KIB,
-    send_queue_bytes=256 * KIB,
+    send_queue_bytes=768 * KIB,
     process_send_queue_bytes=1024 * KIB,
 )
 
@@ -87,5 +89,61 @@ def test_one_connections_unfinished_transfers_are_bounded() -> None:
             code = await attacker(f"{url}/a", 1001, 20)  # 800 KiB > 512 KiB
             assert code == CloseCode.BAD_MESSAGE
             assert relay.transfer_bytes == 0
+
+    run(body())
+
+
+async def slow_reader(url: str, port: int, stop: asyncio.Event) -> tuple[int | None, str]:
+    """Join the room and never read (a tiny receive buffer, so the relay's queue for it
+    grows at once); the close code and reason it got, once ``stop`` is set."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    async with raw_connect(url, sock=sock, max_queue=1, max_size=None) as ws:
+        await ws.send(m.encode_message(m.Hello({}, True)))
+        await stop.wait()
+        try:
+            async with asyncio.timeout(10.0):
+                while True:
+                    await ws.recv()
+        except ConnectionClosed as exc:
+            return (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd is not None else (None, "")
+        except TimeoutError:
+            return None, ""
+
+
+def test_send_queues_past_the_process_budget_shed_the_slowest_reader() -> None:
+    """Eight clients in a busy room stop reading. Each one's queue stays under its own
+    768 KiB, but together they pass the process's 1 MiB: the longest queue's client is
+    closed (1013), then the next, while the writer, who reads, is never touched."""
+
+    async def body() -> None:
+        async with relay_server(limits=LIMITS) as (relay, url, _tcp):
+            port = int(url.rsplit(":", 1)[1])
+            stop = asyncio.Event()
+            readers = [
+                asyncio.create_task(slow_reader(f"{url}/busy", port, stop)) for _ in range(8)
+            ]
+            await wait_until(lambda: "busy" in relay.rooms, 5)
+            await wait_until(lambda: len(relay.rooms["busy"].members) == 8, 5)
+            writer = crdtsync.Doc()
+            rnd = random.Random(1)
+            async with connect(f"{url}/busy", writer) as client:
+                room = relay.rooms["busy"]
+                for _ in range(1500):  # until the kernel's buffers are full and one is shed
+                    chunk = "".join(rnd.choice("abcdefgh") for _ in range(20 * KIB))
+                    writer.text("t").insert(0, chunk)
+                    await asyncio.sleep(0.005)
+                    assert relay.queued_bytes <= LIMITS.process_send_queue_bytes
+                    if len(room.members) < 9:
+                        break
+                await client.wait_synced(timeout=10)
+                assert client.connections == 1
+                stop.set()
+                results = await asyncio.gather(*readers)
+            shed = [why for code, why in results if code == CloseCode.TRY_AGAIN_LATER]
+            assert any("server send budget" in why for why in shed), results
+            await wait_until(lambda: relay.queued_bytes == 0, 5, "send queues released")
 
     run(body())

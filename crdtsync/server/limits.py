@@ -11,8 +11,8 @@ __all__ = ["Limits", "TokenBucket"]
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-connection and per-server limits. Every default is a command-line option of
-    ``crdtsync serve``."""
+    """Per-connection and per-process limits (the commonest are also options of
+    ``crdtsync serve``; docs/server.md lists them all)."""
 
     #: Largest incoming message (WebSocket message or TCP frame), in bytes. Larger ones
     #: close the connection (1009). Twice the size sessions cut outgoing messages to, since
