@@ -36,6 +36,16 @@ def _rate(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def _count(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -131,6 +141,8 @@ def _run_serve(args: argparse.Namespace) -> int:
             compact_rows=args.compact_rows,
             idle_unload=args.idle_unload,
             resync_interval=args.resync_interval,
+            ping_interval=args.ping_interval,
+            ping_timeout=args.ping_timeout,
         )
         auth = authenticator(config)  # a bad token file or --auth hook fails here
     except (ValueError, OSError, ImportError, AttributeError, TypeError) as exc:
@@ -225,6 +237,16 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=float,
         default=5.0,
         help="with --redis: seconds between reads of the shared log for missed updates",
+    )
+    serve.add_argument(
+        "--ping-interval", type=_seconds, default=20.0, help="seconds between keepalive pings"
+    )
+    serve.add_argument(
+        "--ping-timeout",
+        type=_seconds,
+        default=20.0,
+        help="a client silent for ping interval + this many seconds is dropped (1011); "
+        "a throttled client is never silent",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", default="json", choices=["json", "text"])

@@ -73,13 +73,14 @@ async def relay_server(
     authenticate: Authenticator = allow_all,
     limits: Limits | None = None,
     tcp: bool = False,
+    ws_kwargs: dict[str, Any] | None = None,
     **relay_kwargs: Any,
 ) -> AsyncIterator[tuple[Relay, str, str | None]]:
     """An in-process relay on free loopback ports: (relay, "ws://127.0.0.1:PORT",
-    "tcp://127.0.0.1:PORT" or None)."""
+    "tcp://127.0.0.1:PORT" or None). ``ws_kwargs`` go to websocket.serve (ping_interval=...)."""
     relay = Relay(storage=storage, authenticate=authenticate, limits=limits, **relay_kwargs)
     relay.start()
-    server = await websocket.serve(relay, "127.0.0.1", 0)
+    server = await websocket.serve(relay, "127.0.0.1", 0, **(ws_kwargs or {}))
     tcp_server = await asyncio_stream.serve(relay, "127.0.0.1", 0) if tcp else None
     ws_port = server.sockets[0].getsockname()[1]
     tcp_url = None

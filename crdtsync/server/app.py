@@ -49,6 +49,11 @@ class ServerConfig:
     idle_unload: float = 60.0
     resync_interval: float = 5.0
     shutdown_timeout: float = 10.0
+    #: WebSocket keepalive: a ping every ping_interval seconds; a client from which nothing
+    #: came for ping_interval + ping_timeout seconds while the server was reading is closed
+    #: with 1011 (a client the relay throttles is never dropped for it).
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
 
 
 def _is_loopback(host: str) -> bool:
@@ -123,7 +128,13 @@ async def run(
         await bridge.start()
         relay.bridge = bridge
     relay.start()
-    ws_server = await websocket.serve(relay, config.host, config.port)
+    ws_server = await websocket.serve(
+        relay,
+        config.host,
+        config.port,
+        ping_interval=config.ping_interval,
+        ping_timeout=config.ping_timeout,
+    )
     tcp_server = None
     if config.tcp_port is not None:
         from crdtsync.transports import asyncio_stream

@@ -468,7 +468,10 @@ class Relay:
                 now = loop.time()
                 delay = max(messages.take(1, now), volume.take(len(data), now))
                 if delay > 0:
-                    await asyncio.sleep(delay)  # throttle: stop reading, TCP pushes back
+                    # Throttle: stop reading, TCP pushes back. The client's pings and pongs
+                    # then wait behind its data; the WebSocket keepalive counts what waits
+                    # unread as proof of life, so throttling never drops it (issue #10).
+                    await asyncio.sleep(delay)
                 if conn.closing:
                     break
                 if member is not None:

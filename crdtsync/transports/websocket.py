@@ -24,8 +24,10 @@ Server (``crdtsync serve`` does this, plus storage, Redis, signals)::
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 import unicodedata
 import weakref
 from http import HTTPStatus
@@ -40,6 +42,7 @@ try:
     from websockets.datastructures import Headers
     from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
     from websockets.http11 import Request, Response
+    from websockets.protocol import State
     from websockets.uri import parse_uri
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -62,6 +65,8 @@ from crdtsync.transports.codes import CloseCode, reason_text
 
 __all__ = ["WebSocketChannel", "connect", "room_from_path", "serve"]
 
+log = logging.getLogger("crdtsync.transports.websocket")
+
 ACCESS_HEADER = "X-Crdtsync-Access"
 HEALTH_PATH = "/healthz"
 #: Incoming message limit of a client (a server's diff is cut to about 1 MiB per message,
@@ -76,12 +81,125 @@ def _closed(exc: ConnectionClosed) -> ChannelClosed:
     return ChannelClosed(frame.code, frame.reason)
 
 
-class WebSocketChannel:
-    """A websockets connection (client or server side) as a :class:`Channel`."""
+# ---- keepalive -------------------------------------------------------------------------------
+#
+# Both sides run the keepalive below instead of websockets' own (which they are given with
+# ping_interval=None). websockets' rule is "a ping not answered by its pong within
+# ping_timeout means the peer is dead", and that rule cannot hold together with throttling:
+# the relay throttles a connection over its rate by not reading from it, so that TCP pushes
+# back on the sender, and a pong (or ping) the peer sends then waits in the TCP stream behind
+# every data frame sent before it: a backlog of thousands of small messages at a few dozen
+# a second is minutes. The relay dropped throttled clients (1011 "keepalive ping timeout"),
+# and a throttled crdtsync client, whose own pings the relay could not see, dropped itself
+# the same way.
+#
+# Reading on while throttled (into a buffer) would let control frames through, but it gives
+# up the push-back: a client over its rate for long would fill any bounded buffer and have
+# to be shed, where throttling it is what the limit promises. So the push-back stays, and
+# the liveness rule changes instead: ANY bytes from the peer are proof of life, not only the
+# pong to our ping, and the peer's silence only counts while we are listening (websockets
+# has not paused reading because messages from the peer wait unread). A dead peer is
+# detected as before, ping_interval + ping_timeout seconds after we caught up with what it
+# sent; a throttled one keeps being heard (its data frames, read at the throttled rate, and
+# in the other direction the pings of the side that throttles, which nothing holds up).
 
-    def __init__(self, ws: ClientConnection | ServerConnection, access: str | None = None):
+
+class _HeardServerConnection(ServerConnection):
+    """A server connection that notes when bytes last came from the peer."""
+
+    heard = 0.0
+
+    def data_received(self, data: bytes) -> None:
+        self.heard = self.loop.time()
+        super().data_received(data)
+
+
+class _HeardClientConnection(ClientConnection):
+    """A client connection that notes when bytes last came from the peer."""
+
+    heard = 0.0
+
+    def data_received(self, data: bytes) -> None:
+        self.heard = self.loop.time()
+        super().data_received(data)
+
+
+def _check_keepalive(ping_interval: float | None, ping_timeout: float | None) -> None:
+    if ping_interval is not None and ping_interval <= 0:
+        raise ValueError("ping_interval must be positive (or None: no keepalive)")
+    if ping_timeout is not None and ping_timeout <= 0:
+        raise ValueError("ping_timeout must be positive (or None: never time out)")
+
+
+async def _ping(ws: _HeardServerConnection | _HeardClientConnection) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        pong = await ws.ping()  # may wait while our own sending is held up: that is fine
+        # The pong itself does not matter (any bytes do); never leave its error unread.
+        if isinstance(pong, asyncio.Future):
+            pong.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
+async def _keepalive(
+    ws: _HeardServerConnection | _HeardClientConnection,
+    interval: float,
+    timeout: float | None,
+) -> None:
+    """Ping every ``interval`` seconds; close with 1011 once nothing came from the peer for
+    ``interval + timeout`` seconds while we were listening (see the comment above)."""
+    loop = asyncio.get_running_loop()
+    ws.heard = max(ws.heard, loop.time())
+    next_ping = loop.time() + interval
+    tick = min(interval, timeout if timeout is not None else interval) / 2
+    pinging: asyncio.Task[None] | None = None
+    try:
+        while ws.state is State.OPEN:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            if not ws.transport.is_reading():
+                # websockets paused reading: messages from the peer wait for us to read
+                # them (we are throttling it, or busy). Its silence is ours, not its own.
+                ws.heard = now
+            if timeout is not None and now - ws.heard > interval + timeout:
+                log.info(
+                    "keepalive timeout: nothing from the peer for %.1f s",
+                    now - ws.heard,
+                    extra={"event": "keepalive_timeout"},
+                )
+                await ws.close(CloseCode.INTERNAL_ERROR, "keepalive timeout")
+                return
+            if now >= next_ping:
+                next_ping = now + interval
+                if pinging is None or pinging.done():  # one ping on its way at a time
+                    pinging = asyncio.create_task(_ping(ws))
+    finally:
+        if pinging is not None:
+            pinging.cancel()
+
+
+class WebSocketChannel:
+    """A websockets connection (client or server side) as a :class:`Channel`.
+
+    ``ping_interval``: run crdtsync's keepalive on it (the connection must come from
+    :func:`serve` or :func:`connect`, which ask websockets for connections that note when
+    the peer was last heard from); None: none."""
+
+    def __init__(
+        self,
+        ws: ClientConnection | ServerConnection,
+        access: str | None = None,
+        *,
+        ping_interval: float | None = None,
+        ping_timeout: float | None = None,
+    ):
         self.ws = ws
         self.access = access
+        self._keepalive: asyncio.Task[None] | None = None
+        if ping_interval is not None:
+            if not isinstance(ws, (_HeardServerConnection, _HeardClientConnection)):
+                raise TypeError("crdtsync's keepalive needs a connection from serve or connect")
+            self._keepalive = asyncio.get_running_loop().create_task(
+                _keepalive(ws, ping_interval, ping_timeout)
+            )
 
     async def send(self, data: bytes) -> None:
         try:
@@ -101,6 +219,11 @@ class WebSocketChannel:
     async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         with contextlib.suppress(Exception):  # a connection that is already gone
             await self.ws.close(code, reason_text(reason))
+        self.stop_keepalive()
+
+    def stop_keepalive(self) -> None:
+        if self._keepalive is not None and self._keepalive is not asyncio.current_task():
+            self._keepalive.cancel()
 
 
 def room_from_path(path: str) -> str | None:
@@ -155,11 +278,19 @@ def serve(
     relay: Any,
     host: str | None = "127.0.0.1",
     port: int | None = 8765,
+    *,
+    ping_interval: float | None = 20.0,
+    ping_timeout: float | None = 20.0,
     **kwargs: Any,
 ) -> Any:
     """Serve ``relay`` (a :class:`crdtsync.server.Relay`) over WebSockets; returns what
     :func:`websockets.asyncio.server.serve` returns (await it, or ``async with`` it).
-    Extra keyword arguments go to ``websockets`` (``ssl=...``, ``sock=...``)."""
+    Extra keyword arguments go to ``websockets`` (``ssl=...``, ``sock=...``).
+
+    Keepalive: a ping every ``ping_interval`` seconds; a client from which nothing came for
+    ``ping_interval + ping_timeout`` seconds while the server was reading is closed with
+    1011. A client the relay throttles is never dropped for it (see ``_keepalive``)."""
+    _check_keepalive(ping_interval, ping_timeout)
     admitted: weakref.WeakKeyDictionary[ServerConnection, tuple[Any, ...]] = (
         weakref.WeakKeyDictionary()
     )
@@ -193,34 +324,37 @@ def serve(
 
     async def handler(ws: ServerConnection) -> None:
         entry = admitted.pop(ws, None)
-        channel = WebSocketChannel(ws)
         if entry is None:
-            await channel.close(CloseCode.INTERNAL_ERROR, "not admitted")
+            await WebSocketChannel(ws).close(CloseCode.INTERNAL_ERROR, "not admitted")
             return
         room, token, access, error = entry
         if error is not None:
-            await channel.close(CloseCode.BAD_ROOM, f"bad room name: {error}")
+            await WebSocketChannel(ws).close(CloseCode.BAD_ROOM, f"bad room name: {error}")
             return
+        channel = WebSocketChannel(ws, ping_interval=ping_interval, ping_timeout=ping_timeout)
         peer = ws.remote_address
-        await relay.serve_connection(
-            channel,
-            room=room,
-            token=token,
-            access=access,
-            peer=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer),
-        )
+        try:
+            await relay.serve_connection(
+                channel,
+                room=room,
+                token=token,
+                access=access,
+                peer=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer),
+            )
+        finally:
+            channel.stop_keepalive()
 
     kwargs.setdefault("max_size", relay.limits.max_message_size)
     kwargs.setdefault("compression", None)  # updates are compact already; spare the CPU
     kwargs.setdefault("close_timeout", 2.0)
-    kwargs.setdefault("ping_interval", 20.0)
-    kwargs.setdefault("ping_timeout", 20.0)
     return ws_serve(
         handler,
         host,
         port,
         process_request=process_request,
         process_response=process_response,
+        create_connection=_HeardServerConnection,
+        ping_interval=None,  # crdtsync's keepalive instead (see _keepalive)
         **kwargs,
     )
 
@@ -229,7 +363,12 @@ def serve(
 
 
 def _opener(
-    url: str, token: str | None, max_size: int, open_timeout: float, extra: dict[str, Any]
+    url: str,
+    token: str | None,
+    max_size: int,
+    open_timeout: float,
+    keepalive: tuple[float | None, float | None],
+    extra: dict[str, Any],
 ) -> Any:
     headers = Headers()
     if token is not None:
@@ -244,6 +383,8 @@ def _opener(
                 open_timeout=open_timeout,
                 compression=None,
                 close_timeout=2.0,
+                create_connection=_HeardClientConnection,
+                ping_interval=None,  # crdtsync's keepalive instead (see _keepalive)
                 **extra,
             )
         except InvalidStatus as exc:
@@ -253,7 +394,8 @@ def _opener(
             raise ChannelClosed(CloseCode.ABNORMAL, f"HTTP {status}") from None
         except InvalidHandshake as exc:
             raise ChannelClosed(CloseCode.ABNORMAL, str(exc)) from None
-        return WebSocketChannel(ws, ws.response.headers.get(ACCESS_HEADER) if ws.response else None)
+        access = ws.response.headers.get(ACCESS_HEADER) if ws.response else None
+        return WebSocketChannel(ws, access, ping_interval=keepalive[0], ping_timeout=keepalive[1])
 
     return open_channel
 
@@ -273,6 +415,12 @@ class connect(Connector):  # noqa: N801 - used like a function, as websockets' o
 
         async with connect(url, doc, on_status=show_status, on_error=log_error) as client:
             await client.wait_synced(timeout=10)
+
+    Keepalive: a ping every ``ping_interval`` seconds; a connection on which nothing came
+    from the server for ``ping_interval + ping_timeout`` seconds is dropped (1011) and
+    reopened. Any frame from the server counts, not only pongs, so a client the server
+    throttles (its pongs wait behind the client's own backlog) does not drop itself.
+    ``ping_interval=None``: no keepalive.
     """
 
     def __init__(
@@ -288,13 +436,17 @@ class connect(Connector):  # noqa: N801 - used like a function, as websockets' o
         backoff_min: float = 0.1,
         backoff_max: float = 10.0,
         max_size: int = CLIENT_MAX_SIZE,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
         on_status: StatusCallback | None = None,
         on_error: ErrorCallback | None = None,
         **websockets_kwargs: Any,
     ) -> None:
         parse_uri(url)  # a malformed URL raises InvalidURI here, not in the background
+        _check_keepalive(ping_interval, ping_timeout)
+        keepalive = (ping_interval, ping_timeout)
         super().__init__(
-            _opener(url, token, max_size, open_timeout, websockets_kwargs),
+            _opener(url, token, max_size, open_timeout, keepalive, websockets_kwargs),
             doc,
             name=url,
             presence=presence,
