@@ -260,9 +260,11 @@ class Doc:
         #: The highest counter of our own id that may have left this replica (returned by
         #: get_update, sent by a session): re-issuing changes others hold would duplicate them.
         self._own_shared = 0
-        #: The highest counter of our own id handed to the application's on_update
-        #: listeners (which may send it anywhere). Own changes above both this and
-        #: _own_shared never left this object: a peer that holds them has a twin's.
+        #: The highest counter of our own id that left this object in any way: handed to
+        #: the application's on_update listeners (which may send it anywhere) or sent by a
+        #: session (even one whose peer may have dropped it, which _own_shared leaves out).
+        #: Own changes above both this and _own_shared never left this object: a peer that
+        #: holds them has a twin's.
         self._own_emitted = 0
         #: Bumped each time this document re-issues its changes under a fresh replica id;
         #: sessions compare it to know they must tell their peer what it now holds.

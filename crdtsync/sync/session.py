@@ -522,6 +522,8 @@ class SyncSession:
         """An UPDATE carries our own changes up to counter ``top``: note that they may
         reach others (a DIFF comes from get_update, which notes it itself)."""
         doc = self.doc
+        if top > doc._own_emitted:
+            doc._own_emitted = top  # it has left this object, whatever the peer did with it
         if not self._peer_known:
             self._early_own = max(self._early_own, top)  # judged at its first message
         elif top > doc._own_shared:
