@@ -611,8 +611,9 @@ async def presence_forge(ctx: Context) -> Outcome:
     with clock 2**63-1 (and a plausible clock, and "the watcher left")."""
     target = await Client("target", {"name": "target"}).join(ctx.url)
     watcher = await Client("bystander", {"name": "watcher"}).join(ctx.url)
-    assert watcher.presence is not None and target.presence is not None
-    if not await wait_for(lambda: target.id in watcher.presence.states, 10):  # type: ignore[union-attr]
+    tp, wp = target.presence, watcher.presence
+    assert tp is not None and wp is not None
+    if not await wait_for(lambda: target.id in wp.states, 10):
         raise RuntimeError("the watcher never saw the target")
     forged = [
         (target.id, 2**63 - 1, {"name": "pwned"}),
@@ -627,14 +628,10 @@ async def presence_forge(ctx: Context) -> Outcome:
             await ws.send(m.encode_message(m.Awareness(forged)))
             codes[token] = await answer(ws)
     await ctx.end()
-    intact = watcher.presence.states.get(target.id) == {"name": "target"}
-    intact = intact and target.id in target.presence.states and watcher.id in target.presence.states
-    clock = target.presence.encode_states([target.id])[0][1]
-    target.presence.set_local({"name": "target", "cursor": 1})
-    renewed = await wait_for(
-        lambda: watcher.presence.states.get(target.id, {}).get("cursor") == 1,  # type: ignore[union-attr]
-        8,
-    )
+    intact = wp.states.get(target.id) == {"name": "target"} and watcher.id in tp.states
+    clock = tp.encode_states([target.id])[0][1]
+    tp.set_local({"name": "target", "cursor": 1})
+    renewed = await wait_for(lambda: wp.states.get(target.id, {}).get("cursor") == 1, 8)
     stayed = target.stayed and watcher.stayed
     await target.close()
     await watcher.close()
