@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 
-from test_server_support import relay_server, run, wait_until
+from test_server_support import close_code, relay_server, run, wait_until
 from websockets.asyncio.client import connect as raw_connect
 
 from benchmarks.presence_join import Person
 from crdtsync.server import Limits
 from crdtsync.sync import messages as m
+from crdtsync.transports.codes import CloseCode
 
 
 def _hello() -> bytes:
@@ -64,7 +65,13 @@ def test_presence_per_connection_and_per_room_is_bounded() -> None:
             await watcher.join(f"{url}/room")
             async with raw_connect(f"{url}/room") as flooder:
                 await flooder.send(_hello())
+                # more states in one message than the room may hold: refused unread (4400)
                 await flooder.send(_awareness([(1000 + i, 0, {"n": i}) for i in range(600)]))
+                assert await close_code(flooder) == CloseCode.BAD_MESSAGE
+            assert watcher.client.connections == 1
+            async with raw_connect(f"{url}/room") as flooder:
+                await flooder.send(_hello())
+                await flooder.send(_awareness([(1000 + i, 0, {"n": i}) for i in range(5)]))
                 room_presence = relay.rooms["room"].presence
                 await wait_until(lambda: len(room_presence.states) == 1 + 2, 8, "two")
                 await wait_until(lambda: len(watcher.presence.states) == 1 + 2, 8, "two")

@@ -147,3 +147,33 @@ def test_send_queues_past_the_process_budget_shed_the_slowest_reader() -> None:
             await wait_until(lambda: relay.queued_bytes == 0, 5, "send queues released")
 
     run(body())
+
+
+def test_a_room_larger_than_a_send_queue_can_be_joined() -> None:
+    """The answer to a joiner's HELLO is the whole room: it does not count against the
+    joiner's own queue limit (it used to close every joiner of a room larger than that
+    limit with 1013, on every retry), only against the process budget."""
+    limits = Limits(
+        max_message_size=1024 * KIB,
+        byte_burst=float(1024 * KIB),
+        transfer_bytes_per_connection=8192 * KIB,
+        send_queue_bytes=1024 * KIB,
+    )
+
+    async def body() -> None:
+        async with relay_server(limits=limits) as (relay, url, _tcp):
+            writer = crdtsync.Doc()
+            rnd = random.Random(2)
+            big = "".join(
+                rnd.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(3 << 20)
+            )
+            async with connect(f"{url}/big", writer) as client:
+                writer.text("t").insert(0, big)
+                await client.wait_synced(timeout=30)
+            joiner = crdtsync.Doc()
+            async with connect(f"{url}/big", joiner) as client:
+                await client.wait_synced(timeout=30)
+                assert client.connections == 1
+                assert str(joiner.text("t")) == big
+
+    run(body())

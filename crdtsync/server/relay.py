@@ -213,6 +213,7 @@ class Member:
             max_message_size=room.relay.out_message_size,
             max_incoming_size=room.relay.limits.max_message_size,
             max_transfer_bytes=room.relay.limits.transfer_bytes_per_connection,
+            max_presence_states=room.relay.limits.presence_per_room,
             presence_filter=lambda states: room.relay._own_presence(self, states),
             update_check=lambda parsed, whole: room.relay._check_update(self, parsed, whole),
         )
@@ -249,8 +250,11 @@ class Connection:
         )
         self.peer = peer
         self.members: dict[str, Member] = {}
-        self.queue: deque[bytes] = deque()
+        #: Messages waiting to be written, each with whether it answers the client (see
+        #: enqueue), and their bytes: all of them, and those answers alone.
+        self.queue: deque[tuple[bytes, bool]] = deque()
         self.queued_bytes = 0
+        self.answer_bytes = 0
         self.wake = asyncio.Event()
         self.closing = False
         self.close_code: int | None = None
@@ -260,14 +264,20 @@ class Connection:
         self.sent = 0
         self.close_task: asyncio.Task[None] | None = None
 
-    def enqueue(self, messages: list[bytes]) -> None:
+    def enqueue(self, messages: list[bytes], *, answers: bool = False) -> None:
+        """Queue ``messages`` for the sender task. ``answers``: they answer what the client
+        asked (the DIFF to its HELLO: the whole room for a joiner), which the connection's
+        own queue limit leaves out, so that a room larger than that limit can be joined;
+        the process budget counts them like everything else."""
         if self.closing or not messages:
             return
-        self.queue.extend(messages)
         size = sum(len(x) for x in messages)
+        self.queue.extend((x, answers) for x in messages)
         self.queued_bytes += size
         self.relay.queued_bytes += size
-        if self.queued_bytes > self.relay.limits.send_queue_bytes:
+        if answers:
+            self.answer_bytes += size
+        if self.queued_bytes - self.answer_bytes > self.relay.limits.send_queue_bytes:
             log.warning(
                 "slow client dropped: send queue full",
                 extra={
@@ -293,7 +303,7 @@ class Connection:
         self.close_code, self.close_reason = code, reason
         self.queue.clear()
         self.relay.queued_bytes -= self.queued_bytes
-        self.queued_bytes = 0
+        self.queued_bytes = self.answer_bytes = 0
         self.wake.set()
         self.relay._leave_all(self)
         self.close_task = asyncio.get_running_loop().create_task(
@@ -306,9 +316,11 @@ class Connection:
                 await self.wake.wait()
                 self.wake.clear()
                 while self.queue and not self.closing:
-                    message = self.queue.popleft()
+                    message, answer = self.queue.popleft()
                     self.queued_bytes -= len(message)
                     self.relay.queued_bytes -= len(message)
+                    if answer:
+                        self.answer_bytes -= len(message)
                     await self.channel.send(message)
                     self.sent += 1
         except ChannelClosed:
@@ -812,16 +824,18 @@ class Relay:
         for entry in states:
             replica = entry[0]
             if replica not in mine:
-                taken = replica == room.presence.replica_id or any(
-                    replica in other.presence_ids
-                    for other in room.members.values()
-                    if other is not member
-                )
                 new = replica not in known
+                # The cheap tests first: a flood of ids is mostly past the connection's
+                # limit, and must cost no scan of the room's members per entry.
                 if (
-                    taken
-                    or len(mine) >= limits.presence_per_connection
+                    len(mine) >= limits.presence_per_connection
                     or (new and entries >= limits.presence_per_room)
+                    or replica == room.presence.replica_id
+                    or any(
+                        replica in other.presence_ids
+                        for other in room.members.values()
+                        if other is not member
+                    )
                 ):
                     dropped += 1
                     continue
@@ -918,8 +932,10 @@ class Relay:
 
     def _poll(self, room: Room) -> None:
         for member in list(room.members.values()):
-            out = member.pending + member.session.poll()
-            member.pending = []
+            if member.pending:
+                member.conn.enqueue(member.wrap(member.pending), answers=True)
+                member.pending = []
+            out = member.session.poll()
             if out:
                 member.conn.enqueue(member.wrap(out))
 
@@ -1192,7 +1208,7 @@ def _changes_document(doc: Doc, data: bytes, limits: Limits) -> bool:
     """Whether a message from a read-only client would change ``doc``: an update or diff
     with changes the document lacks, or with facts (a fact can remove elements the
     document holds). A client that is level or behind sends empty diffs, which pass."""
-    msg = m.decode_message(data, limits.max_message_size)
+    msg = m.decode_message(data, limits.max_message_size, max_states=limits.presence_per_room)
     if not isinstance(msg, m.Diff | m.UpdateMessage):
         return False
     try:

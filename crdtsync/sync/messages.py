@@ -174,8 +174,12 @@ def _room(raw: Any) -> str:
     return raw
 
 
-def decode_message(data: Any, max_size: int | None = None) -> Message:
-    """Parse and validate a message; :class:`ProtocolError` on anything else."""
+def decode_message(
+    data: Any, max_size: int | None = None, *, max_states: int | None = None
+) -> Message:
+    """Parse and validate a message; :class:`ProtocolError` on anything else, including an
+    AWARENESS message of more than ``max_states`` states (refused before any is looked
+    at: validating each costs time)."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ProtocolError(f"a sync message is bytes, not {type(data).__name__}")
     data = bytes(data)
@@ -208,6 +212,10 @@ def decode_message(data: Any, max_size: int | None = None) -> Message:
     if kind == MessageType.REFUSED and n == 2 and type(fields[1]) is str:
         return Refused(_room(fields[0]), fields[1])
     if kind == MessageType.AWARENESS and n == 1 and type(fields[0]) is list:
+        if max_states is not None and len(fields[0]) > max_states:
+            raise ProtocolError(
+                f"{len(fields[0])} presence states in one message (at most {max_states})"
+            )
         states = []
         for raw in fields[0]:
             if type(raw) is not list or len(raw) != 3:

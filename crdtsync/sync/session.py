@@ -89,6 +89,7 @@ class SyncSession:
         presence_filter: PresenceFilter | None = None,
         update_check: Callable[[enc.Update, bool], None] | None = None,
         max_transfer_bytes: int = MAX_TRANSFER_BYTES,
+        max_presence_states: int | None = None,
     ) -> None:
         if max_message_size < 256:
             raise ValueError("max_message_size must be at least 256 bytes")
@@ -106,6 +107,9 @@ class SyncSession:
         #: The parts of unfinished split transfers this session holds may add up to at
         #: most this many bytes; a part past it raises ProtocolError.
         self.max_transfer_bytes = max_transfer_bytes
+        #: An AWARENESS message with more states than this raises ProtocolError (None: no
+        #: limit but the message size). A relay sets it to what a room may hold.
+        self.max_presence_states = max_presence_states
         self.max_message_size = max_message_size
         #: Larger incoming messages raise ProtocolError. The default is generous because
         #: a single change larger than the outgoing limit (a huge map value) travels whole.
@@ -193,7 +197,7 @@ class SyncSession:
         Raises :class:`~crdtsync.ProtocolError` for a malformed message or one that breaks
         a limit; the session and the document are then unchanged.
         """
-        msg = m.decode_message(message, self.max_incoming_size)
+        msg = m.decode_message(message, self.max_incoming_size, max_states=self.max_presence_states)
         return self._dispatch(msg)
 
     def _holds_all_peer_holds(self) -> bool:
