@@ -1,4 +1,5 @@
-"""Give memory that closed connections held back to the operating system.
+"""Give memory that closed connections held back to the operating system (glibc only;
+elsewhere these do nothing).
 
 glibc's malloc serves blocks of 128 KiB and more with their own mappings, unmapped on free,
 but after such a block is freed it raises that threshold (up to 32 MiB) so that later
@@ -14,7 +15,7 @@ import ctypes
 import ctypes.util
 import logging
 
-__all__ = ["keep_large_blocks_unmappable"]
+__all__ = ["keep_large_blocks_unmappable", "release_free_memory"]
 
 log = logging.getLogger("crdtsync.server")
 
@@ -22,15 +23,21 @@ _M_MMAP_THRESHOLD = -3  # mallopt parameter numbers, from glibc's malloc.h
 _THRESHOLD = 128 << 10
 
 
-def keep_large_blocks_unmappable() -> bool:
-    """Fix glibc's mmap threshold at 128 KiB; False (and nothing done) without glibc."""
+def _libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     if name is None:
-        return False
+        return None
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
+def keep_large_blocks_unmappable() -> bool:
+    """Fix glibc's mmap threshold at 128 KiB; False (and nothing done) without glibc."""
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
         return False  # not glibc (musl, macOS): their allocators behave otherwise
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
@@ -38,3 +45,15 @@ def keep_large_blocks_unmappable() -> bool:
     if not done:
         log.debug("mallopt(M_MMAP_THRESHOLD) refused")
     return done
+
+
+def release_free_memory() -> bool:
+    """Return the heap's free pages to the operating system (glibc's ``malloc_trim``):
+    blocks below the mmap threshold (messages of a few KiB to 128 KiB, queued for slow
+    readers) come from the heap, whose free middle pages stay in the process until then."""
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is None:
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return bool(trim(0))

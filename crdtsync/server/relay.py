@@ -59,6 +59,7 @@ from crdtsync import _encoding as enc
 from crdtsync._doc import Doc
 from crdtsync._errors import DecodeError, PendingOverflowError, ProtocolError
 from crdtsync.server._checks import equivocation, implausible_clock, unbacked_facts
+from crdtsync.server._memory import release_free_memory
 from crdtsync.server.auth import Access, Authenticator, allow_all
 from crdtsync.server.limits import Limits, TokenBucket
 from crdtsync.server.storage import Loaded, MemoryStorage, Storage, build_doc
@@ -373,6 +374,8 @@ class Relay:
         #: unfinished transfers, in bytes (see the process budgets in Limits).
         self.queued_bytes = 0
         self.transfer_bytes = 0
+        #: A connection closed since memory was last given back (see _housekeep).
+        self._freed = False
         self.bridge: Bridge | None = None
         self.started = time.monotonic()
         self.closing = False
@@ -511,6 +514,7 @@ class Relay:
             conn.wake.set()
             self._leave_all(conn)
             self.connections.discard(conn)
+            self._freed = True
             sender.cancel()
             with contextlib.suppress(BaseException):
                 await sender
@@ -1172,10 +1176,16 @@ class Relay:
 
     async def _housekeep(self) -> None:
         loop = asyncio.get_running_loop()
-        last_checkpoint = last_resync = loop.time()
+        last_checkpoint = last_resync = last_trim = loop.time()
         while True:
             await asyncio.sleep(1.0)
             now = loop.time()
+            if self._freed and now - last_trim >= 2.0:
+                # Connections closed: what their queues and transfers held is free now;
+                # give it back (a few ms, at most every 2 s).
+                self._freed = False
+                last_trim = now
+                release_free_memory()
             for room in list(self.rooms.values()):
                 room.presence.tick(now)
             if now - last_checkpoint >= 30.0:

@@ -132,6 +132,9 @@ class SyncSession:
         # parts must not start a transfer that never completes.
         self._done: set[int] = set()
         self._floor = -1
+        #: The sender's version stated by each unfinished DIFF transfer (see
+        #: _retire_covered_diffs).
+        self._diff_versions: dict[tuple[int, int], dict[int, int]] = {}
         self._transfer_ids = itertools.count()
         self._presence_dirty: set[int] = set()
         self._closed = False
@@ -166,6 +169,7 @@ class SyncSession:
         if not self._closed:
             self._closed = True
             self._transfers.clear()  # what it held for unfinished transfers goes now
+            self._diff_versions.clear()
             self._transfer_bytes = 0
             self._unsubscribe()
             if self._unsubscribe_presence is not None:
@@ -176,6 +180,7 @@ class SyncSession:
     def start(self) -> list[bytes]:
         """Messages to send when the connection (re)opens."""
         self._transfers.clear()
+        self._diff_versions.clear()
         self._transfer_bytes = 0
         self._done.clear()
         self._floor = -1
@@ -301,6 +306,8 @@ class SyncSession:
         if self._ack_due:
             self._ack_due = False
             out.append(self._ack())
+        if self._diff_versions:
+            self._retire_covered_diffs()
         if self._presence_dirty and self.presence is not None:
             states = self.presence.encode_states(self._presence_dirty)
             self._presence_dirty.clear()
@@ -367,6 +374,8 @@ class SyncSession:
                     raise ProtocolError("split transfer exceeds the buffered-bytes limit")
                 self._transfers[key] = held
                 held[part.index] = update
+                if version is not None:
+                    self._diff_versions[key] = version
                 self._transfer_bytes += len(update)
                 stored = (key, part.index)
             if len(held) < part.count:
@@ -440,6 +449,24 @@ class SyncSession:
             self._ack_due = True
             return self._count_gap()
         return []
+
+    def _retire_covered_diffs(self) -> None:
+        """Forget unfinished DIFF transfers whose stated version we now hold: a DIFF
+        carries only what its sender held at that version, so whatever its missing parts
+        (lost, most likely) carry is here already, with its effects. Without this a
+        session that got level another way would wait for them forever, unsynced."""
+        vv = self.doc._vv
+        for key, version in list(self._diff_versions.items()):
+            held = self._transfers.get(key)
+            if held is None:
+                del self._diff_versions[key]
+            elif _covers(vv, version):
+                del self._diff_versions[key]
+                del self._transfers[key]
+                self._transfer_bytes -= sum(len(p) for p in held.values())
+                self._done.add(key[0])  # its late duplicate parts are ignored
+                if len(self._done) > MAX_DONE_TRANSFERS:
+                    self._done.remove(min(self._done))
 
     def _unstore(self, key: tuple[int, int], index: int) -> None:
         """Forget the part just stored for a transfer (its update was refused)."""
