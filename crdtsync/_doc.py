@@ -207,7 +207,10 @@ class Doc:
 
     ``gc`` (default True) drops the content of deleted text and list elements, keeping
     only their ids and lengths; ``gc=False`` keeps it for history. ``max_pending`` bounds
-    the number of updates buffered while their dependencies are missing.
+    the number of updates buffered while their dependencies are missing, and
+    ``max_pending_bytes`` (default: no bound but the count) their encoded size; past
+    either, ``apply_update`` raises :class:`~crdtsync.PendingOverflowError` and parks
+    nothing.
 
     ``replica_id`` defaults to a random 64-bit id. Reuse an id only together with the state
     it produced. A document that learns that someone else holds more of its id than it
@@ -228,6 +231,7 @@ class Doc:
         gc: bool = True,
         max_pending: int = DEFAULT_MAX_PENDING,
         reissue_on_conflict: bool = True,
+        max_pending_bytes: int | None = None,
     ) -> None:
         if replica_id is None:
             replica_id = secrets.randbits(64)
@@ -235,7 +239,13 @@ class Doc:
             raise ValueError("replica_id must be an int in [0, 2**64)")
         if type(max_pending) is not int or max_pending < 0:
             raise ValueError("max_pending must be a non-negative int")
+        if max_pending_bytes is not None and (
+            type(max_pending_bytes) is not int or max_pending_bytes < 0
+        ):
+            raise ValueError("max_pending_bytes must be a non-negative int or None")
         self._replica = replica_id
+        self._max_pending_bytes = max_pending_bytes
+        self._pending_bytes = 0
         self._gc = bool(gc)
         self._max_pending = max_pending
         self._vv: dict[int, int] = {}
@@ -692,6 +702,12 @@ class Doc:
                 f"{self._pending_count} updates already wait for missing dependencies "
                 f"(max_pending={self._max_pending}); resync with get_update(version)"
             )
+        limit = self._max_pending_bytes
+        if limit is not None and self._pending_bytes + len(data) > limit:
+            raise PendingOverflowError(
+                f"{self._pending_bytes} bytes of updates already wait for missing "
+                f"dependencies (max_pending_bytes={limit}); resync with get_update(version)"
+            )
         if self._buffer(data, parsed, origin, ready):
             self._wake()
         return parsed
@@ -701,6 +717,7 @@ class Doc:
         heap = self._waiting.setdefault(missing[0], [])
         heapq.heappush(heap, (missing[1], next(self._arrivals), item))
         self._pending_count += 1
+        self._pending_bytes += len(item[0])
 
     def _buffer(self, data: bytes, parsed: Update, origin: Any, missing: Dot) -> bool:
         """Keep what cannot be integrated yet; True if something was integrated after all.
@@ -766,6 +783,7 @@ class Doc:
                 while heap and heap[0][0] <= held:
                     _, _, (data, parsed, origin) = heapq.heappop(heap)
                     self._pending_count -= 1
+                    self._pending_bytes -= len(data)
                     try:
                         ready = check_ready(self, parsed)
                     except DecodeError:
@@ -848,7 +866,12 @@ class Doc:
             new = secrets.randbits(64)
         state = enc.decode_update(enc.encode_update(state_update(self, {})))
         renamed = rename_replica(state, old, new)
-        fresh = Doc(new, gc=self._gc, max_pending=self._max_pending)
+        fresh = Doc(
+            new,
+            gc=self._gc,
+            max_pending=self._max_pending,
+            max_pending_bytes=self._max_pending_bytes,
+        )
         for kind, name in self._roots:
             fresh._root(kind, name)
         fresh._apply(enc.encode_update(renamed), None, renamed)

@@ -450,6 +450,27 @@ def test_pending_overflow():
     assert str(b.text("t")) == "abcde"
 
 
+def test_pending_bytes_are_bounded_too():
+    a = crdtsync.Doc(1)
+    rec = Recorder(a)
+    for word in ("x", "y" * 300, "z" * 300, "w" * 300):
+        a.text("t").insert(len(a.text("t")), word)
+    ups = rec.take()
+    b = crdtsync.Doc(2, max_pending_bytes=len(ups[1]) + len(ups[2]))
+    b.apply_update(ups[1])
+    b.apply_update(ups[2])  # exactly at the bound
+    before = b.get_update()
+    with pytest.raises(crdtsync.PendingOverflowError, match="max_pending_bytes"):
+        b.apply_update(ups[3])
+    assert b.get_update() == before and b._pending_bytes == len(ups[1]) + len(ups[2])
+    b.apply_update(ups[0])  # the gap fills: everything parked goes in, the bytes with it
+    assert b._pending_bytes == 0 and not b.pending
+    b.apply_update(ups[3])
+    assert str(b.text("t")) == str(a.text("t"))
+    with pytest.raises(ValueError):
+        crdtsync.Doc(max_pending_bytes=-1)
+
+
 def test_errors_exported():
     assert issubclass(crdtsync.DecodeError, ValueError)
     assert issubclass(crdtsync.ProtocolError, ValueError)

@@ -39,7 +39,8 @@ def never_completing_part(replica: int, index: int) -> bytes:
     insert = (enc.INS, start, ("t", "t"), start, None, "x" * size, size, None)
     skip = (enc.SKIP, start + size, 1)
     update = enc.Update(segments=[enc.Segment(replica, start, start + size + 1, [insert, skip])])
-    return m.encode_message(m.Diff(enc.encode_update(update), {}, m.Transfer(7, index, 100)))
+    version = {replica: 100 * (size + 1)}  # what the whole transfer would bring
+    return m.encode_message(m.Diff(enc.encode_update(update), version, m.Transfer(7, index, 100)))
 
 
 async def attacker(url: str, replica: int, parts: int) -> int | None:
@@ -175,5 +176,50 @@ def test_a_room_larger_than_a_send_queue_can_be_joined() -> None:
                 await client.wait_synced(timeout=30)
                 assert client.connections == 1
                 assert str(joiner.text("t")) == big
+
+    run(body())
+
+
+def waiting_update(replica: int, index: int) -> bytes:
+    """An UPDATE of 40 KiB under the sender's own id that waits for its counter 1, which
+    never comes: it would stay in the room's pending buffer."""
+    size = 40 * KIB
+    start = 2 + index * size
+    insert = (enc.INS, start, ("t", "t"), start, (replica, start - 1), "x" * size, size, None)
+    update = enc.Update(segments=[enc.Segment(replica, start, start + size, [insert])])
+    return m.encode_message(m.UpdateMessage(enc.encode_update(update), m.Transfer(index, 0, 1)))
+
+
+def test_updates_waiting_in_a_room_are_bounded_in_bytes() -> None:
+    """A client sends updates that all wait for a counter it never sends: the room keeps at
+    most pending_bytes_per_room of them (then asks the client for a diff), and the room's
+    other clients go on."""
+    limits = Limits(
+        max_message_size=64 * KIB,
+        byte_burst=float(64 * KIB),
+        transfer_bytes_per_connection=512 * KIB,
+        pending_bytes_per_room=256 * KIB,
+    )
+
+    async def body() -> None:
+        async with relay_server(limits=limits) as (relay, url, _tcp):
+            writer = crdtsync.Doc()
+            async with connect(f"{url}/room", writer) as client:
+                writer.text("t").insert(0, "fine")
+                await client.wait_synced(timeout=5)
+                async with raw_connect(f"{url}/room", max_size=None) as ws:
+                    await ws.send(m.encode_message(m.Hello({}, True)))
+                    for i in range(20):  # 800 KiB that would all wait
+                        await ws.send(waiting_update(1001, i))
+                    # Past the bound the relay's session keeps nothing more and asks the
+                    # sender for a fresh diff instead (a HELLO).
+                    async with asyncio.timeout(5.0):
+                        while not isinstance(m.decode_message(await ws.recv()), m.Hello):
+                            pass
+                doc = relay.rooms["room"].doc
+                assert doc._pending_bytes <= limits.pending_bytes_per_room
+                writer.text("t").insert(4, "!")
+                await client.wait_synced(timeout=5)
+                assert str(doc.text("t")) == "fine!" and client.connections == 1
 
     run(body())

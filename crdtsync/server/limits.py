@@ -43,6 +43,11 @@ class Limits:
     #: parts that never complete, never a connection that holds little.
     process_send_queue_bytes: int = 256 << 20
     process_transfer_bytes: int = 256 << 20
+    #: Updates a room's document holds while their dependencies are missing, in bytes
+    #: (besides ``Relay(max_pending=)``, their number): past it an update that would wait
+    #: is not kept, and the sender's session is asked for a fresh diff instead (which is
+    #: always ready), the room unchanged.
+    pending_bytes_per_room: int = 16 << 20
     #: Rooms one multiplexed connection (path ``/``, SyncHub envelopes) may open.
     max_rooms_per_connection: int = 64
     #: Open connections per server process; more are closed with 4429.
@@ -68,6 +73,8 @@ class Limits:
             raise ValueError("byte_burst must hold at least one message of max_message_size")
         if self.send_queue_bytes < self.max_message_size:
             raise ValueError("send_queue_bytes must hold at least one message")
+        if self.pending_bytes_per_room < self.max_message_size:
+            raise ValueError("pending_bytes_per_room must hold at least one message")
         if self.transfer_bytes_per_connection < self.max_message_size:
             raise ValueError("transfer_bytes_per_connection must hold at least one message")
         if (

@@ -719,7 +719,10 @@ class Relay:
     # ---- receiving ---------------------------------------------------------------------------
 
     def _build(self, loaded: Loaded) -> Doc:
-        return build_doc(loaded.updates, max_pending=self.max_pending)
+        doc = build_doc(loaded.updates, max_pending=self.max_pending)
+        # Bounded from now on (what the log holds loads whatever it parks meanwhile).
+        doc._max_pending_bytes = self.limits.pending_bytes_per_room
+        return doc
 
     async def _join(self, conn: Connection, name: str, access: Access, *, envelope: bool) -> Member:
         room = await self.open_room(name)
