@@ -661,11 +661,18 @@ async def presence_flood(ctx: Context) -> Outcome:
     assert all(len(f) < 2 * MIB for f in frames)
     ctx.begin()
     sent = time.monotonic()
+    from websockets.exceptions import ConnectionClosed
+
+    code: int | None = None
     async with raw(ctx.url, "attacker") as ws:
         await greet(ws)
-        for frame in frames:
-            await ws.send(frame)
-        code = await answer(ws, 60)
+        try:
+            for frame in frames:
+                await ws.send(frame)
+        except ConnectionClosed as exc:  # refused part-way: what code?
+            code = _code(exc)
+        if code is None:
+            code = await answer(ws, 60)
         took = time.monotonic() - sent
         await asyncio.sleep(0.5)  # what got through reaches the watcher
         seen = len(watcher.presence.states) - 1  # (not the watcher itself)

@@ -21,9 +21,14 @@ from crdtsync.transports.codes import CloseCode
 from crdtsync.transports.websocket import connect
 
 KIB = 1 << 10
-LIMITS = Limits(
-    max_message_size=64 * KIB,
-    byte_burst=float(64 * KIB),
+
+
+def small(message: int = 64 * KIB, **budgets: int) -> Limits:
+    """Limits scaled down to a test: messages of ``message`` bytes, the budgets given."""
+    return Limits(max_message_size=message, byte_burst=float(message), **budgets)
+
+
+LIMITS = small(
     transfer_bytes_per_connection=512 * KIB,
     process_transfer_bytes=1024 * KIB,
     send_queue_bytes=768 * KIB,
@@ -154,11 +159,8 @@ def test_a_room_larger_than_a_send_queue_can_be_joined() -> None:
     """The answer to a joiner's HELLO is the whole room: it does not count against the
     joiner's own queue limit (it used to close every joiner of a room larger than that
     limit with 1013, on every retry), only against the process budget."""
-    limits = Limits(
-        max_message_size=1024 * KIB,
-        byte_burst=float(1024 * KIB),
-        transfer_bytes_per_connection=8192 * KIB,
-        send_queue_bytes=1024 * KIB,
+    limits = small(
+        1024 * KIB, transfer_bytes_per_connection=8192 * KIB, send_queue_bytes=1024 * KIB
     )
 
     async def body() -> None:
@@ -194,12 +196,7 @@ def test_updates_waiting_in_a_room_are_bounded_in_bytes() -> None:
     """A client sends updates that all wait for a counter it never sends: the room keeps at
     most pending_bytes_per_room of them (then asks the client for a diff), and the room's
     other clients go on."""
-    limits = Limits(
-        max_message_size=64 * KIB,
-        byte_burst=float(64 * KIB),
-        transfer_bytes_per_connection=512 * KIB,
-        pending_bytes_per_room=256 * KIB,
-    )
+    limits = small(transfer_bytes_per_connection=512 * KIB, pending_bytes_per_room=256 * KIB)
 
     async def body() -> None:
         async with relay_server(limits=limits) as (relay, url, _tcp):

@@ -5,6 +5,8 @@ refused before anything is stored, and the clients they target keep working."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -13,7 +15,9 @@ from websockets.asyncio.client import connect as raw_connect
 
 import crdtsync
 from crdtsync import _encoding as enc
+from crdtsync.server import Relay
 from crdtsync.sync import messages as m
+from crdtsync.transports.base import SyncClient
 from crdtsync.transports.codes import FATAL, CloseCode
 from crdtsync.transports.websocket import connect
 
@@ -27,6 +31,32 @@ def tokens(token: str | None, room: str) -> Any:
 
 def frame(update: enc.Update) -> bytes:
     return m.encode_message(m.UpdateMessage(enc.encode_update(update), m.Transfer(0, 0, 1)))
+
+
+def keep_me(doc: crdtsync.Doc) -> None:
+    doc.text("t").insert(0, "keep me")
+
+
+def precious(doc: crdtsync.Doc) -> None:
+    doc.set("s").add("precious")
+
+
+def abc(doc: crdtsync.Doc) -> None:
+    doc.text("t").insert(0, "abc")
+
+
+@contextlib.asynccontextmanager
+async def victim_in_room(
+    edit: Callable[[crdtsync.Doc], object],
+) -> AsyncIterator[tuple[Relay, str, crdtsync.Doc, SyncClient]]:
+    """A relay with alice (the victim) in room "room", synced after ``edit``: (relay, the
+    room's URL, her document, her client)."""
+    async with relay_server(authenticate=tokens) as (relay, url, _tcp):
+        victim = crdtsync.Doc()
+        async with connect(f"{url}/room", victim, token="alice-token") as client:
+            edit(victim)
+            await client.wait_synced(timeout=5)
+            yield relay, f"{url}/room", victim, client
 
 
 async def sent_by_mallory(url: str, data: bytes) -> int:
@@ -81,20 +111,16 @@ def test_a_twin_writing_other_content_at_held_dots_is_refused() -> None:
 
 def test_deletes_attributed_to_a_victims_held_dot_are_refused() -> None:
     async def body() -> None:
-        async with relay_server(authenticate=tokens) as (relay, url, _tcp):
-            victim = crdtsync.Doc()
-            async with connect(f"{url}/room", victim, token="alice-token") as client:
-                victim.text("t").insert(0, "keep me")
-                await client.wait_synced(timeout=5)
-                r = victim.replica_id
-                forged = enc.Update(facts=[(enc.FACT_DELETE, TEXT, (r, 1), [(r, 1, 7)])])
-                code = await sent_by_mallory(f"{url}/room", frame(forged))
-                assert code == CloseCode.EQUIVOCATION
-                room = relay.rooms["room"].doc
-                assert str(room.text("t")) == "keep me"
-                victim.text("t").insert(7, "!")
-                await client.wait_synced(timeout=5)
-                assert str(room.text("t")) == "keep me!"
+        async with victim_in_room(keep_me) as (relay, room_url, victim, client):
+            r = victim.replica_id
+            forged = enc.Update(facts=[(enc.FACT_DELETE, TEXT, (r, 1), [(r, 1, 7)])])
+            code = await sent_by_mallory(room_url, frame(forged))
+            assert code == CloseCode.EQUIVOCATION
+            room = relay.rooms["room"].doc
+            assert str(room.text("t")) == "keep me"
+            victim.text("t").insert(7, "!")
+            await client.wait_synced(timeout=5)
+            assert str(room.text("t")) == "keep me!"
 
     run(body())
 
@@ -104,37 +130,29 @@ def test_deletes_waiting_for_a_victims_next_counter_are_refused() -> None:
     effect with the victim's next edit, an edit the victim never sees come back."""
 
     async def body() -> None:
-        async with relay_server(authenticate=tokens) as (relay, url, _tcp):
-            victim = crdtsync.Doc()
-            async with connect(f"{url}/room", victim, token="alice-token") as client:
-                victim.text("t").insert(0, "keep me")
-                await client.wait_synced(timeout=5)
-                r = victim.replica_id
-                nxt = victim.version[r] + 1
-                forged = enc.Update(facts=[(enc.FACT_DELETE, TEXT, (r, nxt), [(r, 1, 7)])])
-                code = await sent_by_mallory(f"{url}/room", frame(forged))
-                assert code == CloseCode.REPLICA_TAKEN
-                room = relay.rooms["room"].doc
-                assert not room.pending
-                victim.text("t").insert(7, "!")
-                await client.wait_synced(timeout=5)
-                await wait_until(lambda: str(room.text("t")) == "keep me!", 5)
+        async with victim_in_room(keep_me) as (relay, room_url, victim, client):
+            r = victim.replica_id
+            nxt = victim.version[r] + 1
+            forged = enc.Update(facts=[(enc.FACT_DELETE, TEXT, (r, nxt), [(r, 1, 7)])])
+            code = await sent_by_mallory(room_url, frame(forged))
+            assert code == CloseCode.REPLICA_TAKEN
+            room = relay.rooms["room"].doc
+            assert not room.pending
+            victim.text("t").insert(7, "!")
+            await client.wait_synced(timeout=5)
+            await wait_until(lambda: str(room.text("t")) == "keep me!", 5)
 
     run(body())
 
 
 def test_a_set_state_removing_without_a_change_is_refused() -> None:
     async def body() -> None:
-        async with relay_server(authenticate=tokens) as (relay, url, _tcp):
-            victim = crdtsync.Doc()
-            async with connect(f"{url}/room", victim, token="alice-token") as client:
-                victim.set("s").add("precious")
-                await client.wait_synced(timeout=5)
-                version = dict(victim.version)
-                forged = enc.Update(facts=[(enc.FACT_LIVE, ("s", "s"), version, [], version)])
-                code = await sent_by_mallory(f"{url}/room", frame(forged))
-                assert code == CloseCode.EQUIVOCATION
-                assert set(relay.rooms["room"].doc.set("s")) == {"precious"}
+        async with victim_in_room(precious) as (relay, room_url, victim, client):
+            version = dict(victim.version)
+            forged = enc.Update(facts=[(enc.FACT_LIVE, ("s", "s"), version, [], version)])
+            code = await sent_by_mallory(room_url, frame(forged))
+            assert code == CloseCode.EQUIVOCATION
+            assert set(relay.rooms["room"].doc.set("s")) == {"precious"}
 
     run(body())
 
@@ -145,27 +163,23 @@ def test_an_update_far_ahead_of_the_rooms_clock_is_refused() -> None:
     ceiling the room's writers share. Refused (4400) before it is stored."""
 
     async def body() -> None:
-        async with relay_server(authenticate=tokens) as (relay, url, _tcp):
-            victim = crdtsync.Doc()
-            async with connect(f"{url}/room", victim, token="alice-token") as client:
-                victim.text("t").insert(0, "abc")
-                await client.wait_synced(timeout=5)
-                room = relay.rooms["room"].doc
-                lamport = room._lamport
-                mine = 987654321
-                insert = (enc.INS, 1, TEXT, lamport + (1 << 40), None, "x", 1, None)
-                forged = enc.Update(segments=[enc.Segment(mine, 1, 2, [insert])])
-                code = await sent_by_mallory(f"{url}/room", frame(forged))
-                assert code == CloseCode.BAD_MESSAGE
-                assert room._lamport == lamport and mine not in room.version
-                near = (enc.INS, 1, TEXT, lamport + 1, None, "x", 1, None)
-                honest = enc.Update(segments=[enc.Segment(mine, 1, 2, [near])])
-                headers = {"Authorization": "Bearer mallory-token"}
-                async with raw_connect(f"{url}/room", additional_headers=headers) as ws:
-                    await ws.send(m.encode_message(m.Hello({}, True)))
-                    await ws.send(frame(honest))
-                    await wait_until(lambda: mine in room.version, 5)
-                await client.wait_synced(timeout=5)
-                assert str(victim.text("t")) == "xabc"
+        async with victim_in_room(abc) as (relay, room_url, victim, client):
+            room = relay.rooms["room"].doc
+            lamport = room._lamport
+            mine = 987654321
+            insert = (enc.INS, 1, TEXT, lamport + (1 << 40), None, "x", 1, None)
+            forged = enc.Update(segments=[enc.Segment(mine, 1, 2, [insert])])
+            code = await sent_by_mallory(room_url, frame(forged))
+            assert code == CloseCode.BAD_MESSAGE
+            assert room._lamport == lamport and mine not in room.version
+            near = (enc.INS, 1, TEXT, lamport + 1, None, "x", 1, None)
+            honest = enc.Update(segments=[enc.Segment(mine, 1, 2, [near])])
+            headers = {"Authorization": "Bearer mallory-token"}
+            async with raw_connect(room_url, additional_headers=headers) as ws:
+                await ws.send(m.encode_message(m.Hello({}, True)))
+                await ws.send(frame(honest))
+                await wait_until(lambda: mine in room.version, 5)
+            await client.wait_synced(timeout=5)
+            assert str(victim.text("t")) == "xabc"
 
     run(body())
