@@ -30,6 +30,7 @@ from crdtsync._encoding import Entry, Segment, Update
 from crdtsync._errors import DecodeError, PendingOverflowError, ReplicaIdConflict
 from crdtsync._ids import IdIndex
 from crdtsync._integrate import check_ready, integrate, integrate_keystroke
+from crdtsync._nesting import Slot, child_name
 from crdtsync._values import check_str
 from crdtsync.types._base import Container
 from crdtsync.types.counter import Counter
@@ -334,13 +335,41 @@ class Doc:
         return self._root("c", name)  # type: ignore[return-value]
 
     def roots(self) -> dict[str, Container[Any]]:
-        """Every root container by name.
+        """Every root container by name (containers inside containers are reached through
+        their parents).
 
         A name that two replicas created concurrently as two types has both roots (each
         reached by its own accessor); this view shows the one whose kind letter sorts last
         (``c`` Counter, ``l`` List, ``m`` LWWMap, ``s`` ORSet, ``t`` Text).
         """
-        return {name: root for (_, name), root in sorted(self._roots.items())}
+        return {name: root for (kind, name), root in sorted(self._roots.items()) if kind.islower()}
+
+    def to_py(self) -> dict[str, Any]:
+        """Every root as plain Python, recursively: Text -> str, List -> list, LWWMap ->
+        dict, ORSet -> set, Counter -> int.
+
+        >>> import crdtsync
+        >>> doc = crdtsync.Doc()
+        >>> card = doc.list("cards").append_container(crdtsync.LWWMap)
+        >>> card.text("name").insert(0, "milk"); card["done"] = False
+        >>> doc.to_py()
+        {'cards': [{'name': 'milk', 'done': False}]}
+        """
+        return {name: root.to_py() for name, root in self.roots().items()}
+
+    def _container(self, key: tuple[str, str]) -> Container[Any]:
+        """The container keyed ``key``, made (empty) on first use: a root, or one inside
+        another (whose content may arrive before the write that puts it in its parent)."""
+        container = self._roots.get(key)
+        if container is None:
+            kind = key[0]
+            cls = _KINDS[kind.lower()]
+            container = self._roots[key] = cls(self, key[1], kind.isupper())
+        return container
+
+    def _child(self, parent: Container[Any], slot: Slot, kind: str) -> Container[Any]:
+        """The child of ``parent`` of kind ``kind`` at ``slot`` (see crdtsync._nesting)."""
+        return self._container((kind.upper(), child_name(parent._key, slot)))
 
     def _new_remote_txn(self, origin: Any) -> Transaction:
         return Transaction(self, origin, False)

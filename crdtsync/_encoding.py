@@ -29,13 +29,28 @@ import msgpack
 from crdtsync._bulk import BULK_BYTES, without_gc
 from crdtsync._clock import MAX_CLOCK, MAX_REPLICA_ID, PREFIX
 from crdtsync._errors import DecodeError
-from crdtsync._values import is_element, is_value
+from crdtsync._nesting import valid_child_name
+from crdtsync._values import ChildRef, is_element, is_value
 
 Dot = tuple[int, int]
 RootKey = tuple[str, str]  # (kind letter, name)
 
 ROOT_KINDS = frozenset("tlsmc")
-SEQ_KINDS = frozenset("tl")
+#: Containers inside containers (format 2): the kind letter in upper case, the name
+#: naming the parent and the place in it (see crdtsync._nesting).
+NESTED_KINDS = frozenset("TLSMC")
+ANY_KINDS = ROOT_KINDS | NESTED_KINDS
+SEQ_KINDS = frozenset("tlTL")
+MAP_KINDS = frozenset("mM")
+SET_KINDS = frozenset("sS")
+COUNTER_KINDS = frozenset("cC")
+
+#: The body of a format-2 update ends with this item: one that names nested containers
+#: or holds a child reference (a map entry or list element holding a container). Readers
+#: of format 1 refuse it (an array of 5 items), so they never misread one.
+FORMAT_NESTED = 2
+#: The msgpack extension type of a child reference: payload msgpack [kind, basis].
+EXT_CHILD = 1
 
 # Change tags inside a segment. Changes apply to the segment's *current root* (initially
 # root 0, changed by ROOT) and take their Lamport time as counter + *current offset*
@@ -124,6 +139,24 @@ DEFAULT_MAX_INFLATED_SIZE = 64 << 20
 def _pack(body: Any) -> bytes:
     packed: bytes = msgpack.packb(body)
     return packed
+
+
+def _pack_child(obj: Any, seen: list[bool]) -> msgpack.ExtType:
+    if type(obj) is ChildRef:
+        seen.append(True)
+        return msgpack.ExtType(EXT_CHILD, msgpack.packb([obj.kind, obj.basis]))
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+def _pack_update(body: list[Any]) -> bytes:
+    """Pack an update body; format 2 (a fifth item) if it needs it."""
+    seen: list[bool] = []
+    packed: bytes = msgpack.packb(body, default=lambda o: _pack_child(o, seen))
+    if seen or any(raw[0] in NESTED_KINDS for raw in body[1]):
+        if len(body) == 3:
+            body = [*body, []]
+        packed = msgpack.packb([*body, FORMAT_NESTED], default=lambda o: _pack_child(o, seen))
+    return PREFIX + packed
 
 
 # ---- encoding ------------------------------------------------------------------------
@@ -250,7 +283,7 @@ def encode_update(update: Update) -> bytes:
     body: list[Any] = [list(tables.replicas), [k + n for k, n in tables.roots], segments]
     if facts:
         body.append(facts)
-    return PREFIX + _pack(body)
+    return _pack_update(body)
 
 
 #: Root key -> its one-entry root table, reused by every keystroke update (never mutated).
@@ -262,6 +295,8 @@ def encode_keystroke(replica: int, e: Entry) -> bytes | None:
     directly (the per-keystroke path); None when the general encoder is needed. The
     bytes are identical to what :func:`encode_update` produces."""
     tag = e[0]
+    if e[2][0] in NESTED_KINDS:
+        return None  # format 2: the general encoder
     root = _ROOT_NAMES.get(e[2])
     if root is None:
         root = _ROOT_NAMES[e[2]] = [e[2][0] + e[2][1]]
@@ -275,6 +310,8 @@ def encode_keystroke(replica: int, e: Entry) -> bytes | None:
         return PREFIX + _pack([replicas, root, [[0, e[1], DEL, flat]]])
     if tag != INS or e[7] is not None:
         return None
+    if type(e[5]) is list and ChildRef in map(type, e[5]):
+        return None  # a child reference: format 2
     c, origin = e[1], e[4]
     seg: list[Any] = [0, c]
     if e[3] != c:
@@ -316,6 +353,9 @@ def _list(value: Any, what: str) -> list[Any]:
 
 
 class _Reader:
+    #: Format 2: child references may stand for map values and list elements.
+    nested = False
+
     def __init__(self, replicas: list[int], roots: list[RootKey]) -> None:
         self.replicas = replicas
         self.roots = roots
@@ -353,17 +393,21 @@ class _Reader:
         return out
 
 
-def _content(value: Any, kind: str) -> tuple[Any, int]:
-    if kind == "t":
+def _content(value: Any, kind: str, nested: bool) -> tuple[Any, int]:
+    if kind in "tT":
         if type(value) is not str or not value:
             raise _fail("text content must be a non-empty str")
         return value, len(value)
     if type(value) is not list or not value:
         raise _fail("list content must be a non-empty array")
     for v in value:
-        if not is_value(v):
+        if not (is_value(v) or (nested and _list_child(v))):
             raise _fail("unsupported value in list content")
     return value, len(value)
+
+
+def _list_child(value: Any) -> bool:
+    return type(value) is ChildRef and value.basis == 0
 
 
 def _fields(seg: list[Any], i: int, width: int) -> list[Any]:
@@ -432,7 +476,7 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
             elif kind == "t" and type(raw_content) is str and raw_content:
                 content, length = raw_content, len(raw_content)
             else:
-                content, length = _content(raw_content, kind)
+                content, length = _content(raw_content, kind, rd.nested)
             if deleted:
                 raw_deleter = seg[i]
                 i += 1
@@ -460,7 +504,7 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
         if tag == ROOT:
             (root_index,) = _fields(seg, i, 1)
             i += 1
-            rd.root(root_index, ROOT_KINDS)
+            rd.root(root_index, ANY_KINDS)
             continue
         if tag == LAMPORT:
             (offset,) = _fields(seg, i, 1)
@@ -475,11 +519,11 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
             width = 2 if tag == MAP_SET else 1
             fields = _fields(seg, i, width)
             i += width
-            map_root = rd.root(root_index, "m")
+            map_root = rd.root(root_index, MAP_KINDS)
             if type(fields[0]) is not str:
                 raise _fail("map keys are str")
             if tag == MAP_SET:
-                if not is_value(fields[1]):
+                if not (is_value(fields[1]) or (rd.nested and type(fields[1]) is ChildRef)):
                     raise _fail("unsupported map value")
                 entries.append((MAP_SET, c, map_root, _lamport(c, offset), fields[0], fields[1]))
             else:
@@ -489,11 +533,11 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
             i += 2
             if not is_element(element):
                 raise _fail("unsupported set element")
-            entries.append((SET_ADD, c, rd.root(root_index, "s"), element, rd.dots(dots)))
+            entries.append((SET_ADD, c, rd.root(root_index, SET_KINDS), element, rd.dots(dots)))
         elif tag == SET_REM:
             (dots,) = _fields(seg, i, 1)
             i += 1
-            entries.append((SET_REM, c, rd.root(root_index, "s"), rd.dots(dots)))
+            entries.append((SET_REM, c, rd.root(root_index, SET_KINDS), rd.dots(dots)))
         elif tag == COUNTER:
             inc, dec = _fields(seg, i, 2)
             i += 2
@@ -501,7 +545,7 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
                 (
                     COUNTER,
                     c,
-                    rd.root(root_index, "c"),
+                    rd.root(root_index, COUNTER_KINDS),
                     _int(inc, 0, 2**64 - 1, "total"),
                     _int(dec, 0, 2**64 - 1, "total"),
                 )
@@ -534,7 +578,7 @@ def _decode_fact(raw: Any, rd: _Reader) -> tuple[Any, ...]:
         touched: dict[int, int] = {}
         for r, c in rd.dots(fact[4]):
             touched[r] = max(touched.get(r, 0), c)
-        return (FACT_LIVE, rd.root(fact[1], "s"), version, rd.dots(fact[3]), touched)
+        return (FACT_LIVE, rd.root(fact[1], SET_KINDS), version, rd.dots(fact[3]), touched)
     raise _fail("unknown fact")
 
 
@@ -632,14 +676,22 @@ def _decode_keystroke(body: Any) -> Update | None:
     return Update([Segment(replica, c, c + n, [(INS, c, key, lamport, origin, content, n, None)])])
 
 
-def _decode_body(body: Any) -> Update:
-    fast = _decode_keystroke(body)
-    return fast if fast is not None else _decode_general(body)
+def _decode_body(body: Any, children: bool = False) -> Update:
+    fast = None if children else _decode_keystroke(body)
+    return fast if fast is not None else _decode_general(body, children)
 
 
-def _decode_general(body: Any) -> Update:
-    if type(body) is not list or len(body) not in (3, 4):
-        raise _fail("an update is an array of 3 or 4 items")
+def _decode_general(body: Any, children: bool = False) -> Update:
+    """``children``: the body held child references (msgpack extensions), which only a
+    format-2 body may."""
+    if type(body) is not list or len(body) not in (3, 4, 5):
+        raise _fail("an update is an array of 3 or 4 items (5 in format 2)")
+    nested = len(body) == 5
+    if nested and (body[4] != FORMAT_NESTED or type(body[4]) is not int):
+        raise _fail(f"unsupported update format {body[4]!r}")
+    if children and not nested:
+        raise _fail("child references need format 2")
+    kinds = ANY_KINDS if nested else ROOT_KINDS
     replicas = _list(body[0], "replica table")
     for r in replicas:
         _int(r, 0, MAX_REPLICA_ID, "replica id")
@@ -649,20 +701,25 @@ def _decode_general(body: Any) -> Update:
     for raw in _list(body[1], "root table"):
         key = _ROOT_KEYS.get(raw) if type(raw) is str else None
         if key is None:
-            if type(raw) is not str or not raw or raw[0] not in ROOT_KINDS:
+            if type(raw) is not str or not raw or raw[0] not in ANY_KINDS:
                 raise _fail("a root key is a kind letter and a name")
+            if raw[0] in NESTED_KINDS and not valid_child_name(raw[1:]):
+                raise _fail("a nested container's key names its parent and place")
             key = (raw[0], raw[1:])
             if len(_ROOT_KEYS) < 4096:
                 _ROOT_KEYS[raw] = key
+        if key[0] not in kinds:
+            raise _fail("nested containers need format 2")
         roots.append(key)
     rd = _Reader(replicas, roots)
+    rd.nested = nested
     update = Update([_decode_segment(raw, rd) for raw in _list(body[2], "segments")])
     if len(update.segments) > 1:
         spans = sorted((s.replica, s.start, s.end) for s in update.segments)
         for (r1, _, end1), (r2, start2, _) in zip(spans, spans[1:], strict=False):
             if r1 == r2 and start2 < end1:
                 raise _fail("two segments of one replica overlap")
-    if len(body) == 4:
+    if len(body) >= 4:
         for raw in _list(body[3], "facts"):
             update.facts.append(_decode_fact(raw, rd))
     return update
@@ -672,14 +729,30 @@ def _no_ext(code: int, data: bytes) -> Any:
     raise _Invalid("msgpack extension types are not used by crdtsync")
 
 
-def unpack_bounded(payload: bytes | bytearray | memoryview) -> Any:
+def _child_ext(code: int, data: bytes, seen: list[bool]) -> ChildRef:
+    """A child reference (msgpack extension EXT_CHILD: [kind letter, basis])."""
+    if code != EXT_CHILD or len(data) > 16:
+        raise _Invalid("unknown msgpack extension type")
+    try:
+        kind, basis = msgpack.unpackb(data, raw=False, use_list=True)
+    except Exception:
+        raise _Invalid("malformed child reference") from None
+    if type(kind) is not str or kind not in ROOT_KINDS or len(kind) != 1:
+        raise _Invalid("a child reference names a container kind")
+    _int(basis, 0, MAX_COUNTER, "child basis")
+    seen.append(True)
+    return ChildRef(kind, basis)
+
+
+def unpack_bounded(payload: bytes | bytearray | memoryview, ext_hook: Any = None) -> Any:
     """One msgpack value, with msgpack's own limits set from the payload's size.
 
     An n-byte payload holds no str or bin longer than n bytes, no array of more than n
     items and no map of more than n/2 entries, so a header claiming more is refused before
     msgpack allocates for it; the work and memory of parsing are then proportional to n.
-    Extension types are refused, and msgpack's stack limit bounds nesting (values are
-    checked to MAX_DEPTH levels afterwards). Raises what msgpack raises.
+    Extension types are refused unless ``ext_hook`` takes them (an update's child
+    references), and msgpack's stack limit bounds nesting (values are checked to MAX_DEPTH
+    levels afterwards). Raises what msgpack raises.
     """
     n = len(payload)
     return msgpack.unpackb(
@@ -687,12 +760,12 @@ def unpack_bounded(payload: bytes | bytearray | memoryview) -> Any:
         raw=False,
         strict_map_key=False,
         use_list=True,
-        ext_hook=_no_ext,
+        ext_hook=_no_ext if ext_hook is None else ext_hook,
         max_str_len=n,
         max_bin_len=n,
         max_array_len=n,
         max_map_len=n // 2,
-        max_ext_len=0,
+        max_ext_len=0 if ext_hook is None else 16,
     )
 
 
@@ -764,8 +837,9 @@ def _decode_update(data: bytes | bytearray | memoryview, limit: int | None) -> U
     else:
         raise DecodeError("not a crdtsync update (bad magic or unsupported format)")
     try:
-        body = unpack_bounded(payload)
-        return _decode_body(body)
+        seen: list[bool] = []
+        body = unpack_bounded(payload, lambda code, data: _child_ext(code, data, seen))
+        return _decode_body(body, bool(seen))
     except _Invalid as exc:
         raise DecodeError(f"malformed update: {exc}") from None
     except (

@@ -194,9 +194,7 @@ def _check_continues(doc: Doc, replica: int, have: int, e: Entry) -> None:
 def _container(doc: Doc, key: RootKey, create: bool) -> Container[Any] | None:
     root = doc._roots.get(key)
     if root is None and create:
-        from crdtsync._doc import _KINDS
-
-        root = doc._roots[key] = _KINDS[key[0]](doc, key[1])
+        root = doc._container(key)
     return root
 
 

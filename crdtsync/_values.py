@@ -9,7 +9,15 @@ from __future__ import annotations
 import reprlib
 from typing import Any, TypeAlias
 
-__all__ = ["Value", "Element", "check_value", "check_element", "is_value", "is_element"]
+__all__ = [
+    "ChildRef",
+    "Value",
+    "Element",
+    "check_value",
+    "check_element",
+    "is_value",
+    "is_element",
+]
 
 Value: TypeAlias = Any  # None | bool | int | float | str | bytes | list[Value] | dict[str, Value]
 Element: TypeAlias = None | bool | int | float | str | bytes
@@ -109,3 +117,37 @@ def check_element(value: Any) -> None:
         raise TypeError(
             f"unsupported set element {value!r} (allowed: None, bool, int, float, str, bytes)"
         )
+
+
+#: The kind letters of the five container types, and the names errors use for them.
+KIND_NAMES = {"t": "Text", "l": "List", "m": "LWWMap", "s": "ORSet", "c": "Counter"}
+
+
+class ChildRef:
+    """What a map entry or a list element holds in place of a value when it holds a
+    container (never a user value: users get the container itself).
+
+    ``kind`` is the child's kind letter. ``basis`` (map children) is the Lamport time of
+    the write the creating write replaced, 0 if none: replicas that create a child at a
+    key concurrently replace the same write, so they name the same child, while a child
+    created after a delete (or any other write) at that key is a new, empty one. List
+    children are named by their element's id and have basis 0.
+    """
+
+    __slots__ = ("kind", "basis")
+
+    def __init__(self, kind: str, basis: int) -> None:
+        self.kind = kind
+        self.basis = basis
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is ChildRef and self.kind == other.kind and self.basis == other.basis
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.basis))
+
+    def __repr__(self) -> str:
+        return f"ChildRef({self.kind!r}, {self.basis})"
+
+    def __deepcopy__(self, memo: Any) -> ChildRef:
+        return self  # immutable

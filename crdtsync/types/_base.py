@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from crdtsync._callbacks import subscribe
+from crdtsync._nesting import Slot, parent_key, parse_child_name
 
 if TYPE_CHECKING:
     from crdtsync._doc import Doc
@@ -25,15 +26,43 @@ class Container(Generic[E]):
     __slots__ = ("_doc", "_key", "_observers")
     _kind = ""
 
-    def __init__(self, doc: Doc, name: str) -> None:
+    def __init__(self, doc: Doc, name: str, nested: bool = False) -> None:
         self._doc = doc
-        self._key = (self._kind, name)
+        # A container inside another is keyed by its kind letter in upper case and a name
+        # that says where it lives (see crdtsync._nesting).
+        self._key = (self._kind.upper() if nested else self._kind, name)
         self._observers: list[Callable[[E], None]] = []
 
     @property
     def name(self) -> str:
-        """The root name this container was created under."""
-        return self._key[1]
+        """The root name this container was created under (for a container inside
+        another: its key in the parent map, or its element's place as a string)."""
+        if self._key[0].islower():
+            return self._key[1]
+        slot = self._slot()
+        return slot[1] if slot[0] == "k" else f"{slot[1]}.{slot[2]}"  # type: ignore[return-value]
+
+    def _slot(self) -> Slot:
+        parsed = parse_child_name(self._key[1])
+        assert parsed is not None  # (checked when the key was made or decoded)
+        return parsed[1]
+
+    @property
+    def parent(self) -> Container[Any] | None:
+        """The container holding this one: an LWWMap or a List; None for a root.
+
+        >>> import crdtsync
+        >>> doc = crdtsync.Doc()
+        >>> title = doc.map("card").text("title")
+        >>> title.parent is doc.map("card"), doc.map("card").parent
+        (True, None)
+        """
+        key = parent_key(self._key)
+        return None if key is None else self._doc._container(key)
+
+    def to_py(self) -> Any:
+        """This container's content as plain Python, containers inside it included."""
+        raise NotImplementedError
 
     @property
     def doc(self) -> Doc:

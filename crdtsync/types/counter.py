@@ -35,8 +35,8 @@ class Counter(Container[CounterEvent]):
     __slots__ = ("_inc", "_dec", "_dots", "_value")
     _kind = "c"
 
-    def __init__(self, doc: Doc, name: str) -> None:
-        super().__init__(doc, name)
+    def __init__(self, doc: Doc, name: str, nested: bool = False) -> None:
+        super().__init__(doc, name, nested)
         self._inc: dict[int, int] = {}
         self._dec: dict[int, int] = {}
         #: replica -> counter of its latest change to this counter
@@ -73,6 +73,10 @@ class Counter(Container[CounterEvent]):
 
     def __repr__(self) -> str:
         return f"Counter({self.name!r}, {self._value})"
+
+    def to_py(self) -> int:
+        """The value as an int."""
+        return self._value
 
     def _merge(self, replica: int, counter: int, inc: int, dec: int) -> int:
         """Join one replica's totals; return how much the value moved."""

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
-from crdtsync._values import check_value
+from crdtsync._values import ChildRef, check_value
+from crdtsync.types._base import Container
 from crdtsync.types.events import ListEvent
-from crdtsync.types.text import SequenceContainer, _check_slice
+from crdtsync.types.text import SequenceContainer, _check_index, _check_slice
 
 __all__ = ["List"]
+
+C = TypeVar("C", bound=Container[Any])
 
 
 class List(SequenceContainer[ListEvent]):
@@ -25,6 +28,14 @@ class List(SequenceContainer[ListEvent]):
     >>> del todo[1]
     >>> list(todo), len(todo), "eggs" in todo
     ([{'task': 'bread', 'done': False}, 'eggs'], 2, True)
+
+    An element may be a container: :meth:`insert_container` and :meth:`append_container`
+    add one, and ``lst[i]`` returns it:
+
+    >>> card = todo.append_container(crdtsync.LWWMap)
+    >>> card["task"] = "jam"
+    >>> todo[2] is card, todo.to_py()[2]
+    (True, {'task': 'jam'})
     """
 
     __slots__ = ()
@@ -51,8 +62,42 @@ class List(SequenceContainer[ListEvent]):
         """Delete ``length`` values starting at ``index``."""
         self._delete(index, length)
 
+    def insert_container(self, index: int, kind: type[C]) -> C:
+        """Insert a new, empty container of type ``kind`` (Text, List, LWWMap, ORSet or
+        Counter) before position ``index``; return it."""
+        letter = _kind_letter(kind)
+        index = _check_index(index, self._seq.vis_len)
+        self._insert(index, [ChildRef(letter, 0)])
+        run, offset = self._seq.locate(index)
+        return self._doc._child(self, ("e", run.replica, run.counter + offset), letter)  # type: ignore[return-value]
+
+    def append_container(self, kind: type[C]) -> C:
+        """Add a new, empty container of type ``kind`` at the end; return it."""
+        return self.insert_container(self._seq.vis_len, kind)
+
+    def _element(self, run: Any, offset: int) -> Any:
+        """The element at ``offset`` of ``run``: its value copied, or the container."""
+        value = run.content[offset]
+        if type(value) is ChildRef:
+            return self._doc._child(self, ("e", run.replica, run.counter + offset), value.kind)
+        return copy.deepcopy(value)
+
+    def _elements(self) -> Iterator[Any]:
+        for run in self._seq.runs():
+            if not run.deleted:
+                for offset in range(run.length):
+                    yield self._element(run, offset)
+
+    def _holds_children(self) -> bool:
+        return ChildRef in map(type, self._seq.value())
+
     def __getitem__(self, index: int | slice) -> Any:
-        return copy.deepcopy(self._get(index))
+        if isinstance(index, slice):
+            if self._holds_children():
+                return list(self._elements())[index]
+            return copy.deepcopy(self._get(index))
+        run, offset = self._seq.locate(self._item_index(index))
+        return self._element(run, offset)
 
     def __delitem__(self, index: int | slice) -> None:
         if isinstance(index, slice):
@@ -66,15 +111,32 @@ class List(SequenceContainer[ListEvent]):
         self._delete(self._item_index(index), 1)
 
     def __iter__(self) -> Iterator[Any]:
+        if self._holds_children():
+            return iter(list(self._elements()))
         return iter(copy.deepcopy(self._seq.value()))
 
     def __contains__(self, value: object) -> bool:
         return value in self._seq.value()
 
     def to_list(self) -> list[Any]:
-        """A copy of the current values."""
+        """A copy of the current values (containers in it as the container objects)."""
+        if self._holds_children():
+            return list(self._elements())
         values: list[Any] = copy.deepcopy(self._seq.value())
         return values
 
+    def to_py(self) -> list[Any]:
+        """A plain list of this list, containers inside it as plain Python too."""
+        return [x.to_py() if isinstance(x, Container) else x for x in self.to_list()]
+
     def __repr__(self) -> str:
         return f"List({self.name!r}, {self._seq.value()!r})"
+
+
+def _kind_letter(kind: Any) -> str:
+    letter = getattr(kind, "_kind", None) if isinstance(kind, type) else None
+    if not isinstance(letter, str) or letter not in "tlmsc" or not letter:
+        raise TypeError(
+            f"a container kind is crdtsync.Text, List, LWWMap, ORSet or Counter, not {kind!r}"
+        )
+    return letter

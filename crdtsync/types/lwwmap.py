@@ -6,12 +6,16 @@ import copy
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from crdtsync._values import check_str, check_value
+from crdtsync._values import KIND_NAMES, ChildRef, check_str, check_value
 from crdtsync.types._base import Container
 from crdtsync.types.events import MapEvent
 
 if TYPE_CHECKING:
     from crdtsync._doc import Doc
+    from crdtsync.types.counter import Counter
+    from crdtsync.types.list import List
+    from crdtsync.types.orset import ORSet
+    from crdtsync.types.text import Text
 
 __all__ = ["LWWMap"]
 
@@ -46,13 +50,24 @@ class LWWMap(Container[MapEvent], MutableMapping[str, Any]):
     >>> del settings["theme"]
     >>> dict(settings), "theme" in settings, settings.get("theme", "light")
     ({'font': {'size': 12}}, False, 'light')
+
+    A key may hold a container instead of a value: :meth:`text`, :meth:`list`,
+    :meth:`map`, :meth:`set` and :meth:`counter` get or create one, and ``m[key]`` then
+    returns it. Replicas that create the same kind of child at a key concurrently get one
+    child holding everyone's edits; ``del m[key]`` removes the child, and a child created
+    there later starts empty:
+
+    >>> card = doc.map("card")
+    >>> card.text("title").insert(0, "milk")
+    >>> card["title"] is card.text("title"), card.to_py()
+    (True, {'title': 'milk'})
     """
 
     __slots__ = ("_entries", "_size")
     _kind = "m"
 
-    def __init__(self, doc: Doc, name: str) -> None:
-        Container.__init__(self, doc, name)
+    def __init__(self, doc: Doc, name: str, nested: bool = False) -> None:
+        Container.__init__(self, doc, name, nested)
         self._entries: dict[str, _Entry] = {}
         self._size = 0
 
@@ -65,7 +80,63 @@ class LWWMap(Container[MapEvent], MutableMapping[str, Any]):
         entry = self._entries.get(key) if type(key) is str else None
         if entry is None or entry.deleted:
             raise KeyError(key)
-        return copy.deepcopy(entry.value)
+        value = entry.value
+        if type(value) is ChildRef:
+            return self._doc._child(self, ("k", key, value.basis), value.kind)
+        return copy.deepcopy(value)
+
+    # ---- containers inside ---------------------------------------------------------------
+
+    def text(self, key: str) -> Text:
+        """The Text at ``key``, created if the key holds none (see :meth:`_child_at`)."""
+        return self._child_at(key, "t")  # type: ignore[return-value]
+
+    def list(self, key: str) -> List:
+        """The List at ``key``, created if the key holds none."""
+        return self._child_at(key, "l")  # type: ignore[return-value]
+
+    def map(self, key: str) -> LWWMap:
+        """The LWWMap at ``key``, created if the key holds none."""
+        return self._child_at(key, "m")  # type: ignore[return-value]
+
+    def set(self, key: str) -> ORSet:
+        """The ORSet at ``key``, created if the key holds none."""
+        return self._child_at(key, "s")  # type: ignore[return-value]
+
+    def counter(self, key: str) -> Counter:
+        """The Counter at ``key``, created if the key holds none."""
+        return self._child_at(key, "c")  # type: ignore[return-value]
+
+    def _child_at(self, key: str, kind: str) -> Container[Any]:
+        """The child of kind ``kind`` at ``key``. A key holding such a child returns it; a
+        key holding another kind of container raises TypeError; an absent key or one
+        holding a plain value gets a new child (a write, replacing the value)."""
+        check_str(key, "an LWWMap key")
+        entry = self._entries.get(key)
+        if entry is not None and not entry.deleted and type(entry.value) is ChildRef:
+            held: ChildRef = entry.value
+            if held.kind != kind:
+                raise TypeError(
+                    f"key {key!r} holds a {KIND_NAMES[held.kind]}, not a {KIND_NAMES[kind]}"
+                )
+            return self._doc._child(self, ("k", key, held.basis), kind)
+        # Named after the write it replaces: concurrent creators replace the same one.
+        basis = 0 if entry is None else entry.lamport
+        self._doc._local_map_write(self, key, ChildRef(kind, basis), False)
+        return self._doc._child(self, ("k", key, basis), kind)
+
+    def to_py(self) -> dict[str, Any]:
+        """A plain dict of this map, containers inside it as plain Python too."""
+        out: dict[str, Any] = {}
+        for key, entry in self._entries.items():
+            if entry.deleted:
+                continue
+            value = entry.value
+            if type(value) is ChildRef:
+                out[key] = self._doc._child(self, ("k", key, value.basis), value.kind).to_py()
+            else:
+                out[key] = copy.deepcopy(value)
+        return out
 
     def __delitem__(self, key: str) -> None:
         entry = self._entries.get(key) if type(key) is str else None

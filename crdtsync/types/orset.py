@@ -46,8 +46,8 @@ class ORSet(Container[SetEvent]):
     __slots__ = ("_elements", "_owner", "_touched")
     _kind = "s"
 
-    def __init__(self, doc: Doc, name: str) -> None:
-        super().__init__(doc, name)
+    def __init__(self, doc: Doc, name: str, nested: bool = False) -> None:
+        super().__init__(doc, name, nested)
         #: element key -> (element, live dots)
         self._elements: dict[bytes, tuple[Element, set[Dot]]] = {}
         #: live dot -> element key
@@ -90,6 +90,10 @@ class ORSet(Container[SetEvent]):
 
     def __repr__(self) -> str:
         return f"ORSet({self.name!r}, {set(self)!r})"
+
+    def to_py(self) -> set[Element]:
+        """The elements as a plain set (the same as :meth:`to_set`)."""
+        return self.to_set()
 
     def to_set(self) -> set[Element]:
         """The current elements as a Python set (1 and True collapse there, as in Python)."""

@@ -49,8 +49,8 @@ class SequenceContainer(Container[E]):
     __slots__ = ("_seq",)
     _is_text = True
 
-    def __init__(self, doc: Doc, name: str) -> None:
-        super().__init__(doc, name)
+    def __init__(self, doc: Doc, name: str, nested: bool = False) -> None:
+        super().__init__(doc, name, nested)
         self._seq = Sequence(doc._ids, self._is_text)
         self._seq.key = self._key
 
@@ -143,6 +143,10 @@ class Text(SequenceContainer[TextEvent]):
 
     def __contains__(self, sub: object) -> bool:
         return isinstance(sub, str) and sub in self._seq.value()
+
+    def to_py(self) -> str:
+        """The text as a str (the same as ``str(text)``)."""
+        return self._seq.value()  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"Text({self.name!r}, {self._seq.value()!r})"
