@@ -121,6 +121,7 @@ def unbacked_facts(doc: Doc, update: Update) -> str | None:
     replica past the room's, up to the last change that replica made to the set).
     """
     vv = doc._vv
+    tops: dict[int, int] | None = None  # what the update covers, found once if needed
     for fact in update.facts:
         if fact[0] == enc.FACT_DELETE:
             r, c = fact[2]
@@ -137,7 +138,8 @@ def unbacked_facts(doc: Doc, update: Update) -> str | None:
             removes = any(d[1] <= version.get(d[0], 0) and d not in live_dots for d in root._owner)
             if not removes:
                 continue
-            tops = enc.coverage(update)
+            if tops is None:
+                tops = enc.coverage(update)
             if not any(c > vv.get(r, 0) and tops.get(r, 0) >= c for r, c in touched.items()):
                 return f"the state of set {key[1]!r} removes elements no new change removes"
     return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 
 __all__ = ["keep_large_blocks_unmappable", "release_free_memory"]
@@ -23,7 +24,9 @@ _M_MMAP_THRESHOLD = -3  # mallopt parameter numbers, from glibc's malloc.h
 _THRESHOLD = 128 << 10
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
+    """The C library, looked up once (find_library runs ldconfig: never per call)."""
     name = ctypes.util.find_library("c")
     if name is None:
         return None

@@ -789,7 +789,7 @@ class Relay:
         room, conn = member.room, member.conn
         vv = room.doc._vv
         brought = [seg.replica for seg in update.segments if seg.end - 1 > vv.get(seg.replica, 0)]
-        tops = enc.coverage(update)
+        tops = enc.coverage(update) if update.facts else {}
         for fact in update.facts:
             if fact[0] == enc.FACT_DELETE:
                 r, c = fact[2]

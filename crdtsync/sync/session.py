@@ -402,11 +402,7 @@ class SyncSession:
                         if stored is not None:  # leave the session as it was
                             self._unstore(*stored)
                         raise
-                del self._transfers[key]
-                self._transfer_bytes -= sum(len(p) for p in held.values())
-                self._done.add(part.transfer)
-                if len(self._done) > MAX_DONE_TRANSFERS:
-                    self._done.remove(min(self._done))
+                self._forget_transfer(key, done=True)
                 stored = None
         try:
             self.doc._apply(update, self, parsed)
@@ -457,23 +453,24 @@ class SyncSession:
         session that got level another way would wait for them forever, unsynced."""
         vv = self.doc._vv
         for key, version in list(self._diff_versions.items()):
-            held = self._transfers.get(key)
-            if held is None:
-                del self._diff_versions[key]
-            elif _covers(vv, version):
-                del self._diff_versions[key]
-                del self._transfers[key]
-                self._transfer_bytes -= sum(len(p) for p in held.values())
-                self._done.add(key[0])  # its late duplicate parts are ignored
-                if len(self._done) > MAX_DONE_TRANSFERS:
-                    self._done.remove(min(self._done))
+            if _covers(vv, version):
+                self._forget_transfer(key, done=True)  # its late duplicates are ignored
+
+    def _forget_transfer(self, key: tuple[int, int], *, done: bool) -> None:
+        """Drop an incoming transfer's held parts; ``done``: count its id as done."""
+        self._transfer_bytes -= sum(len(p) for p in self._transfers.pop(key).values())
+        self._diff_versions.pop(key, None)
+        if done:
+            self._done.add(key[0])
+            if len(self._done) > MAX_DONE_TRANSFERS:
+                self._done.remove(min(self._done))
 
     def _unstore(self, key: tuple[int, int], index: int) -> None:
         """Forget the part just stored for a transfer (its update was refused)."""
         held = self._transfers[key]
         self._transfer_bytes -= len(held.pop(index))
         if not held:
-            del self._transfers[key]
+            self._forget_transfer(key, done=False)
 
     def _drop_transfers_before(self, transfer: int) -> None:
         """Forget incomplete transfers older than ``transfer``, a DIFF we now hold all of.
@@ -482,7 +479,7 @@ class SyncSession:
         held that we lacked, so an older transfer (the peer counts its ids up) has nothing
         left for us: its missing parts were lost, or are duplicates still on their way."""
         for key in [k for k in self._transfers if k[0] < transfer]:
-            self._transfer_bytes -= sum(len(p) for p in self._transfers.pop(key).values())
+            self._forget_transfer(key, done=False)
         self._floor = max(self._floor, transfer)
         self._done = {t for t in self._done if t > self._floor}
 
