@@ -886,7 +886,7 @@ class Doc:
         their observers get no events (the content is the same). The re-issued changes go
         to ``on_update`` listeners like a local transaction's update (origin
         ``REISSUED``), so sessions send them on."""
-        from crdtsync._rename import rename_replica
+        from crdtsync._rename import rename_key, rename_replica
         from crdtsync._state import state_update
 
         old = self._replica
@@ -901,15 +901,20 @@ class Doc:
             max_pending=self._max_pending,
             max_pending_bytes=self._max_pending_bytes,
         )
-        for kind, name in self._roots:
-            fresh._root(kind, name)
+        # A container inside a list is named after its element's dot: it gets a new key.
+        renamed_keys = {key: rename_key(key, old, new) for key in self._roots}
+        for key in renamed_keys.values():
+            fresh._container(key)
         fresh._apply(enc.encode_update(renamed), None, renamed)
+        mine_by_key = {renamed_keys[key]: c for key, c in self._roots.items()}
+        self._roots = {}
         for key, container in fresh._roots.items():
-            mine = self._roots.get(key)
+            mine = mine_by_key.get(key)
+            self._roots[key] = mine if mine is not None else container
             if mine is None:
                 container._doc = self
-                self._roots[key] = container
                 continue
+            mine._key = key
             for cls in type(mine).__mro__:
                 for slot in getattr(cls, "__slots__", ()):
                     if slot not in ("_doc", "_key", "_observers"):

@@ -8,7 +8,9 @@ a fresh replica had made those changes, and the rewritten changes go out like ne
 
 Counters are kept (a replica's counters only need to be dense from 1), so the rewrite maps
 each dot ``(old, c)`` to ``(new, c)`` wherever a dot can appear: segments, insert origins
-and deleters, delete targets, superseded and removed set dots, and facts.
+and deleters, delete targets, superseded and removed set dots, and facts. A container that
+is a list element is named after its element's dot, so container keys are rewritten too
+(with every key of a container inside one).
 """
 
 from __future__ import annotations
@@ -17,13 +19,38 @@ from typing import Any
 
 from crdtsync import _encoding as enc
 from crdtsync._encoding import Entry, Segment, Update
+from crdtsync._nesting import RootKey, child_name, parse_child_name
 
-__all__ = ["rename_replica"]
+__all__ = ["rename_key", "rename_replica"]
+
+
+def rename_key(key: RootKey, old: int, new: int) -> RootKey:
+    """``key`` with every list element of replica ``old`` in its path moved to ``new``."""
+    if key[0].islower():
+        return key
+    parsed = parse_child_name(key[1])
+    if parsed is None:  # (decoded keys are canonical; nothing else names a container)
+        return key
+    parent, slot = parsed
+    renamed_parent = rename_key(parent, old, new)
+    if slot[0] == "e" and slot[1] == old:
+        slot = ("e", new, slot[2])
+    elif renamed_parent == parent:
+        return key
+    return (key[0], child_name(renamed_parent, slot))
 
 
 def rename_replica(update: Update, old: int, new: int) -> Update:
     """``update`` with every change and reference of replica ``old`` moved to ``new``
     (which must not appear in it)."""
+
+    keys: dict[RootKey, RootKey] = {}
+
+    def root(key: RootKey) -> RootKey:
+        renamed = keys.get(key)
+        if renamed is None:
+            renamed = keys[key] = rename_key(key, old, new)
+        return renamed
 
     def dot(d: Any) -> Any:
         return (new, d[1]) if d is not None and d[0] == old else d
@@ -39,6 +66,9 @@ def rename_replica(update: Update, old: int, new: int) -> Update:
 
     def entry(e: Entry) -> Entry:
         tag = e[0]
+        if tag == enc.SKIP:
+            return e
+        e = e[:2] + (root(e[2]),) + e[3:]
         if tag == enc.INS:
             return e[:4] + (dot(e[4]),) + e[5:7] + (dot(e[7]),)
         if tag == enc.DEL:
@@ -54,8 +84,9 @@ def rename_replica(update: Update, old: int, new: int) -> Update:
         replica = new if seg.replica == old else seg.replica
         out.segments.append(Segment(replica, seg.start, seg.end, [entry(e) for e in seg.entries]))
     for fact in update.facts:
+        key = root(fact[1])
         if fact[0] == enc.FACT_DELETE:
-            out.facts.append((fact[0], fact[1], dot(fact[2]), ranges(fact[3])))
+            out.facts.append((fact[0], key, dot(fact[2]), ranges(fact[3])))
         else:  # FACT_LIVE
-            out.facts.append((fact[0], fact[1], version(fact[2]), dots(fact[3]), version(fact[4])))
+            out.facts.append((fact[0], key, version(fact[2]), dots(fact[3]), version(fact[4])))
     return out

@@ -65,6 +65,36 @@ def test_a_restarted_process_without_its_state_reissues_its_edits(caplog):
     assert str(server.text("t")) == "Xhell!o"
 
 
+def test_a_reissue_renames_containers_named_after_its_own_list_elements():
+    """A container that is a list element is named after the element's dot: a re-issue
+    moves the element to the new id, so the container (and any inside it) must move too,
+    keeping the objects the application holds."""
+    server = crdtsync.Doc(7)
+    server.apply_update(_old_process().get_update())
+    restarted = crdtsync.Doc(ID)
+    cards = restarted.list("cards")
+    card = cards.append_container(crdtsync.LWWMap)
+    card.text("title").insert(0, "milk")
+    inner = card.list("tags").append_container(crdtsync.Text)
+    inner.insert(0, "food")
+    before = restarted.to_py()
+    sent = []
+    restarted.on_update(lambda update, origin: sent.append(update))
+    restarted.apply_update(server.get_update())
+    assert restarted.replica_id != ID
+    assert restarted.to_py() == {**server.to_py(), **before}
+    assert cards[0] is card and card.list("tags")[0] is inner and inner.parent.parent is card
+    inner.insert(4, "!")
+    for update in sent:
+        server.apply_update(update)
+    server.apply_update(restarted.get_update(server.version))
+    assert server.to_py() == restarted.to_py()
+    assert server.to_py()["cards"] == [{"title": "milk", "tags": ["food!"]}]
+    fresh = crdtsync.Doc()
+    fresh.apply_update(server.get_update())
+    assert fresh.to_py() == server.to_py()
+
+
 def test_the_error_instead_leaves_the_document_as_it_was():
     restarted = crdtsync.Doc(ID, reissue_on_conflict=False)
     _offline_edits(restarted)
