@@ -64,6 +64,16 @@ class Container(Generic[E]):
         """This container's content as plain Python, containers inside it included."""
         raise NotImplementedError
 
+    def _clear_content(self) -> None:
+        """Remove everything this container holds, containers inside it first, with
+        ordinary local edits (inside the caller's transaction).
+
+        Removing a container from its parent does this: the removed content then goes
+        like deleted text (gc drops it from the state), and if a concurrent creator brings
+        the same child back it holds only what was made without seeing the removal, on
+        every replica alike."""
+        raise NotImplementedError
+
     @property
     def doc(self) -> Doc:
         """The document this container belongs to."""

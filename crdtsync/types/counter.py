@@ -74,6 +74,15 @@ class Counter(Container[CounterEvent]):
     def __repr__(self) -> str:
         return f"Counter({self.name!r}, {self._value})"
 
+    def _clear_content(self) -> None:
+        try:
+            if self._value > 0:
+                self.decrement(self._value)
+            elif self._value < 0:
+                self.increment(-self._value)
+        except OverflowError:
+            pass  # (a running total at its ceiling: the value stays, it is one int)
+
     def to_py(self) -> int:
         """The value as an int."""
         return self._value

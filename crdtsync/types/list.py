@@ -88,6 +88,28 @@ class List(SequenceContainer[ListEvent]):
                 for offset in range(run.length):
                     yield self._element(run, offset)
 
+    def _delete(self, index: Any, length: Any) -> None:
+        """Delete as a sequence does; containers among the deleted elements are emptied
+        in the same transaction."""
+        start = _check_index(index, self._seq.vis_len)
+        if type(length) is not int or length <= 0 or start + length > self._seq.vis_len:
+            SequenceContainer._delete(self, index, length)  # (its checks, its errors)
+            return
+        values = self._seq.slice(start, start + length)
+        if ChildRef not in map(type, values):
+            SequenceContainer._delete(self, start, length)
+            return
+        with self._doc.transaction():
+            for i, value in enumerate(values):
+                if type(value) is ChildRef:
+                    run, offset = self._seq.locate(start + i)
+                    slot = ("e", run.replica, run.counter + offset)
+                    self._doc._child(self, slot, value.kind)._clear_content()
+            SequenceContainer._delete(self, start, length)
+
+    def _clear_content(self) -> None:
+        self._delete(0, self._seq.vis_len)
+
     def _holds_children(self) -> bool:
         return ChildRef in map(type, self._seq.value())
 

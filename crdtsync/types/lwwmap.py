@@ -74,7 +74,18 @@ class LWWMap(Container[MapEvent], MutableMapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         check_str(key, "an LWWMap key")
         check_value(value)
-        self._doc._local_map_write(self, key, copy.deepcopy(value), False)
+        self._replace(key, copy.deepcopy(value), False)
+
+    def _replace(self, key: str, value: Any, deleted: bool) -> None:
+        """Write ``key``; a child it held is emptied in the same transaction."""
+        entry = self._entries.get(key)
+        held = None if entry is None or entry.deleted else entry.value
+        if type(held) is not ChildRef:
+            self._doc._local_map_write(self, key, value, deleted)
+            return
+        with self._doc.transaction():
+            self._doc._child(self, ("k", key, held.basis), held.kind)._clear_content()
+            self._doc._local_map_write(self, key, value, deleted)
 
     def __getitem__(self, key: str) -> Any:
         entry = self._entries.get(key) if type(key) is str else None
@@ -142,7 +153,11 @@ class LWWMap(Container[MapEvent], MutableMapping[str, Any]):
         entry = self._entries.get(key) if type(key) is str else None
         if entry is None or entry.deleted:
             raise KeyError(key)
-        self._doc._local_map_write(self, key, None, True)
+        self._replace(key, None, True)
+
+    def _clear_content(self) -> None:
+        for key in list(self):
+            self._replace(key, None, True)
 
     def __contains__(self, key: object) -> bool:
         entry = self._entries.get(key) if type(key) is str else None

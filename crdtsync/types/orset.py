@@ -91,6 +91,10 @@ class ORSet(Container[SetEvent]):
     def __repr__(self) -> str:
         return f"ORSet({self.name!r}, {set(self)!r})"
 
+    def _clear_content(self) -> None:
+        if self._owner:
+            self._doc._local_set_remove(self, self._live_dots())
+
     def to_py(self) -> set[Element]:
         """The elements as a plain set (the same as :meth:`to_set`)."""
         return self.to_set()

@@ -144,6 +144,9 @@ class Text(SequenceContainer[TextEvent]):
     def __contains__(self, sub: object) -> bool:
         return isinstance(sub, str) and sub in self._seq.value()
 
+    def _clear_content(self) -> None:
+        self._delete(0, self._seq.vis_len)
+
     def to_py(self) -> str:
         """The text as a str (the same as ``str(text)``)."""
         return self._seq.value()  # type: ignore[no-any-return]
