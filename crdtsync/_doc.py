@@ -33,6 +33,7 @@ from crdtsync._integrate import check_ready, integrate, integrate_keystroke
 from crdtsync._nesting import Slot, child_name
 from crdtsync._values import check_str
 from crdtsync.types._base import Container
+from crdtsync.types._deep import deep_event_lists
 from crdtsync.types.counter import Counter
 from crdtsync.types.events import (
     CounterEvent,
@@ -150,48 +151,57 @@ class Transaction:
         return enc.encode_update(Update([Segment(doc._replica, entries[0][1], end, entries)]))
 
     def _emit_events(self, errors: list[Exception] | None = None) -> None:
-        """Call every observer of every changed container; one that raises is reported
-        (see :meth:`Doc.on_callback_error`) and the others still run."""
+        """Call every observer of every changed container, then every deep observer with
+        the events of its subtree; one that raises is reported (see
+        :meth:`Doc.on_callback_error`) and the others still run."""
         doc = self._doc
+        events: list[tuple[Container[Any], Any]] = []
         for container, ch in self._changes.values():
-            if not container._observers:
+            event = self._event(container, ch)
+            if event is None:
                 continue
-            event: Any
-            if isinstance(container, SequenceContainer):
-                if ch.delta is None:
-                    continue
-                delta = ch.delta.build()
-                if not delta:
-                    continue
-                if isinstance(container, Text):
-                    event = TextEvent(container, self.origin, self.local, delta)
-                else:
-                    event = ListEvent(cast(List, container), self.origin, self.local, delta)
-            elif isinstance(container, LWWMap):
-                if not ch.keys:
-                    continue
-                event = MapEvent(container, self.origin, self.local, frozenset(ch.keys))
-            elif isinstance(container, ORSet):
-                added = {k: v for k, v in ch.added.items() if k not in ch.removed}
-                removed = {k: v for k, v in ch.removed.items() if k not in ch.added}
-                if not added and not removed:
-                    continue
-                event = SetEvent(
-                    container,
-                    self.origin,
-                    self.local,
-                    frozenset(added.values()),
-                    frozenset(removed.values()),
-                )
-            else:
-                if not ch.amount:
-                    continue
-                event = CounterEvent(cast(Counter, container), self.origin, self.local, ch.amount)
+            events.append((container, event))
             for callback in list(container._observers):
                 try:
                     callback(event)
                 except Exception as exc:
                     doc._callback_failed(exc, "observe", callback, errors)
+        if doc._deep and events:
+            for callback, deep_events in deep_event_lists(events):
+                try:
+                    callback(deep_events)
+                except Exception as exc:
+                    doc._callback_failed(exc, "observe_deep", callback, errors)
+
+    def _event(self, container: Container[Any], ch: _Changes) -> Any:
+        """The event for ``container``'s changes in this transaction; None if nothing
+        visible changed."""
+        if isinstance(container, SequenceContainer):
+            delta = None if ch.delta is None else ch.delta.build()
+            if not delta:
+                return None
+            if isinstance(container, Text):
+                return TextEvent(container, self.origin, self.local, delta)
+            return ListEvent(cast(List, container), self.origin, self.local, delta)
+        if isinstance(container, LWWMap):
+            if not ch.keys:
+                return None
+            return MapEvent(container, self.origin, self.local, frozenset(ch.keys))
+        if isinstance(container, ORSet):
+            added = {k: v for k, v in ch.added.items() if k not in ch.removed}
+            removed = {k: v for k, v in ch.removed.items() if k not in ch.added}
+            if not added and not removed:
+                return None
+            return SetEvent(
+                container,
+                self.origin,
+                self.local,
+                frozenset(added.values()),
+                frozenset(removed.values()),
+            )
+        if not ch.amount:
+            return None
+        return CounterEvent(cast(Counter, container), self.origin, self.local, ch.amount)
 
 
 class Doc:
@@ -259,6 +269,9 @@ class Doc:
         self._internal_callbacks: list[UpdateCallback] = []
         self._update_callbacks: list[UpdateCallback] = []
         self._error_callbacks: list[ErrorCallback] = []
+        #: How many observe_deep callbacks are subscribed: while any is, every container's
+        #: changes are gathered (a deep observer sees its descendants').
+        self._deep = 0
         #: Parked updates by the replica of the dot each awaits: heaps of
         #: (awaited counter, arrival number, (bytes, parsed update, origin)).
         self._waiting: dict[int, list[tuple[int, int, tuple[bytes, Update, Any]]]] = {}
@@ -548,7 +561,7 @@ class Doc:
                 n = 0
         if n:
             entries.append((enc.INS, counter, container._key, lamport, origin, content, n, None))
-        if container._observers:
+        if container._observers or self._deep:
             ch = txn._changes_for(container)
             if ch.delta is None:
                 ch.delta = DeltaBuilder()
@@ -562,7 +575,7 @@ class Doc:
         counter, _ = self._tick(1)
         ranges = container._seq.delete_local(index, length, (self._replica, counter), self._gc)
         txn._entries.append((enc.DEL, counter, container._key, ranges))
-        if container._observers:
+        if container._observers or self._deep:
             ch = txn._changes_for(container)
             if ch.delta is None:
                 ch.delta = DeltaBuilder()
@@ -579,7 +592,7 @@ class Doc:
             txn._entries.append((enc.MAP_DEL, counter, container._key, lamport, key))
         else:
             txn._entries.append((enc.MAP_SET, counter, container._key, lamport, key, value))
-        if changed and container._observers:
+        if changed and (container._observers or self._deep):
             txn._changes_for(container).keys.add(key)
 
     def _local_set_add(self, container: ORSet, element: Any) -> None:
@@ -593,7 +606,7 @@ class Doc:
         appeared = container._add_dot(element, dot)
         container._remove_dots(superseded)
         txn._entries.append((enc.SET_ADD, counter, container._key, element, superseded))
-        if appeared and container._observers:
+        if appeared and (container._observers or self._deep):
             txn._changes_for(container).added.setdefault(element_key(element), element)
 
     def _local_set_remove(self, container: ORSet, dots: builtins.list[Dot]) -> None:
@@ -610,7 +623,7 @@ class Doc:
     def _note_set_removed(
         self, txn: Transaction, container: ORSet, gone: builtins.list[Any]
     ) -> None:
-        if gone and container._observers:
+        if gone and (container._observers or self._deep):
             removed = txn._changes_for(container).removed
             for element in gone:
                 removed.setdefault(element_key(element), element)
@@ -626,7 +639,7 @@ class Doc:
         dec += container._dec.get(me, 0)
         moved = container._merge(me, counter, inc, dec)
         txn._entries.append((enc.COUNTER, counter, container._key, inc, dec))
-        if container._observers:
+        if container._observers or self._deep:
             txn._changes_for(container).amount += moved
 
     # ---- encoding state -------------------------------------------------------------------
@@ -917,7 +930,7 @@ class Doc:
             mine._key = key
             for cls in type(mine).__mro__:
                 for slot in getattr(cls, "__slots__", ()):
-                    if slot not in ("_doc", "_key", "_observers"):
+                    if slot not in ("_doc", "_key", "_observers", "_deep_observers"):
                         setattr(mine, slot, getattr(container, slot))
         self._replica = new
         self._vv = fresh._vv

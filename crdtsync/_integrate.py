@@ -153,7 +153,7 @@ def integrate_keystroke(doc: Doc, data: bytes, update: Update, origin: Any) -> b
     if e[1] != vv.get(replica, 0) + 1 or (tag != enc.INS and tag != enc.DEL):
         return False
     container: Any = doc._roots.get(e[2])
-    if container is None or container._observers:
+    if container is None or container._observers or doc._deep:
         return False
     seq = container._seq
     if tag == enc.INS:
@@ -253,7 +253,7 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
                 key = e[2]
                 container = _container(doc, key, True)
                 seq_integrate = container._seq.integrate
-                observed = bool(container._observers)
+                observed = bool(container._observers or doc._deep)
             deleter = e[7]
             if deleter is None:
                 pos = seq_integrate(r, e[1], e[3], e[4], e[5], e[6], None, observed)
@@ -278,12 +278,14 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
                 container = _container(doc, e[2], True)
                 deleted = tag == enc.MAP_DEL
                 value = None if deleted else e[5]
-                if container._write(e[3], r, e[1], e[4], value, deleted) and container._observers:
+                if container._write(e[3], r, e[1], e[4], value, deleted) and (
+                    container._observers or doc._deep
+                ):
                     txn._changes_for(container).keys.add(e[4])
                 lamport = max(lamport, e[3])
             elif tag == enc.SET_ADD:
                 container = _container(doc, e[2], True)
-                if container._add_dot(e[3], (r, e[1])) and container._observers:
+                if container._add_dot(e[3], (r, e[1])) and (container._observers or doc._deep):
                     txn._changes_for(container).added.setdefault(element_key(e[3]), e[3])
                 removals.append((container, e[4]))
             elif tag == enc.SET_REM:
@@ -293,7 +295,7 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
             elif tag == enc.COUNTER:
                 container = _container(doc, e[2], True)
                 moved = container._merge(r, e[1], e[3], e[4])
-                if moved and container._observers:
+                if moved and (container._observers or doc._deep):
                     txn._changes_for(container).amount += moved
         for e, r, n in held_tombstones:
             effect |= _delete(doc, txn, e[2], e[7], [(r, e[1], n)])
@@ -339,7 +341,7 @@ def _delete(
     if container is None:
         return False
     seq = container._seq
-    positions: list[tuple[int, int]] | None = [] if container._observers else None
+    positions: list[tuple[int, int]] | None = [] if container._observers or doc._deep else None
     before = seq.vis_len
     for r, c, n in ranges:
         seq.delete_range(r, c, n, deleter, doc._gc, positions)

@@ -23,7 +23,7 @@ class Container(Generic[E]):
     :class:`~crdtsync.CounterEvent`, and so on.
     """
 
-    __slots__ = ("_doc", "_key", "_observers")
+    __slots__ = ("_doc", "_key", "_observers", "_deep_observers")
     _kind = ""
 
     def __init__(self, doc: Doc, name: str, nested: bool = False) -> None:
@@ -32,6 +32,7 @@ class Container(Generic[E]):
         # that says where it lives (see crdtsync._nesting).
         self._key = (self._kind.upper() if nested else self._kind, name)
         self._observers: list[Callable[[E], None]] = []
+        self._deep_observers: list[Callable[[list[Any]], None]] = []
 
     @property
     def name(self) -> str:
@@ -99,3 +100,44 @@ class Container(Generic[E]):
         >>> unsubscribe()
         """
         return subscribe(self._observers, callback)
+
+    def observe_deep(self, callback: Callable[[list[Any]], None]) -> Callable[[], None]:
+        """Call ``callback(events)`` once after each transaction that changed this
+        container or any container inside it, at any depth; returns a function that
+        unsubscribes.
+
+        ``events`` holds one event per changed container (the same types
+        :meth:`observe` delivers), shallowest first, each with ``.target`` the changed
+        container and ``.path`` the way down to it from this one: map keys and list
+        indices as they are after the transaction (``()`` for this container itself).
+        Changes inside a child removed by then are not reported here. Errors a callback
+        raises are handled as for :meth:`observe`.
+
+        >>> import crdtsync
+        >>> doc = crdtsync.Doc()
+        >>> board = doc.map("board")
+        >>> cards = board.list("cards")
+        >>> seen = []
+        >>> unsubscribe = board.observe_deep(
+        ...     lambda events: seen.append([(type(e).__name__, e.path) for e in events]))
+        >>> with doc.transaction():
+        ...     card = cards.append_container(crdtsync.LWWMap)
+        ...     card.text("title").insert(0, "milk")
+        >>> for event in seen[0]:
+        ...     print(*event)
+        ListEvent ('cards',)
+        MapEvent ('cards', 0)
+        TextEvent ('cards', 0, 'title')
+        >>> unsubscribe()
+        """
+        callbacks = self._deep_observers
+        doc = self._doc
+        callbacks.append(callback)
+        doc._deep += 1
+
+        def unsubscribe() -> None:
+            if callback in callbacks:
+                callbacks.remove(callback)
+                doc._deep -= 1
+
+        return unsubscribe

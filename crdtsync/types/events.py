@@ -36,6 +36,10 @@ class _Event:
     origin: Any
     #: True for a change made on this replica, False for one merged from a peer.
     local: bool
+    #: For an event delivered to :meth:`~crdtsync.types.Container.observe_deep`: the map
+    #: keys and list indices from the observed container down to ``target`` (``()`` for
+    #: events delivered to ``observe``, and for the observed container itself).
+    path: tuple[str | int, ...] = field(default=(), kw_only=True)
 
 
 @dataclass(frozen=True)
