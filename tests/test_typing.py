@@ -78,3 +78,47 @@ def test_observe_callbacks_are_typed_per_container(tmp_path: Path) -> None:
     # An ORSet yields its scalar element types (mypy folds bool into int).
     assert re.search(r'Revealed type is "None \| (bool \| )?int \| float \| str \| bytes"', out)
     assert status == 1
+
+
+NESTED = textwrap.dedent(
+    """
+    import crdtsync
+
+    doc = crdtsync.Doc()
+    board = doc.map("board")
+    reveal_type(board.text("title"))
+    reveal_type(board.list("cards").append_container(crdtsync.LWWMap))
+    reveal_type(board.map("meta").counter("votes").value)
+    board.text("title").increment()  # error: a Text has no increment
+    board.list("cards").observe_deep(lambda events: print([e.path for e in events]))
+    """
+)
+
+
+def test_nested_children_are_typed(tmp_path: Path) -> None:
+    program = tmp_path / "nested.py"
+    program.write_text(NESTED)
+    config = tmp_path / "mypy.ini"
+    config.write_text("[mypy]\nstrict = True\n\n[mypy-msgpack.*]\nignore_missing_imports = True\n")
+    env_before = os.environ.get("MYPYPATH")
+    os.environ["MYPYPATH"] = str(REPO)
+    try:
+        out, err, status = api.run(
+            ["--config-file", str(config), "--cache-dir", str(tmp_path / "cache"), str(program)]
+        )
+    finally:
+        if env_before is None:
+            del os.environ["MYPYPATH"]
+        else:
+            os.environ["MYPYPATH"] = env_before
+    revealed = re.findall(r'Revealed type is "([^"]+)"', out)
+    assert revealed == [
+        "crdtsync.types.text.Text",
+        "crdtsync.types.lwwmap.LWWMap",
+        "int",
+    ], out + err
+    errors = re.findall(r"nested\.py:(\d+): error: (.*)", out)
+    assert [NESTED.splitlines()[int(n) - 1].split("(")[0] for n, _ in errors] == [
+        "board.text"
+    ], out
+    assert status == 1
