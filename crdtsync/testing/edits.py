@@ -294,7 +294,8 @@ def random_edits(
 
 def snapshot(doc: Doc) -> dict[str, Any]:
     """Every non-empty root's value by name: Text -> str, List -> list, ORSet -> frozenset,
-    LWWMap -> dict, Counter -> int.
+    LWWMap -> dict, Counter -> int (containers inside lists and maps as ``to_py()`` gives
+    them).
 
     Empty roots (and counters at 0) are left out: a replica that merely looked at a root
     holds the same state as one that never did.
@@ -312,11 +313,11 @@ def snapshot(doc: Doc) -> dict[str, Any]:
         if isinstance(root, Text):
             value = str(root)
         elif isinstance(root, List):
-            value = list(root)
+            value = root.to_py()  # (containers inside as plain Python too)
         elif isinstance(root, ORSet):
             value = frozenset(root)
         elif isinstance(root, LWWMap):
-            value = dict(root.items())
+            value = root.to_py()
         elif isinstance(root, Counter):
             value = root.value
         else:  # pragma: no cover - every root is one of the five types
