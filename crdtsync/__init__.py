@@ -13,6 +13,7 @@ True
 """
 
 from crdtsync._clock import VersionVector
+from crdtsync._cursor import Cursor
 from crdtsync._doc import Doc, Transaction
 from crdtsync._errors import DecodeError, PendingOverflowError, ProtocolError, ReplicaIdConflict
 from crdtsync._merge import merge_updates
@@ -35,6 +36,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Counter",
     "CounterEvent",
+    "Cursor",
     "DecodeError",
     "Doc",
     "LWWMap",

@@ -26,6 +26,7 @@ from typing import Any, TypeVar, cast
 from crdtsync import _encoding as enc
 from crdtsync._callbacks import report_callback_error, subscribe
 from crdtsync._clock import MAX_CLOCK, MAX_REPLICA_ID, VersionVector
+from crdtsync._cursor import Cursor, decode_cursor
 from crdtsync._encoding import Entry, Segment, Update
 from crdtsync._errors import DecodeError, PendingOverflowError, ReplicaIdConflict
 from crdtsync._ids import IdIndex
@@ -272,6 +273,9 @@ class Doc:
         #: How many observe_deep callbacks are subscribed: while any is, every container's
         #: changes are gathered (a deep observer sees its descendants').
         self._deep = 0
+        #: Replica ids this document's changes were re-issued from, to the id they went to
+        #: (cursors made before a re-issue name elements by their old ids).
+        self._renamed_replicas: dict[int, int] = {}
         #: Parked updates by the replica of the dot each awaits: heaps of
         #: (awaited counter, arrival number, (bytes, parsed update, origin)).
         self._waiting: dict[int, list[tuple[int, int, tuple[bytes, Update, Any]]]] = {}
@@ -369,6 +373,24 @@ class Doc:
         {'cards': [{'name': 'milk', 'done': False}]}
         """
         return {name: root.to_py() for name, root in self.roots().items()}
+
+    def decode_cursor(self, data: bytes | bytearray | memoryview) -> Cursor:
+        """The cursor that ``Cursor.encode()`` wrote on any replica of this document, as a
+        cursor of this one: its ``index`` is the same place here.
+
+        Raises DecodeError for bytes that are no cursor, and LookupError when this replica
+        does not hold the cursor's element yet (apply the sender's updates first).
+
+        >>> import crdtsync
+        >>> a, b = crdtsync.Doc(), crdtsync.Doc()
+        >>> a.text("t").insert(0, "hello")
+        >>> b.apply_update(a.get_update())
+        >>> data = a.text("t").cursor(4).encode()     # before the "o"
+        >>> b.text("t").insert(0, ">> ")
+        >>> b.decode_cursor(data).index
+        7
+        """
+        return decode_cursor(self, data)
 
     def _container(self, key: tuple[str, str]) -> Container[Any]:
         """The container keyed ``key``, made (empty) on first use: a root, or one inside
@@ -933,6 +955,10 @@ class Doc:
                     if slot not in ("_doc", "_key", "_observers", "_deep_observers"):
                         setattr(mine, slot, getattr(container, slot))
         self._replica = new
+        for before, after in self._renamed_replicas.items():
+            if after == old:
+                self._renamed_replicas[before] = new
+        self._renamed_replicas[old] = new
         self._vv = fresh._vv
         self._lamport = max(self._lamport, fresh._lamport)
         self._ids = fresh._ids

@@ -118,7 +118,5 @@ def test_nested_children_are_typed(tmp_path: Path) -> None:
         "int",
     ], out + err
     errors = re.findall(r"nested\.py:(\d+): error: (.*)", out)
-    assert [NESTED.splitlines()[int(n) - 1].split("(")[0] for n, _ in errors] == [
-        "board.text"
-    ], out
+    assert [NESTED.splitlines()[int(n) - 1].split("(")[0] for n, _ in errors] == ["board.text"], out
     assert status == 1

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
+from crdtsync._cursor import Cursor, make_cursor
 from crdtsync._rga import Sequence
 from crdtsync._values import check_str
 from crdtsync.types._base import Container, E
@@ -56,6 +57,33 @@ class SequenceContainer(Container[E]):
 
     def __len__(self) -> int:
         return self._seq.vis_len
+
+    def cursor(self, index: int, side: Literal["after", "before"] = "after") -> Cursor:
+        """A position that moves with the content: the place before the element at
+        ``index`` (0 <= index <= len).
+
+        With ``side="after"`` (the default) the cursor sticks to the element after it, the
+        one at ``index``: text inserted at the cursor goes before it and pushes it right.
+        With ``side="before"`` it sticks to the element before it: text inserted at the
+        cursor goes after it. ``cursor.index`` is its position after any local or remote
+        edits; an element that is deleted leaves the cursor where the element was.
+        ``cursor.encode()`` and :meth:`crdtsync.Doc.decode_cursor` carry it to other
+        replicas, through presence for example.
+
+        >>> import crdtsync
+        >>> doc = crdtsync.Doc()
+        >>> text = doc.text("t")
+        >>> text.insert(0, "hello world")
+        >>> start, end = text.cursor(6), text.cursor(11, side="before")
+        >>> text.insert(0, "oh, ")
+        >>> text.insert(len(text), "!")
+        >>> start.index, end.index, text[start.index:end.index]
+        (10, 15, 'world')
+        >>> text.delete(9, 6)                     # " world" goes
+        >>> start.index, end.index
+        (9, 9)
+        """
+        return make_cursor(self, _check_index(index, self._seq.vis_len), side)
 
     def _item_index(self, index: Any) -> int:
         if isinstance(index, bool) or not isinstance(index, int):
