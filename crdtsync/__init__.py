@@ -17,6 +17,7 @@ from crdtsync._cursor import Cursor
 from crdtsync._doc import Doc, Transaction
 from crdtsync._errors import DecodeError, PendingOverflowError, ProtocolError, ReplicaIdConflict
 from crdtsync._merge import merge_updates
+from crdtsync._undo import StackItem, UndoEvent, UndoManager
 from crdtsync.types import (
     Counter,
     CounterEvent,
@@ -48,9 +49,12 @@ __all__ = [
     "ProtocolError",
     "ReplicaIdConflict",
     "SetEvent",
+    "StackItem",
     "Text",
     "TextEvent",
     "Transaction",
+    "UndoEvent",
+    "UndoManager",
     "VersionVector",
     "apply_delta",
     "merge_updates",

@@ -19,6 +19,7 @@ import heapq
 import itertools
 import logging
 import secrets
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
@@ -92,13 +93,15 @@ class _Changes:
 class Transaction:
     """Groups local edits into one update. Use it through :meth:`Doc.transaction`."""
 
-    __slots__ = ("_doc", "origin", "local", "_entries", "_changes", "_depth")
+    __slots__ = ("_doc", "origin", "local", "_entries", "_changes", "_depth", "_undo")
 
     def __init__(self, doc: Doc, origin: Any, local: bool) -> None:
         self._doc = doc
         self.origin = origin
         self.local = local
         self._entries: list[Entry] = []
+        #: What it takes to revert each local edit, for undo managers (None: none listens).
+        self._undo: list[tuple[Any, ...]] | None = [] if local and doc._undo_managers else None
         #: id(container) -> (container, changes); by id because an LWWMap compares by value
         self._changes: dict[int, tuple[Container[Any], _Changes]] = {}
         self._depth = 0
@@ -125,6 +128,9 @@ class Transaction:
                 doc._made_from = outer._entries[0][1]
             errors: list[Exception] = []
             doc._publish(outer._encode(), outer, True, errors)
+            if outer._undo:
+                for manager in list(doc._undo_managers):
+                    manager._captured(outer)
             if errors and exc[0] is None:
                 # Everything else ran and the edit went out: now the caller hears of it.
                 # (When the body itself raised, that exception wins; these were logged.)
@@ -183,7 +189,8 @@ class Transaction:
                 return None
             if isinstance(container, Text):
                 return TextEvent(container, self.origin, self.local, delta)
-            return ListEvent(cast(List, container), self.origin, self.local, delta)
+            lst = cast(List, container)
+            return ListEvent(lst, self.origin, self.local, lst._with_children(delta))
         if isinstance(container, LWWMap):
             if not ch.keys:
                 return None
@@ -276,6 +283,8 @@ class Doc:
         #: Replica ids this document's changes were re-issued from, to the id they went to
         #: (cursors made before a re-issue name elements by their old ids).
         self._renamed_replicas: dict[int, int] = {}
+        #: UndoManagers of this document (weakly held: dropping one stops its recording).
+        self._undo_managers: weakref.WeakSet[Any] = weakref.WeakSet()
         #: Parked updates by the replica of the dot each awaits: heaps of
         #: (awaited counter, arrival number, (bytes, parsed update, origin)).
         self._waiting: dict[int, list[tuple[int, int, tuple[bytes, Update, Any]]]] = {}
@@ -558,6 +567,8 @@ class Doc:
         vv[me] = counter + n - 1
         self._lamport += n
         origin = container._seq.insert_local(index, content, me, counter, lamport)
+        if txn._undo is not None:
+            txn._undo.append(("i", container, me, counter, n))
         entries = txn._entries
         if entries:
             last = entries[-1]
@@ -589,14 +600,45 @@ class Doc:
                 ch.delta = DeltaBuilder()
             ch.delta.insert(index, content)
 
+    def _local_insert_after(
+        self, container: SequenceContainer[Any], origin: Dot, content: Any
+    ) -> int:
+        """Insert ``content`` right after the element ``origin`` (held in ``container``,
+        deleted or not): how an undo puts deleted content back where it was. Inside a
+        transaction only; returns the first counter of the new elements."""
+        txn = self._txn
+        assert txn is not None
+        n = len(content)
+        counter, lamport = self._tick(n)
+        observed = bool(container._observers or self._deep)
+        pos = container._seq.integrate(
+            self._replica, counter, lamport, origin, content, n, None, observed
+        )
+        txn._entries.append((enc.INS, counter, container._key, lamport, origin, content, n, None))
+        if txn._undo is not None:
+            txn._undo.append(("i", container, self._replica, counter, n))
+        if observed and pos is not None:
+            ch = txn._changes_for(container)
+            if ch.delta is None:
+                ch.delta = DeltaBuilder()
+            ch.delta.insert(pos, content)
+        return counter
+
     def _local_delete(self, container: SequenceContainer[Any], index: int, length: int) -> None:
         txn = self._txn
         if txn is None:
             with Transaction(self, None, True):
                 return self._local_delete(container, index, length)
         counter, _ = self._tick(1)
+        content = None if txn._undo is None else container._seq.slice(index, index + length)
         ranges = container._seq.delete_local(index, length, (self._replica, counter), self._gc)
         txn._entries.append((enc.DEL, counter, container._key, ranges))
+        if txn._undo is not None:
+            pieces, at = [], 0
+            for r, c, n in ranges:
+                pieces.append((r, c, n, content[at : at + n]))  # type: ignore[index]
+                at += n
+            txn._undo.append(("d", container, pieces))
         if container._observers or self._deep:
             ch = txn._changes_for(container)
             if ch.delta is None:
@@ -609,6 +651,12 @@ class Doc:
             with Transaction(self, None, True):
                 return self._local_map_write(container, key, value, deleted)
         counter, lamport = self._tick(1)
+        if txn._undo is not None:
+            held = container._entries.get(key)
+            present = held is not None and not held.deleted
+            before = held.value if present else None  # type: ignore[union-attr]
+            was = None if held is None else (held.lamport, held.replica)
+            txn._undo.append(("m", container, key, before, present, was, lamport, self._replica))
         changed = container._write(lamport, self._replica, counter, key, value, deleted)
         if deleted:
             txn._entries.append((enc.MAP_DEL, counter, container._key, lamport, key))
@@ -625,6 +673,8 @@ class Doc:
         counter, _ = self._tick(1)
         dot = (self._replica, counter)
         superseded = container._dots_of(element)
+        if txn._undo is not None:
+            txn._undo.append(("a", container, element, dot, bool(superseded)))
         appeared = container._add_dot(element, dot)
         container._remove_dots(superseded)
         txn._entries.append((enc.SET_ADD, counter, container._key, element, superseded))
@@ -638,7 +688,13 @@ class Doc:
                 return self._local_set_remove(container, dots)
         counter, _ = self._tick(1)
         container._touch((self._replica, counter))
+        removed = None
+        if txn._undo is not None:
+            owners, elements = container._owner, container._elements
+            removed = [(elements[owners[d]][0], d) for d in dots if d in owners]
         gone = container._remove_dots(dots)
+        if removed:
+            txn._undo.append(("r", container, removed))  # type: ignore[union-attr]
         txn._entries.append((enc.SET_REM, counter, container._key, dots))
         self._note_set_removed(txn, container, gone)
 
@@ -657,6 +713,8 @@ class Doc:
                 return self._local_counter(container, inc, dec)
         counter, _ = self._tick(1)
         me = self._replica
+        if txn._undo is not None:
+            txn._undo.append(("c", container, inc, dec))
         inc += container._inc.get(me, 0)
         dec += container._dec.get(me, 0)
         moved = container._merge(me, counter, inc, dec)

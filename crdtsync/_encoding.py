@@ -49,8 +49,10 @@ COUNTER_KINDS = frozenset("cC")
 #: or holds a child reference (a map entry or list element holding a container). Readers
 #: of format 1 refuse it (an array of 5 items), so they never misread one.
 FORMAT_NESTED = 2
-#: The msgpack extension type of a child reference: payload msgpack [kind, basis].
+#: The msgpack extension type of a child reference: payload msgpack [kind, basis] (or
+#: [kind, 0, replica, counter]), at most MAX_CHILD_EXT bytes.
 EXT_CHILD = 1
+MAX_CHILD_EXT = 32
 
 # Change tags inside a segment. Changes apply to the segment's *current root* (initially
 # root 0, changed by ROOT) and take their Lamport time as counter + *current offset*
@@ -144,7 +146,10 @@ def _pack(body: Any) -> bytes:
 def _pack_child(obj: Any, seen: list[bool]) -> msgpack.ExtType:
     if type(obj) is ChildRef:
         seen.append(True)
-        return msgpack.ExtType(EXT_CHILD, msgpack.packb([obj.kind, obj.basis]))
+        fields: list[Any] = [obj.kind, obj.basis]
+        if obj.alias is not None:
+            fields += obj.alias
+        return msgpack.ExtType(EXT_CHILD, msgpack.packb(fields))
     raise TypeError(f"cannot encode {type(obj).__name__}")
 
 
@@ -523,7 +528,8 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
             if type(fields[0]) is not str:
                 raise _fail("map keys are str")
             if tag == MAP_SET:
-                if not (is_value(fields[1]) or (rd.nested and type(fields[1]) is ChildRef)):
+                child = rd.nested and type(fields[1]) is ChildRef and fields[1].alias is None
+                if not (child or is_value(fields[1])):
                     raise _fail("unsupported map value")
                 entries.append((MAP_SET, c, map_root, _lamport(c, offset), fields[0], fields[1]))
             else:
@@ -730,18 +736,30 @@ def _no_ext(code: int, data: bytes) -> Any:
 
 
 def _child_ext(code: int, data: bytes, seen: list[bool]) -> ChildRef:
-    """A child reference (msgpack extension EXT_CHILD: [kind letter, basis])."""
-    if code != EXT_CHILD or len(data) > 16:
+    """A child reference (msgpack extension EXT_CHILD: [kind letter, basis] or, for a
+    list element naming another element's child, [kind letter, 0, replica, counter])."""
+    if code != EXT_CHILD or len(data) > MAX_CHILD_EXT:
         raise _Invalid("unknown msgpack extension type")
     try:
-        kind, basis = msgpack.unpackb(data, raw=False, use_list=True)
+        fields = msgpack.unpackb(data, raw=False, use_list=True)
     except Exception:
         raise _Invalid("malformed child reference") from None
+    if type(fields) is not list or len(fields) not in (2, 4):
+        raise _Invalid("a child reference is [kind, basis] or [kind, 0, replica, counter]")
+    kind, basis = fields[0], fields[1]
     if type(kind) is not str or kind not in ROOT_KINDS or len(kind) != 1:
         raise _Invalid("a child reference names a container kind")
     _int(basis, 0, MAX_COUNTER, "child basis")
+    alias = None
+    if len(fields) == 4:
+        if basis != 0:
+            raise _Invalid("an aliased child reference has basis 0")
+        alias = (
+            _int(fields[2], 0, MAX_REPLICA_ID, "replica id"),
+            _int(fields[3], 1, MAX_COUNTER, "counter"),
+        )
     seen.append(True)
-    return ChildRef(kind, basis)
+    return ChildRef(kind, basis, alias)
 
 
 def unpack_bounded(payload: bytes | bytearray | memoryview, ext_hook: Any = None) -> Any:
@@ -765,7 +783,7 @@ def unpack_bounded(payload: bytes | bytearray | memoryview, ext_hook: Any = None
         max_bin_len=n,
         max_array_len=n,
         max_map_len=n // 2,
-        max_ext_len=0 if ext_hook is None else 16,
+        max_ext_len=0 if ext_hook is None else MAX_CHILD_EXT,
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from crdtsync import _encoding as enc
 from crdtsync._encoding import Entry, Segment, Update
 from crdtsync._nesting import RootKey, child_name, parse_child_name
+from crdtsync._values import ChildRef
 
 __all__ = ["rename_key", "rename_replica"]
 
@@ -58,6 +59,16 @@ def rename_replica(update: Update, old: int, new: int) -> Update:
     def dots(ds: list[Any]) -> list[Any]:
         return [dot(d) for d in ds]
 
+    def content(c: Any) -> Any:
+        if type(c) is not list or ChildRef not in map(type, c):
+            return c
+        return [
+            ChildRef(v.kind, v.basis, dot(v.alias))
+            if type(v) is ChildRef and v.alias is not None
+            else v
+            for v in c
+        ]
+
     def ranges(rs: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
         return [(new if r == old else r, c, n) for r, c, n in rs]
 
@@ -70,7 +81,7 @@ def rename_replica(update: Update, old: int, new: int) -> Update:
             return e
         e = e[:2] + (root(e[2]),) + e[3:]
         if tag == enc.INS:
-            return e[:4] + (dot(e[4]),) + e[5:7] + (dot(e[7]),)
+            return e[:4] + (dot(e[4]), content(e[5])) + e[6:7] + (dot(e[7]),)
         if tag == enc.DEL:
             return e[:3] + (ranges(e[3]),)
         if tag == enc.SET_ADD:

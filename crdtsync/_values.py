@@ -132,22 +132,33 @@ class ChildRef:
     key concurrently replace the same write, so they name the same child, while a child
     created after a delete (or any other write) at that key is a new, empty one. List
     children are named by their element's id and have basis 0.
+
+    ``alias`` (list children only) names the child by another element's id instead: an
+    undone delete of a list element holding a container puts back a new element that
+    holds the *same* container, so that everything referring to its content still does.
     """
 
-    __slots__ = ("kind", "basis")
+    __slots__ = ("kind", "basis", "alias")
 
-    def __init__(self, kind: str, basis: int) -> None:
+    def __init__(self, kind: str, basis: int, alias: tuple[int, int] | None = None) -> None:
         self.kind = kind
         self.basis = basis
+        self.alias = alias
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is ChildRef and self.kind == other.kind and self.basis == other.basis
+        return (
+            type(other) is ChildRef
+            and self.kind == other.kind
+            and self.basis == other.basis
+            and self.alias == other.alias
+        )
 
     def __hash__(self) -> int:
-        return hash((self.kind, self.basis))
+        return hash((self.kind, self.basis, self.alias))
 
     def __repr__(self) -> str:
-        return f"ChildRef({self.kind!r}, {self.basis})"
+        alias = "" if self.alias is None else f", alias={self.alias}"
+        return f"ChildRef({self.kind!r}, {self.basis}{alias})"
 
     def __deepcopy__(self, memo: Any) -> ChildRef:
         return self  # immutable

@@ -35,10 +35,20 @@ def _step(child: Container[Any], parent: Container[Any]) -> str | int | None:
             return None
         return slot[1]
     run = child._doc._ids.find(int(slot[1]), slot[2])
-    if run is None or run.deleted:
-        return None
     seq = parent._seq  # type: ignore[attr-defined]
-    return seq.position_of(run) + slot[2] - run.counter  # type: ignore[no-any-return]
+    if run is not None and not run.deleted:
+        return seq.position_of(run) + slot[2] - run.counter  # type: ignore[no-any-return]
+    # An element put back by an undo holds the container under the deleted one's name.
+    dot = (slot[1], slot[2])
+    pos = 0
+    for other in seq.runs():
+        if other.deleted:
+            continue
+        for offset, value in enumerate(other.content):
+            if type(value) is ChildRef and value.alias == dot:
+                return pos + offset
+        pos += other.length
+    return None
 
 
 def _observers_above(target: Container[Any]) -> Iterator[tuple[Container[Any], tuple[Any, ...]]]:

@@ -69,7 +69,7 @@ class List(SequenceContainer[ListEvent]):
         index = _check_index(index, self._seq.vis_len)
         self._insert(index, [ChildRef(letter, 0)])
         run, offset = self._seq.locate(index)
-        return self._doc._child(self, ("e", run.replica, run.counter + offset), letter)  # type: ignore[return-value]
+        return self._doc._child(self, _child_slot(run, offset), letter)  # type: ignore[return-value]
 
     def append_container(self, kind: type[C]) -> C:
         """Add a new, empty container of type ``kind`` at the end; return it."""
@@ -79,7 +79,7 @@ class List(SequenceContainer[ListEvent]):
         """The element at ``offset`` of ``run``: its value copied, or the container."""
         value = run.content[offset]
         if type(value) is ChildRef:
-            return self._doc._child(self, ("e", run.replica, run.counter + offset), value.kind)
+            return self._doc._child(self, _child_slot(run, offset), value.kind)
         return copy.deepcopy(value)
 
     def _elements(self) -> Iterator[Any]:
@@ -103,8 +103,7 @@ class List(SequenceContainer[ListEvent]):
             for i, value in enumerate(values):
                 if type(value) is ChildRef:
                     run, offset = self._seq.locate(start + i)
-                    slot = ("e", run.replica, run.counter + offset)
-                    self._doc._child(self, slot, value.kind)._clear_content()
+                    self._doc._child(self, _child_slot(run, offset), value.kind)._clear_content()
             SequenceContainer._delete(self, start, length)
 
     def _clear_content(self) -> None:
@@ -138,7 +137,29 @@ class List(SequenceContainer[ListEvent]):
         return iter(copy.deepcopy(self._seq.value()))
 
     def __contains__(self, value: object) -> bool:
+        if isinstance(value, Container):
+            return any(x is value for x in self._elements())
         return value in self._seq.value()
+
+    def _with_children(self, delta: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """An event's delta (old value to this list's current one) with the containers
+        inserted in place of their references."""
+        pos, out = 0, []
+        for op in delta:
+            inserted = op.get("insert")
+            if inserted is not None and ChildRef in map(type, inserted):
+                values = []
+                for i, value in enumerate(inserted):
+                    if type(value) is ChildRef:
+                        value = self._element(*self._seq.locate(pos + i))
+                    values.append(value)
+                op = {"insert": values}
+            if inserted is not None:
+                pos += len(inserted)
+            elif "retain" in op:
+                pos += op["retain"]
+            out.append(op)
+        return out
 
     def to_list(self) -> list[Any]:
         """A copy of the current values (containers in it as the container objects)."""
@@ -162,3 +183,12 @@ def _kind_letter(kind: Any) -> str:
             f"a container kind is crdtsync.Text, List, LWWMap, ORSet or Counter, not {kind!r}"
         )
     return letter
+
+
+def _child_slot(run: Any, offset: int) -> tuple[str, int, int]:
+    """The place that names the container held by element ``offset`` of ``run``: the
+    element itself, or the one its reference is an alias of."""
+    alias = run.content[offset].alias
+    if alias is not None:
+        return ("e", alias[0], alias[1])
+    return ("e", run.replica, run.counter + offset)
