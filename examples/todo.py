@@ -102,6 +102,9 @@ class Watcher:
     def _items(self) -> dict[str, LWWMap]:
         return {item.name: item for item in self.todos if isinstance(item, LWWMap)}
 
+    def _listed(self, key: str) -> bool:
+        return key in self._items()
+
     def _list_changed(self, event: crdtsync.ListEvent) -> None:
         self._rescan(report=not event.local)
 
@@ -123,12 +126,17 @@ class Watcher:
         title = item.get("title")  # not item.text("title"): that would create one
         self.titles[key] = str(title) if isinstance(title, Text) else ""
 
+        # An item deleted in the same transaction (ours or a peer's) may report changes of
+        # its own as it goes, its content removed with it: the List's event tells of the
+        # deletion, so those are not news.
         def done_changed(event: crdtsync.MapEvent) -> None:
-            if not event.local and "done" in event.keys_changed:
+            if not event.local and "done" in event.keys_changed and self._listed(key):
                 state = "done" if item.get("done") else "not done"
                 self._tell(f"{self.titles[key]!r} marked {state}")
 
         def title_changed(event: crdtsync.TextEvent) -> None:
+            if not self._listed(key):
+                return
             old, new = self.titles[key], str(event.target)
             self.titles[key] = new
             if not event.local:
