@@ -1,11 +1,20 @@
 """The ``crdtsync demo`` command: replicas editing concurrently over a hostile network.
 
 Several replicas edit the same document at once: a Text of notes, a LWWMap of settings, an
-ORSet of tags and a Counter of likes. Every local transaction is broadcast to the others
+ORSet of tags, a Counter of likes and a todo list, a List of LWWMaps each holding a "title"
+Text and a "done" flag (nested containers). Every local transaction is broadcast to the others
 through :class:`SimulatedNetwork`, which delays, reorders, duplicates and drops messages. Once
 the editing stops the network heals and the replicas run anti-entropy (each asks every peer
 for ``get_update(its own version)``) until nothing is missing; the demo then shows that every
 replica holds the same values.
+
+Every replica starts with one todo item, "buy milk". The first edit of the first replica
+ticks it done and, at the same moment, the first edit of the second renames it "buy oat
+milk"; nobody else touches it. Because the item is a map of its own and its title a Text,
+the two edits land in different places of the same item, and every replica ends up with ONE
+item holding both. (Were the items plain dicts in a List, changing one would mean replacing
+it, and the two replacements would leave two items or lose an edit.) The demo checks that
+too, and fails if it does not hold.
 
 Everything is driven by seeded ``random.Random`` instances, so a given ``--seed`` always
 produces the same run (and the same checksum), which makes a failure reproducible.
@@ -15,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import pprint
 import random
 import re
 import sys
@@ -22,9 +32,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TextIO
+from typing import Any, TextIO
 
-from crdtsync import Doc, PendingOverflowError, VersionVector
+from crdtsync import Doc, LWWMap, PendingOverflowError, VersionVector
 
 # ---------------------------------------------------------------------------------------------
 # The network
@@ -145,6 +155,21 @@ SETTINGS: dict[str, tuple[str | int | bool, ...]] = {
 # A word and the spaces after it: the unit the simulated users select and delete.
 _WORD = re.compile(r"\S+\s*")
 TAGS = ("draft", "review", "urgent", "ideas", "todo", "meeting", "crdt", "sync")
+# fmt: off
+TODO_VERBS = ("buy", "fix", "call", "write", "review", "book", "clean", "plan", "email", "test")
+TODO_NOUNS = (
+    "flowers", "bread", "the bug", "mom", "docs", "the release", "tickets", "kitchen", "trip",
+    "bob", "benchmarks", "garden", "slides", "taxes",
+)
+TODO_WORDS = ("soon", "today", "again", "first", "properly", "maybe", "twice", "urgently")
+# fmt: on
+#: Past this many items (besides the opening scene's), a replica that wants to add one deletes
+#: one instead. Replicas that miss each other's updates each stop at this many of their own.
+MAX_TODOS = 4
+
+# The opening scene: one item everyone holds, then a tick and a rename at the same moment.
+SHOWCASE_TITLE = "buy milk"
+SHOWCASE_RENAMED = "buy oat milk"
 
 # What Doc.on_update calls: (update bytes, origin of the transaction or None).
 UpdateCallback = Callable[[bytes, object], None]
@@ -163,6 +188,10 @@ class Replica:
         self.settings = self.doc.map("settings")
         self.tags = self.doc.set("tags")
         self.likes = self.doc.counter("likes")
+        self.todos = self.doc.list("todos")  # a List of LWWMaps: {"title": Text, "done": bool}
+        # The opening scene's item (see Simulation.opening_scene), which the random edits
+        # leave alone so that its outcome is known; None until the scene is set.
+        self.showcase: LWWMap | None = None
         self._rng = rng
         self._cursor = 0  # where this user types; clamped because remote deletes shrink text
 
@@ -171,14 +200,16 @@ class Replica:
         rng = self._rng
         roll = rng.random()
         with self.doc.transaction(origin=LOCAL):
-            if roll < 0.45:
+            if roll < 0.40:
                 self._type_word()
-            elif roll < 0.55:
+            elif roll < 0.48:
                 self._delete_range()
-            elif roll < 0.70:
+            elif roll < 0.58:
                 self._change_setting()
-            elif roll < 0.85:
+            elif roll < 0.68:
                 self._toggle_tag()
+            elif roll < 0.88:
+                self._edit_todo()
             elif rng.random() < 0.7:
                 self.likes.increment()
             else:
@@ -230,15 +261,77 @@ class Replica:
         else:
             self.tags.add(self._rng.choice(TAGS))
 
+    # -- the todo list: containers inside containers --------------------------------------------
+
+    def _items(self) -> list[LWWMap]:
+        """The todo items the random edits may touch: all but the opening scene's."""
+        return [item for item in self.todos if item is not self.showcase]
+
+    def _edit_todo(self) -> None:
+        items = self._items()
+        roll = self._rng.random()
+        if roll < 0.3 or not items:
+            if len(items) < MAX_TODOS:
+                self._add_todo()
+            else:
+                self._delete_todo(items)
+        elif roll < 0.55:
+            self._tick_todo(items)
+        elif roll < 0.85:
+            self._rename_todo(items)
+        else:
+            self._delete_todo(items)
+
+    def _add_todo(self) -> None:
+        rng = self._rng
+        item = self.todos.insert_container(rng.randint(0, len(self.todos)), LWWMap)
+        item.text("title").insert(0, f"{rng.choice(TODO_VERBS)} {rng.choice(TODO_NOUNS)}")
+        item["done"] = False
+
+    def _tick_todo(self, items: list[LWWMap]) -> None:
+        item = self._rng.choice(items)
+        item["done"] = not item.get("done", False)
+
+    def _rename_todo(self, items: list[LWWMap]) -> None:
+        """Add a word to an item's title or take an added one away again: an edit *inside*
+        the item, which merges with whatever the others do to the same item meanwhile."""
+        title = self._rng.choice(items).text("title")
+        text = str(title)
+        last = text.rpartition(" ")[2]
+        if last in TODO_WORDS and self._rng.random() < 0.4:
+            title.delete(len(text) - len(last) - 1, len(last) + 1)  # with the space before it
+        else:
+            title.insert(len(text), " " + self._rng.choice(TODO_WORDS))
+
+    def _delete_todo(self, items: list[LWWMap]) -> None:
+        victim = self._rng.choice(items)
+        for index, item in enumerate(self.todos):
+            if item is victim:
+                del self.todos[index]
+                return
+
     # -- what the demo shows -------------------------------------------------------------------
 
-    def snapshot(self) -> tuple[str, dict[str, object], list[str], int]:
-        """The replica's values in a canonical form, for display and comparison."""
-        settings = {key: self.settings[key] for key in sorted(self.settings)}
-        return str(self.notes), settings, sorted(str(tag) for tag in self.tags), self.likes.value
+    def snapshot(self) -> dict[str, Any]:
+        """The replica's values (``doc.to_py()``) in a canonical form, for display and
+        comparison: dict keys sorted, sets as sorted lists."""
+        canonical: dict[str, Any] = _canonical(self.doc.to_py())
+        return canonical
 
     def checksum(self) -> str:
         return hashlib.sha256(repr(self.snapshot()).encode("utf-8")).hexdigest()[:12]
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` with dict keys in sorted order and sets as sorted lists, so that equal
+    documents have equal reprs whatever order their keys or elements arrived in."""
+    if isinstance(value, dict):
+        return {key: _canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    if isinstance(value, list):
+        return [_canonical(x) for x in value]
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,6 +423,8 @@ class Simulation:
     updates: UpdateStats = field(default_factory=UpdateStats)
     # (replica, peer) -> tick of the last repair request, to rate-limit them.
     _repair_asked: dict[tuple[int, int], int] = field(default_factory=dict)
+    # Whether the opening scene's tick and rename were made (see opening_scene).
+    scene: bool = False
 
     @classmethod
     def create(cls, config: DemoConfig) -> Simulation:
@@ -393,9 +488,53 @@ class Simulation:
         request = replica.doc.version.encode()
         self.network.send(Message(replica.index, peer, Kind.SYNC_REQUEST, request))
 
+    def opening_scene(self) -> None:
+        """Give every replica the same todo item, then tick it on one replica and rename it
+        on another at the same moment: two concurrent edits inside one item. They are those
+        replicas' first edits; with fewer than two replicas or no edits there are none."""
+        first = self.replicas[0]
+        # The shared start is copied to everyone directly, not broadcast (origin is not
+        # LOCAL): the replicas begin the run from the same document.
+        with first.doc.transaction(origin="shared start"):
+            item = first.todos.append_container(LWWMap)
+            item.text("title").insert(0, SHOWCASE_TITLE)
+            item["done"] = False
+        start = first.doc.get_update()
+        for replica in self.replicas:
+            if replica is not first:
+                replica.doc.apply_update(start)
+            replica.showcase = replica.todos[0]
+        if len(self.replicas) < 2 or self.config.edits < 1:
+            return
+        # Both edits are made before anything is delivered: neither replica sees the other's.
+        ticker, renamer = self.replicas[0].showcase, self.replicas[1].showcase
+        assert ticker is not None and renamer is not None
+        with self.replicas[0].doc.transaction(origin=LOCAL):
+            ticker["done"] = True
+        with self.replicas[1].doc.transaction(origin=LOCAL):
+            renamer.text("title").insert(len("buy "), "oat ")
+        self.scene = True
+
+    def scene_outcome(self) -> dict[str, Any]:
+        """What the opening scene's item must be on every replica at the end."""
+        if self.scene:
+            return {"title": SHOWCASE_RENAMED, "done": True}
+        return {"title": SHOWCASE_TITLE, "done": False}
+
+    def showcase_results(self) -> list[list[dict[str, Any]]]:
+        """Per replica: the todo items that came out of the opening scene's item (those
+        about milk; nothing else ever mentions it)."""
+        return [
+            [item for item in replica.doc.to_py()["todos"] if "milk" in item.get("title", "")]
+            for replica in self.replicas
+        ]
+
     def run_edits(self, progress: Progress) -> None:
         remaining = [self.config.edits] * len(self.replicas)
         total = sum(remaining)
+        if self.scene:  # the opening scene's tick and rename were edits of the first two
+            remaining[0] -= 1
+            remaining[1] -= 1
         # Replicas edit on a shared clock, with edits landing while other replicas' updates are
         # still in flight: that is what makes them concurrent.
         while any(remaining) or self.network.in_flight:
@@ -444,10 +583,9 @@ class Simulation:
 
     def converged(self) -> bool:
         first = self.replicas[0]
+        checksum = first.checksum()
         return all(
-            r.doc.pending == 0
-            and r.doc.version == first.doc.version
-            and r.checksum() == first.checksum()
+            r.doc.pending == 0 and r.doc.version == first.doc.version and r.checksum() == checksum
             for r in self.replicas
         )
 
@@ -455,6 +593,40 @@ class Simulation:
 def _preview(text: str, width: int = 60) -> str:
     shown = text[:width] + ("..." if len(text) > width else "")
     return repr(shown)
+
+
+def _todo_line(todos: list[dict[str, Any]], width: int = 72) -> str:
+    """The todo list on one line: ``3 items, 1 done: [x] buy oat milk | [ ] fix docs ...``."""
+    done = sum(bool(item.get("done")) for item in todos)
+    shown = " | ".join(
+        f"[{'x' if item.get('done') else ' '}] {item.get('title', '')}" for item in todos
+    )
+    if len(shown) > width:
+        shown = shown[:width] + "..."
+    return f"{len(todos)} item(s), {done} done: {shown}"
+
+
+class _SortedSet:
+    """Prints as a set literal in sorted order (a set's own order changes from run to run)."""
+
+    def __init__(self, elements: set[Any]) -> None:
+        self._elements = sorted(elements, key=repr)
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(map(repr, self._elements)) + "}" if self._elements else "set()"
+
+
+def _shorten(value: Any, width: int = 60) -> Any:
+    """``value`` for printing: every str longer than ``width`` cut, sets sorted."""
+    if isinstance(value, str) and len(value) > width:
+        return f"{value[:width]}... ({len(value)} chars)"
+    if isinstance(value, dict):
+        return {key: _shorten(x, width) for key, x in value.items()}
+    if isinstance(value, list):
+        return [_shorten(x, width) for x in value]
+    if isinstance(value, set):
+        return _SortedSet(value)
+    return value
 
 
 def run_demo(config: DemoConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
@@ -471,6 +643,15 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout, err: TextIO = sys.std
         f"loss {config.loss:.0%}, duplicates {config.dup:.0%}",
         file=out,
     )
+    sim.opening_scene()
+    if sim.scene:
+        scene = (
+            f"in their first edits, at the same moment, {sim.replicas[0].name} ticks it done "
+            f"and {sim.replicas[1].name} renames it {SHOWCASE_RENAMED!r}"
+        )
+    else:
+        scene = "nobody touches it (ticking and renaming it at once takes 2 replicas, 1 edit)"
+    print(f"todo list: every replica starts with {SHOWCASE_TITLE!r}; {scene}", file=out)
     out.flush()  # so the header precedes the progress bar when both go to a terminal
     progress = Progress(err, enabled=config.progress)
 
@@ -493,13 +674,39 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout, err: TextIO = sys.std
     print(f"network healed; anti-entropy rounds run: {rounds}\n", file=out)
 
     for replica in sim.replicas:
-        notes, settings, tags, likes = replica.snapshot()
+        state = replica.snapshot()
+        notes = state.get("notes", "")
         print(f"{replica.name}  (id {replica.doc.replica_id})", file=out)
         print(f"  notes     {len(notes)} chars: {_preview(notes)}", file=out)
-        print(f"  settings  {settings}", file=out)
-        print(f"  tags      {tags}", file=out)
-        print(f"  likes     {likes}", file=out)
+        print(f"  settings  {state.get('settings', {})}", file=out)
+        print(f"  tags      {state.get('tags', [])}", file=out)
+        print(f"  likes     {state.get('likes', 0)}", file=out)
+        print(f"  todos     {_todo_line(state.get('todos', []))}", file=out)
         print(f"  checksum  {replica.checksum()}", file=out)
+
+    # The opening scene: one item with both edits, on every replica.
+    milk = sim.showcase_results()
+    expected = sim.scene_outcome()
+    scene_ok = all(found == [expected] for found in milk)
+    if sim.scene:
+        print(
+            f"\n{SHOWCASE_TITLE!r}, ticked by {sim.replicas[0].name} and renamed by "
+            f"{sim.replicas[1].name} concurrently, is now",
+            file=out,
+        )
+    else:
+        print(f"\n{SHOWCASE_TITLE!r}, which nobody touched, is now", file=out)
+    shown = [repr(_canonical(found)) for found in milk]
+    for found in sorted(set(shown)):
+        print(f"  {found}  on {shown.count(found)} of {len(milk)} replica(s)", file=out)
+    if scene_ok and sim.scene:
+        print("  one item with both changes, everywhere", file=out)
+
+    first = sim.replicas[0]
+    print(f"\n{first.name}'s doc.to_py() (long strings shortened):", file=out)
+    document = _shorten(first.doc.to_py())
+    for line in pprint.pformat(document, width=96).splitlines():
+        print(f"  {line}", file=out)
 
     u, s = sim.updates, net.stats
     avg = u.local_update_bytes / u.local_updates if u.local_updates else 0.0
@@ -518,14 +725,22 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout, err: TextIO = sys.std
     )
     print(f"time: {time.perf_counter() - started:.2f} s\n", file=out)
 
-    if sim.converged():
+    converged = sim.converged()
+    if converged and scene_ok:
         checksum = sim.replicas[0].checksum()
         print(f"all {len(sim.replicas)} replicas converged (checksum {checksum})", file=out)
         return 0
-    print(
-        f"FAILED: replicas did not converge after {rounds} anti-entropy rounds "
-        f"(checksums {[r.checksum() for r in sim.replicas]}, "
-        f"pending {[r.doc.pending for r in sim.replicas]})",
-        file=out,
-    )
+    if not converged:
+        print(
+            f"FAILED: replicas did not converge after {rounds} anti-entropy rounds "
+            f"(checksums {[r.checksum() for r in sim.replicas]}, "
+            f"pending {[r.doc.pending for r in sim.replicas]})",
+            file=out,
+        )
+    if not scene_ok:
+        print(
+            f"FAILED: the todo scene's item is not one item {expected} on every replica "
+            f"(found {milk})",
+            file=out,
+        )
     return 1

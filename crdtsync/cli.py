@@ -85,11 +85,13 @@ def _add_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "demo",
         help="simulate replicas editing concurrently over a lossy network, then converging",
         description=(
-            "Replicas edit a shared document (text, map, set, counter) at the same time. "
+            "Replicas edit a shared document (text, map, set, counter, and a todo list of "
+            "maps with a text inside each) at the same time. "
             "Every edit is broadcast over a simulated network that delays, reorders, "
             "duplicates and drops messages; afterwards the network heals, the replicas run "
-            "anti-entropy, and the demo checks that all of them hold the same values. "
-            "Exit status 0 if they converged, 1 if not."
+            "anti-entropy, and the demo checks that all of them hold the same values and "
+            "that the todo item ticked and renamed at the same moment kept both changes. "
+            "Exit status 0 if so, 1 if not."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
