@@ -36,6 +36,7 @@ from crdtsync._nesting import Slot, child_name
 from crdtsync._values import check_str
 from crdtsync.types._base import Container
 from crdtsync.types._deep import deep_event_lists
+from crdtsync.types._marks import Mark, attributed_delta, spans
 from crdtsync.types.counter import Counter
 from crdtsync.types.events import (
     CounterEvent,
@@ -80,10 +81,12 @@ _KINDS: dict[str, type[Container[Any]]] = {
 class _Changes:
     """Per-container changes gathered during one transaction, for observer events."""
 
-    __slots__ = ("delta", "keys", "added", "removed", "amount")
+    __slots__ = ("delta", "keys", "added", "removed", "amount", "marks_before")
 
     def __init__(self) -> None:
         self.delta: DeltaBuilder | None = None
+        #: A Text's mark count before this transaction's first mark (None: no mark).
+        self.marks_before: int | None = None
         self.keys: set[str] = set()
         self.added: dict[bytes, Any] = {}
         self.removed: dict[bytes, Any] = {}
@@ -184,7 +187,14 @@ class Transaction:
         """The event for ``container``'s changes in this transaction; None if nothing
         visible changed."""
         if isinstance(container, SequenceContainer):
-            delta = None if ch.delta is None else ch.delta.build()
+            delta = [] if ch.delta is None else ch.delta.build()
+            if isinstance(container, Text) and container._marks:
+                without = None
+                if ch.marks_before is not None:
+                    fresh = frozenset(map(id, container._marks[ch.marks_before :]))
+                    without = spans(container._seq, self._doc._ids, container._marks, fresh)
+                runs = container._attribute_runs()
+                delta = attributed_delta(delta, runs, without, len(container))
             if not delta:
                 return None
             if isinstance(container, Text):
@@ -283,6 +293,10 @@ class Doc:
         #: Replica ids this document's changes were re-issued from, to the id they went to
         #: (cursors made before a re-issue name elements by their old ids).
         self._renamed_replicas: dict[int, int] = {}
+        #: How new rich-text marks grow at their edges, per attribute name ("after",
+        #: "before", "both", "none"); names not here follow crdtsync.types._marks's
+        #: defaults. Only where new marks' anchors go depends on it, so replicas may differ.
+        self.mark_expand: dict[str, str] = {}
         #: UndoManagers of this document (weakly held: dropping one stops its recording).
         self._undo_managers: weakref.WeakSet[Any] = weakref.WeakSet()
         #: Parked updates by the replica of the dot each awaits: heaps of
@@ -644,6 +658,21 @@ class Doc:
             if ch.delta is None:
                 ch.delta = DeltaBuilder()
             ch.delta.delete(index, length)
+
+    def _local_mark(self, container: Text, name: str, value: Any, start: Any, end: Any) -> None:
+        txn = self._txn
+        assert txn is not None  # (Text.format opens one)
+        counter, lamport = self._tick(1)
+        observed = container._observers or self._deep
+        if observed:
+            ch = txn._changes_for(container)
+            if ch.marks_before is None:
+                ch.marks_before = len(container._marks)
+        mark = Mark(self._replica, counter, lamport, name, value, start, end)
+        if txn._undo is not None:
+            txn._undo.append(("f", container, name, value, container._previous_values(mark)))
+        container._marks.append(mark)
+        txn._entries.append((enc.MARK, counter, container._key, lamport, name, value, start, end))
 
     def _local_map_write(self, container: LWWMap, key: str, value: Any, deleted: bool) -> None:
         txn = self._txn

@@ -42,6 +42,7 @@ NESTED_KINDS = frozenset("TLSMC")
 ANY_KINDS = ROOT_KINDS | NESTED_KINDS
 SEQ_KINDS = frozenset("tlTL")
 MAP_KINDS = frozenset("mM")
+TEXT_KINDS = frozenset("tT")
 SET_KINDS = frozenset("sS")
 COUNTER_KINDS = frozenset("cC")
 
@@ -71,6 +72,7 @@ ROOT = 9  # root index: the current root from here on (takes no counter)
 LAMPORT = 10  # offset: the current Lamport offset from here on (takes no counter)
 INS_NEXT = 11  # content: INS whose origin is the previous counter of this replica
 INS_DELETED_NEXT = 12  # content | length, deleter: INS_DELETED, origin as for INS_NEXT
+MARK = 13  # name, value, start, end: rich-text formatting of a Text (format 2 only)
 
 # Fact tags.
 FACT_DELETE = 0  # root, deleter replica, deleter counter, [replica, counter, length]*
@@ -86,7 +88,8 @@ MAX_COUNTER = MAX_CLOCK
 #:   (DEL, c, root, targets)            (MAP_SET, c, root, lamport, key, value)
 #:   (MAP_DEL, c, root, lamport, key)   (SET_ADD, c, root, element, superseded_dots)
 #:   (SET_REM, c, root, dots)           (COUNTER, c, root, increments, decrements)
-#:   (SKIP, c, n)
+#:   (SKIP, c, n)                      (MARK, c, root, lamport, name, value, start, end)
+#: where a MARK anchor is (replica, counter, after) or None (the text's start / end).
 Entry = tuple[Any, ...]
 
 
@@ -153,11 +156,12 @@ def _pack_child(obj: Any, seen: list[bool]) -> msgpack.ExtType:
     raise TypeError(f"cannot encode {type(obj).__name__}")
 
 
-def _pack_update(body: list[Any]) -> bytes:
-    """Pack an update body; format 2 (a fifth item) if it needs it."""
+def _pack_update(body: list[Any], extended: bool = False) -> bytes:
+    """Pack an update body; format 2 (a fifth item) if it needs it (``extended``: it holds
+    changes only format 2 has)."""
     seen: list[bool] = []
     packed: bytes = msgpack.packb(body, default=lambda o: _pack_child(o, seen))
-    if seen or any(raw[0] in NESTED_KINDS for raw in body[1]):
+    if extended or seen or any(raw[0] in NESTED_KINDS for raw in body[1]):
         if len(body) == 3:
             body = [*body, []]
         packed = msgpack.packb([*body, FORMAT_NESTED], default=lambda o: _pack_child(o, seen))
@@ -191,6 +195,9 @@ class _Tables:
             flat.append(c)
         return flat
 
+    def anchor(self, anchor: Any) -> Any:
+        return None if anchor is None else [self.replica(anchor[0]), anchor[1], anchor[2]]
+
     def ranges(self, ranges: Any) -> list[int]:
         flat: list[int] = []
         for r, c, n in ranges:
@@ -203,6 +210,7 @@ class _Tables:
 def encode_update(update: Update) -> bytes:
     tables = _Tables()
     segments = []
+    extended = False
     for seg in update.segments:
         r = seg.replica
         out: list[Any] = [tables.replica(r), seg.start]
@@ -220,7 +228,7 @@ def encode_update(update: Update) -> bytes:
                 if index != root_index:
                     out += (ROOT, index)
                     root_index = index
-            if tag in (INS, MAP_SET, MAP_DEL) and e[3] - e[1] != offset:
+            if tag in (INS, MAP_SET, MAP_DEL, MARK) and e[3] - e[1] != offset:
                 offset = e[3] - e[1]
                 out += (LAMPORT, offset)
             if tag == INS:
@@ -258,6 +266,9 @@ def encode_update(update: Update) -> bytes:
                 out += (SET_REM, tables.dots(e[3]))
             elif tag == COUNTER:
                 out += (COUNTER, e[3], e[4])
+            elif tag == MARK:
+                out += (MARK, e[4], e[5], tables.anchor(e[6]), tables.anchor(e[7]))
+                extended = True
             else:  # pragma: no cover - internal misuse
                 raise AssertionError(f"unknown entry tag {tag}")
         segments.append(out)
@@ -288,7 +299,7 @@ def encode_update(update: Update) -> bytes:
     body: list[Any] = [list(tables.replicas), [k + n for k, n in tables.roots], segments]
     if facts:
         body.append(facts)
-    return _pack_update(body)
+    return _pack_update(body, extended)
 
 
 #: Root key -> its one-entry root table, reused by every keystroke update (never mutated).
@@ -379,6 +390,14 @@ class _Reader:
         if type(r) is int and 0 <= r < len(replicas) and type(c) is int and 1 <= c <= MAX_COUNTER:
             return (replicas[r], c)
         return (self.replica(r), _int(c, 1, MAX_COUNTER, "counter"))
+
+    def anchor(self, value: Any) -> Any:
+        """A mark anchor: nil, or [replica index, counter, after (bool)]."""
+        if value is None:
+            return None
+        if type(value) is not list or len(value) != 3 or type(value[2]) is not bool:
+            raise _fail("a mark anchor is nil or [replica, counter, after]")
+        return (*self.dot(value[0], value[1]), value[2])
 
     def dots(self, value: Any) -> list[Dot]:
         flat = _list(value, "dots")
@@ -544,6 +563,26 @@ def _decode_segment(raw: Any, rd: _Reader) -> Segment:
             (dots,) = _fields(seg, i, 1)
             i += 1
             entries.append((SET_REM, c, rd.root(root_index, SET_KINDS), rd.dots(dots)))
+        elif tag == MARK:
+            name, value, lo, hi = _fields(seg, i, 4)
+            i += 4
+            if not rd.nested:
+                raise _fail("marks need format 2")
+            if type(name) is not str or not is_value(value):
+                raise _fail("a mark has a str name and a value")
+            text_root = rd.root(root_index, TEXT_KINDS)
+            entries.append(
+                (
+                    MARK,
+                    c,
+                    text_root,
+                    _lamport(c, offset),
+                    name,
+                    value,
+                    rd.anchor(lo),
+                    rd.anchor(hi),
+                )
+            )
         elif tag == COUNTER:
             inc, dec = _fields(seg, i, 2)
             i += 2

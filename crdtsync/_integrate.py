@@ -14,6 +14,7 @@ from crdtsync import _encoding as enc
 from crdtsync._bulk import without_gc
 from crdtsync._encoding import Entry, RootKey, Update
 from crdtsync._errors import DecodeError
+from crdtsync.types._marks import Mark
 from crdtsync.types.events import DeltaBuilder
 from crdtsync.types.orset import element_key
 
@@ -116,6 +117,22 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
                 for dot in e[4] if tag == enc.SET_ADD else e[3]:
                     if not held(*dot):
                         return (dot[0], dot[1])
+            elif tag == enc.MARK:
+                for anchor in (e[6], e[7]):
+                    if anchor is None:
+                        continue
+                    a_replica, a_counter = anchor[0], anchor[1]
+                    if a_counter <= vv.get(a_replica, 0):
+                        run = ids.find(a_replica, a_counter)
+                        if run is None or run.seq.key != e[2]:
+                            raise DecodeError(f"mark anchor {anchor} is not in {e[2][1]!r}")
+                    elif not held(a_replica, a_counter):
+                        return (a_replica, a_counter)
+                    else:
+                        if inside is None:
+                            inside = _InsertIndex(update)
+                        if inside.lamport_of((a_replica, a_counter), e[2]) is None:
+                            raise DecodeError(f"mark anchor {anchor} is not in {e[2][1]!r}")
     for fact in update.facts:
         if fact[0] == enc.FACT_DELETE:
             if not held(*fact[2]):
@@ -292,6 +309,14 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
                 container = _container(doc, e[2], True)
                 container._touch((r, e[1]))
                 removals.append((container, e[3]))
+            elif tag == enc.MARK:
+                container = _container(doc, e[2], True)
+                if container._observers or doc._deep:
+                    ch = txn._changes_for(container)
+                    if ch.marks_before is None:
+                        ch.marks_before = len(container._marks)
+                container._marks.append(Mark(r, e[1], e[3], e[4], e[5], e[6], e[7]))
+                lamport = max(lamport, e[3])
             elif tag == enc.COUNTER:
                 container = _container(doc, e[2], True)
                 moved = container._merge(r, e[1], e[3], e[4])

@@ -69,6 +69,9 @@ def rename_replica(update: Update, old: int, new: int) -> Update:
             for v in c
         ]
 
+    def anchor(a: Any) -> Any:
+        return a if a is None or a[0] != old else (new, a[1], a[2])
+
     def ranges(rs: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
         return [(new if r == old else r, c, n) for r, c, n in rs]
 
@@ -88,6 +91,8 @@ def rename_replica(update: Update, old: int, new: int) -> Update:
             return e[:4] + (dots(e[4]),)
         if tag == enc.SET_REM:
             return e[:3] + (dots(e[3]),)
+        if tag == enc.MARK:
+            return e[:6] + (anchor(e[6]), anchor(e[7]))
         return e  # SKIP, map writes and counter totals name no other dot
 
     out = Update()

@@ -19,7 +19,7 @@ from crdtsync._rga import Run
 from crdtsync.types.counter import Counter
 from crdtsync.types.lwwmap import LWWMap
 from crdtsync.types.orset import ORSet
-from crdtsync.types.text import SequenceContainer
+from crdtsync.types.text import SequenceContainer, Text
 
 if TYPE_CHECKING:
     from crdtsync._doc import Doc
@@ -94,6 +94,20 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
 
     delete_facts: dict[tuple[Any, Any], list[tuple[int, int, int]]] = {}
     for key, root in sorted(doc._roots.items()):
+        if isinstance(root, Text) and root._marks:
+            for m in root._marks:
+                if want(m.replica, m.counter):
+                    mark: Entry = (
+                        enc.MARK,
+                        m.counter,
+                        key,
+                        m.lamport,
+                        m.name,
+                        m.value,
+                        m.start,
+                        m.end,
+                    )
+                    extra[m.replica].append(mark)
         if isinstance(root, LWWMap):
             for name, e in root._entries.items():
                 if want(e.replica, e.counter):

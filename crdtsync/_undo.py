@@ -343,6 +343,13 @@ class UndoManager:
             _, _, inc, dec = record
             if inc or dec:
                 doc._local_counter(container, dec, inc)
+        elif tag == "f":
+            _, _, name, value, pieces = record
+            for start, end, before in pieces:
+                # Only where the text still has what this step set: a later format, by
+                # anyone, stays.
+                for lo, hi in container._still(start, end, name, value):
+                    doc._local_mark(container, name, before, lo, hi)
 
     def _same_write(self, container: Any, key: str, entry: Any, write: tuple[int, int]) -> bool:
         """Whether the map entry is the write ``write`` or one an undo put back for it."""

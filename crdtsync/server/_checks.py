@@ -56,7 +56,7 @@ def implausible_clock(doc: Doc, update: Update, max_jump: int) -> str | None:
             tag = e[0]
             if tag == enc.INS:
                 top = e[3] + e[6] - 1
-            elif tag == enc.MAP_SET or tag == enc.MAP_DEL:
+            elif tag == enc.MAP_SET or tag == enc.MAP_DEL or tag == enc.MARK:
                 top = e[3]
             else:
                 continue
