@@ -132,8 +132,12 @@ class Transaction:
             errors: list[Exception] = []
             doc._publish(outer._encode(), outer, True, errors)
             if outer._undo:
-                for manager in list(doc._undo_managers):
-                    manager._captured(outer)
+                for ref in list(doc._undo_managers):
+                    manager = ref()
+                    if manager is None:
+                        doc._undo_managers.remove(ref)
+                    else:
+                        manager._captured(outer)
             if errors and exc[0] is None:
                 # Everything else ran and the edit went out: now the caller hears of it.
                 # (When the body itself raised, that exception wins; these were logged.)
@@ -297,8 +301,8 @@ class Doc:
         #: "before", "both", "none"); names not here follow crdtsync.types._marks's
         #: defaults. Only where new marks' anchors go depends on it, so replicas may differ.
         self.mark_expand: dict[str, str] = {}
-        #: UndoManagers of this document (weakly held: dropping one stops its recording).
-        self._undo_managers: weakref.WeakSet[Any] = weakref.WeakSet()
+        #: UndoManagers of this document, weakly held (dropping one stops its recording).
+        self._undo_managers: builtins.list[weakref.ref[Any]] = []
         #: Parked updates by the replica of the dot each awaits: heaps of
         #: (awaited counter, arrival number, (bytes, parsed update, origin)).
         self._waiting: dict[int, list[tuple[int, int, tuple[bytes, Update, Any]]]] = {}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -133,7 +134,8 @@ class UndoManager:
         self._added: list[EventCallback] = []
         self._updated: list[EventCallback] = []
         self._popped: list[EventCallback] = []
-        self._doc._undo_managers.add(self)
+        self._ref = weakref.ref(self)
+        self._doc._undo_managers.append(self._ref)
 
     # ---- the stacks ---------------------------------------------------------------------
 
@@ -184,7 +186,8 @@ class UndoManager:
 
     def close(self) -> None:
         """Stop recording (the document no longer keeps records for this manager)."""
-        self._doc._undo_managers.discard(self)
+        if self._ref in self._doc._undo_managers:
+            self._doc._undo_managers.remove(self._ref)
 
     # ---- listeners ----------------------------------------------------------------------
 
@@ -243,19 +246,23 @@ class UndoManager:
             target, name = (self._redo, "redo") if kind == "undo" else (self._undo, "undo")
             item = StackItem(records, popped.meta)
             self._push(target, item)
-            self._emit(self._added, UndoEvent(item, name, txn.origin))  # type: ignore[arg-type]
+            if self._added:
+                self._emit(self._added, UndoEvent(item, name, txn.origin))  # type: ignore[arg-type]
             return
         if not self._tracks(txn.origin):
             return
-        self._redo.clear()
+        if self._redo:
+            self._redo.clear()
         now = self._clock()
         if self._capturing and self._undo and now - self._last_capture < self.capture_timeout:
             self._undo[-1].records.extend(records)
-            self._emit(self._updated, UndoEvent(self._undo[-1], "undo", txn.origin))
+            if self._updated:
+                self._emit(self._updated, UndoEvent(self._undo[-1], "undo", txn.origin))
         else:
             item = StackItem(records)
             self._push(self._undo, item)
-            self._emit(self._added, UndoEvent(item, "undo", txn.origin))
+            if self._added:
+                self._emit(self._added, UndoEvent(item, "undo", txn.origin))
         self._last_capture = now
         self._capturing = True
 
