@@ -10,6 +10,7 @@ import msgpack
 
 from crdtsync import _encoding as enc
 from crdtsync._encoding import Entry, Segment, Update
+from crdtsync._values import ChildRef
 
 __all__ = ["merge_updates", "split_update"]
 
@@ -127,11 +128,22 @@ def merge_updates(
     return enc.encode_update(merged)
 
 
+def _packed_size(value: Any) -> int:
+    """The msgpack size of ``value``, a child reference counted at its largest."""
+    return len(msgpack.packb(value, default=_as_placeholder))
+
+
+def _as_placeholder(obj: Any) -> Any:
+    if type(obj) is ChildRef:
+        return b"\0" * enc.MAX_CHILD_EXT  # (an extension is at most this, plus its header)
+    raise TypeError(f"cannot measure {type(obj).__name__}")
+
+
 def _entry_size(e: Entry) -> int:
     """Rough encoded size of an entry (tables and headers are budgeted separately)."""
     if e[0] == enc.SKIP:
         return 9
-    return len(msgpack.packb([x for x in e[2:] if not isinstance(x, tuple)])) + 24
+    return _packed_size([x for x in e[2:] if not isinstance(x, tuple)]) + 24
 
 
 def _cut_insert(e: Entry, replica: int, budget: int) -> list[Entry]:
@@ -147,7 +159,7 @@ def _cut_insert(e: Entry, replica: int, budget: int) -> list[Entry]:
         else:
             stop, size = start, 0
             while stop < len(content):
-                size += len(msgpack.packb(content[stop])) + 1
+                size += _packed_size(content[stop]) + 1
                 if size > budget and stop > start:
                     break
                 stop += 1

@@ -9,10 +9,11 @@ name says where it lives, so that every replica derives the same key for the sam
     <len(parent)>:<parent> k <basis>:<map key>        a child at a key of a map
     <len(parent)>:<parent> e <replica>.<counter>      a child that is a list element
 
-``parent`` is the parent's own key as a string (kind letter and name). ``basis`` is the
-Lamport time of the map write the creating write replaced (0 for none): concurrent
-creators replace the same write and so name the same child, and a child created after a
-delete gets a new, empty one. A list child is named by its element's id.
+``parent`` is the parent's own key as a string (kind letter and name). ``basis`` is 0 in
+every name this version makes: a map child is named by its parent, key and kind, so all
+creators of one kind of child at one key share it (removing a child empties it, so a later
+creation starts empty). Earlier code wrote other bases, still read as written. A list child
+is named by its element's id.
 
 Names are canonical: :func:`parse_child_name` accepts only what :func:`child_name` writes,
 so two different strings never name one container.
@@ -104,3 +105,13 @@ def parent_key(key: RootKey) -> RootKey | None:
         return None
     parsed = parse_child_name(key[1])
     return None if parsed is None else parsed[0]
+
+
+def nesting_depth(key: RootKey) -> int:
+    """0 for a root, 1 for a container inside a root, and so on."""
+    depth = 0
+    probe: RootKey | None = key
+    while probe is not None and probe[0] in "TLSMC":
+        depth += 1
+        probe = parent_key(probe)
+    return depth

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from crdtsync._callbacks import subscribe
-from crdtsync._nesting import Slot, parent_key, parse_child_name
+from crdtsync._nesting import MAX_NESTING, Slot, nesting_depth, parent_key, parse_child_name
 
 if TYPE_CHECKING:
     from crdtsync._doc import Doc
@@ -64,6 +64,11 @@ class Container(Generic[E]):
     def to_py(self) -> Any:
         """This container's content as plain Python, containers inside it included."""
         raise NotImplementedError
+
+    def _local_depth_check(self) -> None:
+        """Refuse a child that would nest deeper than every peer accepts."""
+        if nesting_depth(self._key) + 1 > MAX_NESTING:
+            raise ValueError(f"containers nest at most {MAX_NESTING} levels deep")
 
     def _clear_content(self) -> None:
         """Remove everything this container holds, containers inside it first, with

@@ -67,6 +67,7 @@ class List(SequenceContainer[ListEvent]):
         Counter) before position ``index``; return it."""
         letter = _kind_letter(kind)
         index = _check_index(index, self._seq.vis_len)
+        self._local_depth_check()
         self._insert(index, [ChildRef(letter, 0)])
         run, offset = self._seq.locate(index)
         return self._doc._child(self, _child_slot(run, offset), letter)  # type: ignore[return-value]
