@@ -705,7 +705,8 @@ class RunResult:
 
 
 class Stages:
-    """Times stages; profiles the one named ``profile`` if any (cProfile)."""
+    """Times stages, each after a full collection (untimed: as the main suite does before
+    its merge and parse timings); profiles the one named ``profile`` if any (cProfile)."""
 
     def __init__(self, profile: str | None = None) -> None:
         self.times: dict[str, float] = {}
@@ -714,6 +715,7 @@ class Stages:
 
     def run(self, stage: str, work: Callable[[], Any]) -> Any:
         profiler = cProfile.Profile() if stage == self.profile else None
+        gc.collect()
         t0 = time.perf_counter()
         if profiler is not None:
             profiler.enable()
