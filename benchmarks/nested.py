@@ -714,7 +714,9 @@ class Stages:
         self.profiler: cProfile.Profile | None = None
 
     def run(self, stage: str, work: Callable[[], Any]) -> Any:
-        profiler = cProfile.Profile() if stage == self.profile else None
+        profiler = None
+        if stage == self.profile:  # "edit" runs twice: one profile for both
+            profiler = self.profiler = self.profiler or cProfile.Profile()
         gc.collect()
         t0 = time.perf_counter()
         if profiler is not None:
@@ -722,7 +724,6 @@ class Stages:
         out = work()
         if profiler is not None:
             profiler.disable()
-            self.profiler = profiler
         self.times[stage] = self.times.get(stage, 0.0) + time.perf_counter() - t0
         return out
 
@@ -733,8 +734,7 @@ def run_case(system: str, inp: CaseInput, stages: Stages | None = None) -> RunRe
     a = create(system, inp.root, 1)
     b = create(system, inp.root, 2)
     timed.run("build", lambda: a.build(inp.root_values, inp.list_key, inp.records))
-    b.apply_update(a.encode_state())  # the initial sync, untimed
-    found: list[str] = []  # (the initial sync is checked by the final comparisons)
+    b.apply_update(a.encode_state())  # the initial sync, untimed (checked with the merge)
 
     timed.run("edit", lambda: a.edit(inp.list_key, inp.ops_a))
     timed.run("edit", lambda: b.edit(inp.list_key, inp.ops_b))
@@ -753,6 +753,7 @@ def run_case(system: str, inp: CaseInput, stages: Stages | None = None) -> RunRe
     loaded, loaded_py = timed.run("load", lambda: load(system, inp.root, state))
     del loaded
 
+    found: list[str] = []
     merged_a, merged_b = a.to_py(), b.to_py()
     if merged_a != merged_b:
         found.append("A and B differ after the merge")
