@@ -130,7 +130,9 @@ class Transaction:
             if doc._made_from is None:
                 doc._made_from = outer._entries[0][1]
             errors: list[Exception] = []
-            doc._publish(outer._encode(), outer, True, errors)
+            # Encoded only for someone to hear it (see _publish for late listeners).
+            heard = doc._internal_callbacks or doc._update_callbacks
+            doc._publish(outer._encode() if heard else None, outer, True, errors)
             if outer._undo:
                 for ref in list(doc._undo_managers):
                     manager = ref()
@@ -519,20 +521,26 @@ class Doc:
 
     def _publish(
         self,
-        update: bytes,
+        update: bytes | None,
         txn: Transaction,
         changed: bool,
         errors: builtins.list[Exception] | None,
     ) -> None:
         """Tell everyone of ``update``, integrated under ``txn``: internal listeners, then
         observers, then the application's on_update listeners. Nothing a callback raises
-        stops the rest (it is reported, and collected into ``errors`` if given)."""
-        if changed:
+        stops the rest (it is reported, and collected into ``errors`` if given).
+        ``update`` None: a local transaction nobody listened to when it ended, encoded
+        here if an observer subscribed a listener meanwhile."""
+        if changed and self._internal_callbacks:
+            if update is None:
+                update = txn._encode()
             self._notify(self._internal_callbacks, update, txn.origin, errors)
         if txn._changes:
             txn._emit_events(errors)
-        if changed:
-            if txn.local and self._update_callbacks:
+        if changed and self._update_callbacks:
+            if update is None:
+                update = txn._encode()
+            if txn.local:
                 self._own_emitted = max(self._own_emitted, self._vv.get(self._replica, 0))
             self._notify(self._update_callbacks, update, txn.origin, errors)
 

@@ -21,6 +21,8 @@ so two different strings never name one container.
 
 from __future__ import annotations
 
+import functools
+
 __all__ = ["MapSlot", "ElementSlot", "Slot", "child_name", "parse_child_name", "parent_key"]
 
 RootKey = tuple[str, str]
@@ -52,6 +54,7 @@ def _digits(s: str, i: int, stop: str) -> tuple[int, int] | None:
     return int(text), j + 1
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def parse_child_name(name: str, depth: int = 0) -> tuple[RootKey, Slot] | None:
     """(parent key, slot) for a nested container's name; None if ``name`` is not one
     :func:`child_name` writes (or nests deeper than :data:`MAX_NESTING`)."""
