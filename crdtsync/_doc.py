@@ -1058,6 +1058,10 @@ class Doc:
             if after == old:
                 self._renamed_replicas[before] = new
         self._renamed_replicas[old] = new
+        for ref in self._undo_managers:
+            manager = ref()
+            if manager is not None:
+                manager._renamed(old, new)
         self._vv = fresh._vv
         self._lamport = max(self._lamport, fresh._lamport)
         self._ids = fresh._ids

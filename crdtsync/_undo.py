@@ -271,6 +271,49 @@ class UndoManager:
         if len(stack) > self.max_depth:
             del stack[: len(stack) - self.max_depth]
 
+    def _renamed(self, old: int, new: int) -> None:
+        """The document re-issued its changes from replica id ``old`` under ``new``: the
+        records name its elements, writes and adds by the new id from now on."""
+
+        def dot(d: Any) -> Any:
+            return d if d is None or d[0] != old else (new, *d[1:])
+
+        def content(c: Any) -> Any:
+            if type(c) is not list or ChildRef not in map(type, c):
+                return c
+            return [
+                ChildRef(v.kind, v.basis, dot(v.alias)) if type(v) is ChildRef else v for v in c
+            ]
+
+        def record(r: tuple[Any, ...]) -> tuple[Any, ...]:
+            tag = r[0]
+            if tag == "i":
+                return (tag, r[1], new if r[2] == old else r[2], r[3], r[4])
+            if tag == "d":
+                pieces = [
+                    (new if rr == old else rr, c, n, content(piece)) for rr, c, n, piece in r[2]
+                ]
+                return (tag, r[1], pieces)
+            if tag == "m":
+                return (tag, r[1], r[2], r[3], r[4], dot(r[5]), r[6], new if r[7] == old else r[7])
+            if tag == "a":
+                return (tag, r[1], r[2], dot(r[3]), r[4])
+            if tag == "r":
+                return (tag, r[1], [(element, dot(d)) for element, d in r[2]])
+            if tag == "f":
+                return (tag, r[1], r[2], r[3], [(dot(a), dot(b), v) for a, b, v in r[4]])
+            return r
+
+        for stack in (self._undo, self._redo):
+            for item in stack:
+                item.records = [record(r) for r in item.records]
+        self._redone.rename(old, new)
+        self._write_stands_for = {
+            (c, k, lamport, new if r == old else r): dot(was)
+            for (c, k, lamport, r), was in self._write_stands_for.items()
+        }
+        self._add_stands_for = {dot(a): dot(b) for a, b in self._add_stands_for.items()}
+
     # ---- undoing ------------------------------------------------------------------------
 
     def _pop(self, kind: Literal["undo", "redo"]) -> bool:
@@ -415,6 +458,13 @@ class _Redone:
         self._ranges.setdefault(replica, []).insert(
             i, (counter, counter + n, new_replica, new_counter)
         )
+
+    def rename(self, old: int, new: int) -> None:
+        if old in self._starts:
+            self._starts[new] = self._starts.pop(old)
+            self._ranges[new] = self._ranges.pop(old)
+        for replica, ranges in self._ranges.items():
+            self._ranges[replica] = [(a, b, new if r == old else r, c) for a, b, r, c in ranges]
 
     def find(self, replica: int, counter: int, n: int) -> list[tuple[int, int, int]]:
         """The copies of old ids (replica, counter .. counter+n-1), as id ranges."""

@@ -282,3 +282,27 @@ def test_undoing_everything_alone_gives_back_the_start(ops: list[Any], gc: bool)
     while um.redo():
         pass
     assert doc.to_py() == end
+
+
+def test_undo_keeps_working_across_a_reissue_of_the_replica_id() -> None:
+    """A document that re-issues its changes under a fresh id (its id was in use
+    elsewhere) renames its elements: the undo records follow."""
+    doc = crdtsync.Doc(42)
+    um = crdtsync.UndoManager(doc, capture_timeout=0)
+    doc.text("t").insert(0, "hello")
+    doc.text("t").delete(0, 1)
+    doc.map("m")["k"] = 1
+    doc.set("s").add("x")
+    doc.list("l").append_container(crdtsync.Text).insert(0, "in")
+    other = crdtsync.Doc(42)  # someone else's changes under the same id
+    other.text("x").insert(0, "theirs")
+    relay = crdtsync.Doc(7)
+    relay.apply_update(other.get_update())
+    doc.apply_update(relay.get_update())
+    assert doc.replica_id != 42
+    while um.undo():
+        pass
+    assert doc.to_py() == {"t": "", "m": {}, "s": set(), "l": [], "x": "theirs"}
+    while um.redo():
+        pass
+    assert doc.to_py() == {"t": "ello", "m": {"k": 1}, "s": {"x"}, "l": ["in"], "x": "theirs"}
