@@ -246,3 +246,15 @@ def test_undo_of_formatting_restores_what_was_there() -> None:
     assert um.undo() and um.redo() and um.redo()
     _sync(a, b)
     assert a.text("t").to_delta() == b.text("t").to_delta()
+
+
+def test_attribute_runs_are_recomputed_when_a_character_is_replaced_by_an_equal_one() -> None:
+    """One-character strings are shared objects: the cached runs must not mistake the new
+    "a" (not linked) for the old one."""
+    text = crdtsync.Doc(1).text("t")
+    text.insert(0, "a")
+    text.format(0, 1, {"link": "x"})
+    assert text.to_delta() == [{"insert": "a", "attributes": {"link": "x"}}]
+    text.delete(0)
+    text.insert(0, "a")
+    assert text.to_delta() == [{"insert": "a"}]

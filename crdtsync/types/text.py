@@ -193,7 +193,7 @@ class Text(SequenceContainer[TextEvent]):
         super().__init__(doc, name, nested)
         #: Formatting changes (see crdtsync.types._marks), in the order they arrived.
         self._marks: list[Mark] = []
-        self._spans: tuple[Any, list[tuple[int, int, dict[str, Any]]]] | None = None
+        self._spans: tuple[Any, Any, list[tuple[int, int, dict[str, Any]]]] | None = None
 
     def insert(self, index: int, s: str, attributes: Mapping[str, Any] | None = None) -> None:
         """Insert ``s`` so that it starts at ``index`` (0 <= index <= len).
@@ -355,12 +355,15 @@ class Text(SequenceContainer[TextEvent]):
         if not self._marks:
             return []
         # Valid while the text and the marks are: the value string is a new object after
-        # any edit (held here, so its id is not reused), marks are only ever added.
-        value, count = self._seq.value(), len(self._marks)
+        # an edit that changes it (held here, so its id is not reused; short strings are
+        # shared objects, hence the sequence's stamp too), and marks are only added.
+        seq = self._seq
+        value, stamp, count = seq.value(), (seq._stamp, seq.vis_len), len(self._marks)
         cached = self._spans
-        if cached is None or cached[0][0] is not value or cached[0][1] != count:
-            cached = self._spans = ((value, count), spans(self._seq, self._doc._ids, self._marks))
-        return cached[1]
+        if cached is None or cached[0] != (stamp, count) or cached[1] is not value:
+            runs = spans(seq, self._doc._ids, self._marks)
+            cached = self._spans = ((stamp, count), value, runs)
+        return cached[2]
 
     def delete(self, index: int, length: int = 1) -> None:
         """Delete ``length`` characters starting at ``index``."""
