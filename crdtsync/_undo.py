@@ -203,7 +203,9 @@ class UndoManager:
 
     def on_item_popped(self, callback: EventCallback) -> Callable[[], None]:
         """Call ``callback(event)`` after a step was undone or redone (``event.stack``
-        says which stack it left), to restore what ``event.item.meta`` holds."""
+        says which stack it left), to restore what ``event.item.meta`` holds. It is called
+        too for a step that had nothing left to revert and was dropped (see :meth:`undo`),
+        before the next step is tried; when none is left, undo() returns False."""
         return subscribe(self._popped, callback)
 
     def _emit(self, callbacks: list[EventCallback], event: UndoEvent) -> None:

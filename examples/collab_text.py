@@ -3,8 +3,12 @@
 Each terminal holds a replica of the room's document and edits its Text at once; every
 keystroke is a small update (about 20 bytes) relayed to the others. Typing at the same
 spot at the same time never interleaves letters, and everyone ends with the same text.
-Other people's cursors come through presence (ephemeral, never stored) and show in
-reverse video.
+Each caret is a crdtsync cursor: it sticks to the character before it, so it stays put
+while others type elsewhere, with no index arithmetic. Other people's carets come through
+presence (ephemeral, never stored) as encoded cursors and show in reverse video; a caret
+that names text this terminal has not received yet shows once the text arrives.
+Undo (Ctrl-Z) and redo (Ctrl-Y) take back and redo only this terminal's own typing, never
+anyone else's, and put the caret back where it was (see docs/editor.md).
 
 Run it (from a checkout, after ``pip install -e '.[websocket]'``)::
 
@@ -12,9 +16,10 @@ Run it (from a checkout, after ``pip install -e '.[websocket]'``)::
     python examples/collab_text.py --name alice        # terminal 2
     python examples/collab_text.py --name bob          # terminal 3
 
-Arrows, Home/End move; Backspace/Delete erase; Esc or Ctrl-C quits. The screen counts
-display columns, as the terminal does: CJK characters and most emoji take two, combining
-marks none (``unicodedata`` says which), so wide text lines up and wraps whole.
+Arrows, Home/End move; Backspace/Delete erase; Ctrl-Z undoes, Ctrl-Y redoes; Esc or
+Ctrl-C quits. The screen counts display columns, as the terminal does: CJK characters and
+most emoji take two, combining marks none (``unicodedata`` says which), so wide text lines
+up and wraps whole.
 
 ``--type TEXT`` types TEXT without a terminal UI (keystroke by keystroke, at random places
 with ``--scatter``), waits until the server has everything, then prints the shared text:
@@ -35,21 +40,6 @@ import crdtsync
 from crdtsync.sync import Presence
 from crdtsync.transports import SyncClient
 from crdtsync.transports.websocket import connect
-
-
-def shift(cursor: int, delta: list[dict[str, Any]]) -> int:
-    """Where ``cursor`` lands after a remote change described by a Quill-style delta."""
-    pos = 0
-    for op in delta:
-        if "retain" in op:
-            pos += op["retain"]
-        elif "insert" in op:
-            if pos < cursor:
-                cursor += len(op["insert"])
-            pos += len(op["insert"])
-        elif "delete" in op and pos < cursor:
-            cursor -= min(op["delete"], cursor - pos)
-    return cursor
 
 
 def cell_width(ch: str) -> int:
@@ -110,53 +100,126 @@ class Editor:
         self.text = doc.text("text")
         self.presence = presence
         self.name = name
-        self.cursor = len(self.text)
+        #: The caret sticks to the character before it (side "before"): text others type
+        #: at the caret goes after it, and their edits elsewhere move it along.
+        self.caret = self.text.cursor(len(self.text), side="before")
+        #: Others' carets as decoded from presence: replica -> (the bytes, the cursor).
+        self.carets: dict[int, tuple[bytes, crdtsync.Cursor]] = {}
         self.dirty = asyncio.Event()
         self.client: SyncClient | None = None
-        self.text.observe(self.on_text)
+        self.text.observe(lambda event: self.dirty.set())
         presence.on_change(lambda change: self.dirty.set())
+        # Undo tracks this editor's own transactions (origin: the editor); each step keeps
+        # the caret before and after it in its meta, as cursors anchored to the character
+        # after the caret: undo puts back deleted characters as new ones, which a cursor
+        # anchored to one of them would not follow.
+        self.undo = crdtsync.UndoManager(self.text, tracked_origins={self})
+        self.undo.on_item_added(self.remember)
+        self.undo.on_item_updated(self.remember)
+        self.undo.on_item_popped(self.restore)
+        self.before, self.after = self.text.cursor(self.cursor), self.cursor
         self.publish()
 
-    def on_text(self, event: crdtsync.TextEvent) -> None:
-        if not event.local:
-            self.cursor = shift(self.cursor, event.delta)
-        self.dirty.set()
+    @property
+    def cursor(self) -> int:
+        """The caret's index now."""
+        return self.caret.index
+
+    def move(self, index: int) -> None:
+        """Put the caret at ``index`` and tell the others."""
+        self.caret = self.text.cursor(index, side="before")
+        self.publish()
 
     def publish(self) -> None:
-        self.presence.set_local({"name": self.name, "cursor": self.cursor})
+        # Sent again only when the caret moves here: an encoded cursor names a character,
+        # so others' edits do not make it stale.
+        self.presence.set_local({"name": self.name, "cursor": self.caret.encode()})
+
+    def edit(self, index: int, delete: int = 0, insert: str = "") -> None:
+        """A local edit, as one transaction with this editor as its origin; the caret
+        then goes after what was inserted."""
+        # For the undo step's meta (remember() runs as the transaction ends).
+        self.before, self.after = self.text.cursor(self.cursor), index + len(insert)
+        with self.doc.transaction(origin=self):
+            if delete:
+                self.text.delete(index, delete)
+            if insert:
+                self.text.insert(index, insert)
+        self.move(self.after)
+
+    def remember(self, event: crdtsync.UndoEvent) -> None:
+        if event.origin is self:  # (a step made by an undo or a redo keeps its meta)
+            event.item.meta.setdefault("before", self.before)
+            event.item.meta["after"] = self.text.cursor(self.after)
+
+    def restore(self, event: crdtsync.UndoEvent) -> None:
+        kept = event.item.meta.get("before" if event.stack == "undo" else "after")
+        if isinstance(kept, crdtsync.Cursor):
+            self.move(kept.index)
+
+    def remote_carets(self) -> dict[int, int]:
+        """replica -> caret index, for the others whose caret can be placed here."""
+        out: dict[int, int] = {}
+        for replica, state in self.presence.states.items():
+            if replica == self.presence.replica_id or not isinstance(state, dict):
+                continue
+            data = state.get("cursor")
+            if not isinstance(data, bytes):
+                continue
+            known = self.carets.get(replica)
+            if known is None or known[0] != data:
+                try:
+                    known = self.carets[replica] = (data, self.doc.decode_cursor(data))
+                except LookupError:
+                    continue  # names text not received yet: shown once it arrives
+                except crdtsync.DecodeError:
+                    continue
+            if known[1].container is self.text:
+                out[replica] = known[1].index
+        return out
 
     def key(self, key: str | int) -> bool:
         """Handle one key; False to quit."""
-        text, n = self.text, len(self.text)
+        n, at = len(self.text), self.cursor
         if key in ("\x1b", "\x03"):
             return False
-        if key in (curses.KEY_LEFT,):
-            self.cursor = self.step(-1)
-        elif key in (curses.KEY_RIGHT,):
-            self.cursor = self.step(1)
-        elif key in (curses.KEY_HOME, "\x01"):
-            self.cursor = str(text).rfind("\n", 0, self.cursor) + 1
-        elif key in (curses.KEY_END, "\x05"):
-            end = str(text).find("\n", self.cursor)
-            self.cursor = n if end < 0 else end
-        elif key in (curses.KEY_UP, curses.KEY_DOWN):
-            self.cursor = self.vertical(-1 if key == curses.KEY_UP else 1)
+        if key == "\x1a":  # Ctrl-Z
+            self.undo.undo()
+        elif key == "\x19":  # Ctrl-Y
+            self.undo.redo()
         elif key in (curses.KEY_BACKSPACE, "\x7f", "\x08"):
-            if self.cursor > 0:
-                text.delete(self.cursor - 1)
-                self.cursor -= 1
+            if at > 0:
+                self.edit(at - 1, delete=1)
         elif key == curses.KEY_DC:
-            if self.cursor < n:
-                text.delete(self.cursor)
+            if at < n:
+                self.edit(at, delete=1)
         elif key in ("\n", "\r", curses.KEY_ENTER):
-            text.insert(self.cursor, "\n")
-            self.cursor += 1
+            self.edit(at, insert="\n")
         elif isinstance(key, str) and key.isprintable():
-            text.insert(self.cursor, key)
-            self.cursor += 1
-        self.publish()
+            self.edit(at, insert=key)
+        else:
+            moved = self.moved(key)
+            if moved is not None and moved != at:
+                self.move(moved)
+                self.undo.stop_capturing()  # typing elsewhere starts a new undo step
         self.dirty.set()
         return True
+
+    def moved(self, key: str | int) -> int | None:
+        """Where a movement key takes the caret; None for any other key."""
+        content = str(self.text)
+        if key == curses.KEY_LEFT:
+            return self.step(-1)
+        if key == curses.KEY_RIGHT:
+            return self.step(1)
+        if key in (curses.KEY_HOME, "\x01"):
+            return content.rfind("\n", 0, self.cursor) + 1
+        if key in (curses.KEY_END, "\x05"):
+            end = content.find("\n", self.cursor)
+            return len(content) if end < 0 else end
+        if key in (curses.KEY_UP, curses.KEY_DOWN):
+            return self.vertical(-1 if key == curses.KEY_UP else 1)
+        return None
 
     def step(self, direction: int) -> int:
         """One character left or right, never stopping between a character and its
@@ -202,9 +265,8 @@ class Editor:
             # combining marks itself, exactly where layout() counted them.
             if 0 <= row - top < height - 1:
                 scr.addstr(row - top + 1, 0, "".join(chars))
-        for state in others.values():
-            at = state.get("cursor")
-            if isinstance(at, int) and 0 <= at <= len(content):
+        for at in self.remote_carets().values():
+            if 0 <= at <= len(content):
                 row, col = spots[at]
                 if 0 <= row - top < height - 1 and col < width - 1:
                     if at < len(content) and content[at] != "\n":

@@ -19,9 +19,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_server_support import ServerProcess, free_port, run, servers  # noqa: F401 - fixture
+from test_server_support import (  # noqa: F401 - servers is a fixture
+    ServerProcess,
+    free_port,
+    run,
+    servers,
+    wait_until,
+)
 
 import crdtsync
+from crdtsync.sync import Presence
 from crdtsync.transports.websocket import connect
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -421,3 +428,71 @@ def test_collab_text_draws_wide_characters_where_the_terminal_puts_them(
             term.proc.kill()
     typed = finish(example("collab_text.py", "--url", url, "--type", "", "--linger", "0"))
     assert typed.strip() == "x" * 32 + wide + "!"
+
+
+def test_collab_text_undoes_only_its_own_typing_and_shows_a_caret_from_presence(
+    servers: Start,  # noqa: F811
+) -> None:
+    url = f"{servers('--memory').url}/text"
+    term = PseudoTerminal([sys.executable, str(EXAMPLES / "collab_text.py"), "--url", url,
+                           "--name", "dana"])  # fmt: skip
+
+    def line() -> str:
+        return str(term.screen.display[1]).rstrip()
+
+    def at() -> tuple[int, int]:
+        return term.screen.cursor.y, term.screen.cursor.x
+
+    def reversed_columns() -> list[int]:
+        row = term.screen.buffer[1]
+        return [x for x in range(term.screen.columns) if row[x].reverse]
+
+    async def screen(what: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 15
+        while not what():
+            assert time.monotonic() < deadline, "\n".join(term.screen.display)
+            term.pump(0.01)
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> None:
+        await screen(lambda: "dana (online)" in term.screen.display[0])
+        term.keys("abc")  # one burst: one undo step
+        await screen(lambda: line() == "abc")
+        await asyncio.sleep(0.8)  # past the capture timeout: the next keys are a new step
+        term.keys("def")
+        await screen(lambda: line() == "abcdef")
+        term.keys("\x1a")  # Ctrl-Z
+        await screen(lambda: line() == "abc" and at() == (1, 3))
+        term.keys("\x19")  # Ctrl-Y
+        await screen(lambda: line() == "abcdef" and at() == (1, 6))
+        term.keys("\x1a")
+        await screen(lambda: line() == "abc")
+        doc = crdtsync.Doc()
+        presence = Presence(doc.replica_id)
+        async with connect(url, doc, presence=presence) as client:
+            await client.wait_synced(10)
+            text = doc.text("text")
+            # A caret into text the editor never receives: the name shows, the caret not.
+            elsewhere = crdtsync.Doc()
+            elsewhere.text("text").insert(0, "??")
+            presence.set_local({"name": "zed", "cursor": elsewhere.text("text").cursor(1).encode()})
+            await screen(lambda: "also here: zed" in term.screen.display[0])
+            assert reversed_columns() == []
+            text.insert(0, ">")  # a remote edit, before dana's text
+            presence.set_local({"name": "zed", "cursor": text.cursor(2).encode()})  # at "b"
+            await screen(lambda: line() == ">abc" and reversed_columns() == [2])
+            assert at() == (1, 4)  # dana's caret followed her text
+            term.keys("\x1a")  # undoes dana's "abc", not zed's ">"
+            await screen(lambda: line() == ">" and at() == (1, 1))
+            await wait_until(lambda: str(text) == ">", 10)
+            assert reversed_columns() == [1]  # zed's caret stays where "b" was
+            presence.set_local(None)  # zed leaves
+            await screen(lambda: "also here: nobody" in term.screen.display[0])
+        term.keys("\x03")
+
+    try:
+        run(scenario())
+        assert term.close() == 0
+    finally:
+        if term.proc.poll() is None:
+            term.proc.kill()
