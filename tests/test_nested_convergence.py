@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 
+import pytest
 from crdt_helpers import budget, small_text, values
 from hypothesis import event, settings
 from hypothesis import strategies as st
@@ -356,3 +357,50 @@ TestNestedConvergence = NestedConvergence.TestCase
 TestNestedConvergence.settings = settings(
     max_examples=budget(150), stateful_step_count=max(settings().stateful_step_count, 50)
 )
+
+
+# ---- splitting nested updates ------------------------------------------------------------------
+
+
+def big_nested_doc() -> crdtsync.Doc:
+    doc = crdtsync.Doc(1)
+    doc.map("m").text("k").insert(0, "x" * 400)
+    doc.list("l").append_container(crdtsync.LWWMap)["v"] = "y" * 400
+    return doc
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="library bug: split_update measures entries with plain msgpack.packb, which "
+    "cannot pack a ChildRef (TypeError)",
+)
+def test_split_update_of_a_nested_state():
+    from crdtsync._merge import split_update
+
+    doc = big_nested_doc()
+    parts = split_update(doc.get_update(), 300)
+    assert len(parts) > 1
+    copy = crdtsync.Doc(2)
+    for part in reversed(parts):
+        copy.apply_update(part)
+    assert copy.to_py() == doc.to_py() and copy.version == doc.version
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="library bug: a SyncSession cannot send a nested update larger than its "
+    "max_message_size (split_update raises TypeError on the ChildRef)",
+)
+def test_sync_session_sends_a_large_nested_state():
+    from crdtsync.sync import SyncSession
+
+    a, b = big_nested_doc(), crdtsync.Doc(2)
+    sa, sb = SyncSession(a, max_message_size=256), SyncSession(b, max_message_size=256)
+    queue = [(sb, m) for m in sa.start()] + [(sa, m) for m in sb.start()]
+    while queue:
+        dst, message = queue.pop(0)
+        src = sa if dst is sb else sb
+        queue += [(src, reply) for reply in dst.receive(message)]
+    assert b.to_py() == a.to_py()
