@@ -33,6 +33,7 @@ from nested_helpers import (
 )
 
 import crdtsync
+from crdtsync.types._base import Container
 
 #: Few keys, so that replicas create children at the same key concurrently.
 KEYS = ["a", "b"]
@@ -108,16 +109,20 @@ class NestedConvergence(RuleBasedStateMachine):
                 if depth_of(c) >= MAX_DEPTH:
                     c[key] = value
                     return
-                held = c.get(key)
+                held, before = c.get(key), c.doc.version
                 try:
                     child = getattr(c, METHOD[kind])(key)
                 except TypeError:
                     # the key holds another kind of container: refused, nothing written
-                    assert isinstance(held, crdtsync.types._base.Container)
-                    assert kind_of(held) != kind
+                    assert isinstance(held, Container) and kind_of(held) != kind
+                    assert c.doc.version == before
                     return
                 assert kind_of(child) == kind
                 assert c[key] is child and child.parent is c
+                if isinstance(held, Container):  # got, not created: nothing written
+                    assert child is held and c.doc.version == before
+                # (a new child need not be empty: a concurrent creator's child is the same
+                # one, and edits to it may have arrived before its creation did)
             elif op == 4:
                 c[key] = value
             elif key in c:

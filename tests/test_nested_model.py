@@ -625,6 +625,21 @@ def test_child_edit_before_its_creation_other_author():
     assert c.version == b.version and not c.pending
 
 
+def test_creating_a_child_whose_edits_arrived_first():
+    """c holds b's edit of the Text a created (not a's creation), then creates the Text at
+    that key itself: the same child, so b's edit shows at once."""
+    a, b, c = crdtsync.Doc(1), crdtsync.Doc(2), crdtsync.Doc(3)
+    create = updates_of(a, lambda: a.map("m").text("k"))
+    deliver(b, create)
+    edit = updates_of(b, lambda: b.map("m")["k"].insert(0, "x"))
+    deliver(c, edit)
+    assert str(c.map("m").text("k")) == "x"
+    deliver(c, create)
+    sync_pair(a, c)
+    sync_pair(b, c)
+    assert a.to_py() == b.to_py() == c.to_py() == {"m": {"k": "x"}}
+
+
 # -- 8. deltas and merges -------------------------------------------------------------------------
 
 
