@@ -9,11 +9,10 @@ name says where it lives, so that every replica derives the same key for the sam
     <len(parent)>:<parent> k <basis>:<map key>        a child at a key of a map
     <len(parent)>:<parent> e <replica>.<counter>      a child that is a list element
 
-``parent`` is the parent's own key as a string (kind letter and name). ``basis`` is 0 in
-every name this version makes: a map child is named by its parent, key and kind, so all
-creators of one kind of child at one key share it (removing a child empties it, so a later
-creation starts empty). Earlier code wrote other bases, still read as written. A list child
-is named by its element's id.
+``parent`` is the parent's own key as a string (kind letter and name). ``basis`` is the
+Lamport time of the map write the creating write replaced (0 for none): concurrent
+creators that saw the same write there replace it and so name the same child, and a child
+created after a delete gets a new, empty one. A list child is named by its element's id.
 
 Names are canonical: :func:`parse_child_name` accepts only what :func:`child_name` writes,
 so two different strings never name one container.

@@ -127,12 +127,12 @@ class ChildRef:
     """What a map entry or a list element holds in place of a value when it holds a
     container (never a user value: users get the container itself).
 
-    ``kind`` is the child's kind letter. ``basis`` is part of a map child's name; this
-    version always writes 0, so a map child is named by (parent, key, kind) alone and
-    every replica creating that kind of child at that key creates the same one (a
-    removal empties the child instead, see ``Container._clear_content``). Names with
-    another basis, which earlier code wrote, are still read as written. List children
-    are named by their element's id and have basis 0.
+    ``kind`` is the child's kind letter. ``basis`` (map children) is the Lamport time of
+    the write the creating write replaced, 0 if none: replicas that create a child at a
+    key concurrently, having seen the same write there, replace the same write, so they
+    name the same child, while a child created after a delete (or any other write) at that
+    key is a new, empty one. List children are named by their element's id and have
+    basis 0.
 
     ``alias`` (list children only) names the child by another element's id instead: an
     undone delete of a list element holding a container puts back a new element that

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 
-import pytest
 from crdt_helpers import budget, small_text, values
 from hypothesis import event, settings
 from hypothesis import strategies as st
@@ -374,12 +373,6 @@ def big_nested_doc() -> crdtsync.Doc:
     return doc
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="library bug: split_update measures entries with plain msgpack.packb, which "
-    "cannot pack a ChildRef (TypeError)",
-)
 def test_split_update_of_a_nested_state():
     from crdtsync._merge import split_update
 
@@ -392,12 +385,6 @@ def test_split_update_of_a_nested_state():
     assert copy.to_py() == doc.to_py() and copy.version == doc.version
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="library bug: a SyncSession cannot send a nested update larger than its "
-    "max_message_size (split_update raises TypeError on the ChildRef)",
-)
 def test_sync_session_sends_a_large_nested_state():
     from crdtsync.sync import SyncSession
 

@@ -131,11 +131,13 @@ class LWWMap(Container[MapEvent], MutableMapping[str, Any]):
                     f"key {key!r} holds a {KIND_NAMES[held.kind]}, not a {KIND_NAMES[kind]}"
                 )
             return self._doc._child(self, ("k", key, held.basis), kind)
-        # Named after (this map, the key, the kind) alone, so every creator of this kind
-        # at this key, concurrent or not, names the same child; a removal emptied it.
+        # Named after the write it replaces: concurrent creators replace the same one, and
+        # a child created after a delete (or any other write) is a new one, which edits
+        # made inside the old one concurrently with that write never reach.
         self._local_depth_check()
-        self._doc._local_map_write(self, key, ChildRef(kind, 0), False)
-        return self._doc._child(self, ("k", key, 0), kind)
+        basis = 0 if entry is None else entry.lamport
+        self._doc._local_map_write(self, key, ChildRef(kind, basis), False)
+        return self._doc._child(self, ("k", key, basis), kind)
 
     def to_py(self) -> dict[str, Any]:
         """A plain dict of this map, containers inside it as plain Python too."""
