@@ -32,6 +32,12 @@ Slot = MapSlot | ElementSlot
 
 #: Deeper nesting than this is refused (it bounds the work of checking a name).
 MAX_NESTING = 64
+#: A nested container's name (its parents' names and map keys included) is at most this
+#: long: checking one costs its length times its depth.
+MAX_NAME = 64 * 1024
+#: The bounds of the numbers in a name (replica ids; counters and Lamport times).
+_MAX_REPLICA = 2**64 - 1
+_MAX_CLOCK = 2**62 - 1
 
 
 def child_name(parent: RootKey, slot: Slot) -> str:
@@ -57,7 +63,7 @@ def _digits(s: str, i: int, stop: str) -> tuple[int, int] | None:
 def parse_child_name(name: str, depth: int = 0) -> tuple[RootKey, Slot] | None:
     """(parent key, slot) for a nested container's name; None if ``name`` is not one
     :func:`child_name` writes (or nests deeper than :data:`MAX_NESTING`)."""
-    if depth > MAX_NESTING:
+    if depth > MAX_NESTING or len(name) > MAX_NAME:
         return None
     head = _digits(name, 0, ":")
     if head is None:
@@ -79,17 +85,19 @@ def parse_child_name(name: str, depth: int = 0) -> tuple[RootKey, Slot] | None:
         if parent[0] not in "mM":
             return None
         basis = _digits(name, i + 1, ":")
-        if basis is None:
+        if basis is None or basis[0] > _MAX_CLOCK:
             return None
         slot = ("k", name[basis[1] :], basis[0])
     elif tag == "e":
         if parent[0] not in "lL":
             return None
         replica = _digits(name, i + 1, ".")
-        if replica is None:
+        if replica is None or replica[0] > _MAX_REPLICA:
             return None
         counter = name[replica[1] :]
         if not counter.isascii() or not counter.isdigit() or counter[0] == "0":
+            return None
+        if len(counter) > 19 or int(counter) > _MAX_CLOCK:
             return None
         slot = ("e", replica[0], int(counter))
     else:

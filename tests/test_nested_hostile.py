@@ -510,3 +510,18 @@ def test_flat_updates_are_byte_identical_to_before_nesting():
         n += 1
     assert n > 100 and compressed  # (states past 1 KiB are compressed)
     assert hashlib.sha256(data).hexdigest() == FLAT_TRAFFIC_SHA256
+
+
+def test_names_too_long_or_with_numbers_out_of_range_are_refused() -> None:
+    from crdtsync._nesting import MAX_NAME, valid_child_name
+
+    assert valid_child_name("2:mmk0:k")
+    assert not valid_child_name("2:mmk0:" + "k" * MAX_NAME)
+    assert not valid_child_name(f"2:mmk{2**62}:k")  # a basis past the clock ceiling
+    assert not valid_child_name(f"2:lle{2**64}.1")  # a replica id past 64 bits
+    assert not valid_child_name(f"2:lle1.{2**62}")  # a counter past the ceiling
+    assert valid_child_name(f"2:lle{2**64 - 1}.{2**62 - 1}")
+    doc = crdtsync.Doc(1)
+    with pytest.raises(ValueError, match="at most"):
+        doc.map("m").text("k" * MAX_NAME)
+    assert doc.to_py() == {"m": {}}

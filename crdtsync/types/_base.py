@@ -6,7 +6,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from crdtsync._callbacks import subscribe
-from crdtsync._nesting import MAX_NESTING, Slot, nesting_depth, parent_key, parse_child_name
+from crdtsync._nesting import (
+    MAX_NAME,
+    MAX_NESTING,
+    Slot,
+    nesting_depth,
+    parent_key,
+    parse_child_name,
+)
 
 if TYPE_CHECKING:
     from crdtsync._doc import Doc
@@ -65,10 +72,16 @@ class Container(Generic[E]):
         """This container's content as plain Python, containers inside it included."""
         raise NotImplementedError
 
-    def _local_depth_check(self) -> None:
-        """Refuse a child that would nest deeper than every peer accepts."""
+    def _local_depth_check(self, key: str = "") -> None:
+        """Refuse a child that would nest deeper, or be named longer, than every peer
+        accepts (``key``: the map key it would be at)."""
         if nesting_depth(self._key) + 1 > MAX_NESTING:
             raise ValueError(f"containers nest at most {MAX_NESTING} levels deep")
+        if len(self._key[1]) + len(key) + 64 > MAX_NAME:
+            raise ValueError(
+                f"a nested container's name (its parents' names and map keys) is at most "
+                f"{MAX_NAME} characters long"
+            )
 
     def _clear_content(self) -> None:
         """Remove everything this container holds, containers inside it first, with

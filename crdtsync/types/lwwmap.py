@@ -134,7 +134,7 @@ class LWWMap(Container[MapEvent], MutableMapping[str, Any]):
         # Named after the write it replaces: concurrent creators replace the same one, and
         # a child created after a delete (or any other write) is a new one, which edits
         # made inside the old one concurrently with that write never reach.
-        self._local_depth_check()
+        self._local_depth_check(key)
         basis = 0 if entry is None else entry.lamport
         self._doc._local_map_write(self, key, ChildRef(kind, basis), False)
         return self._doc._child(self, ("k", key, basis), kind)
