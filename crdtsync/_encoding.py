@@ -157,11 +157,15 @@ def _pack_child(obj: Any, seen: list[bool]) -> msgpack.ExtType:
 
 
 def _pack_update(body: list[Any], extended: bool = False) -> bytes:
-    """Pack an update body; format 2 (a fifth item) if it needs it (``extended``: it holds
-    changes only format 2 has)."""
+    """Pack an update body; format 2 (a fifth item) if it needs it (``extended``: it names
+    nested containers or holds changes only format 2 has; child references are found
+    here)."""
     seen: list[bool] = []
-    packed: bytes = msgpack.packb(body, default=lambda o: _pack_child(o, seen))
-    if extended or seen or any(raw[0] in NESTED_KINDS for raw in body[1]):
+    try:
+        packed: bytes = msgpack.packb(body)
+    except TypeError:  # a child reference: only msgpack's default hook can pack one
+        packed = msgpack.packb(body, default=lambda o: _pack_child(o, seen))
+    if extended or seen:
         if len(body) == 3:
             body = [*body, []]
         packed = msgpack.packb([*body, FORMAT_NESTED], default=lambda o: _pack_child(o, seen))
@@ -175,6 +179,7 @@ class _Tables:
     def __init__(self) -> None:
         self.replicas: dict[int, int] = {}
         self.roots: dict[RootKey, int] = {}
+        self.nested = False  # whether a nested container's key is among the roots
 
     def replica(self, replica: int) -> int:
         index = self.replicas.get(replica)
@@ -186,6 +191,8 @@ class _Tables:
         index = self.roots.get(key)
         if index is None:
             index = self.roots[key] = len(self.roots)
+            if key[0] in NESTED_KINDS:
+                self.nested = True
         return index
 
     def dots(self, dots: Any) -> list[int]:
@@ -299,7 +306,7 @@ def encode_update(update: Update) -> bytes:
     body: list[Any] = [list(tables.replicas), [k + n for k, n in tables.roots], segments]
     if facts:
         body.append(facts)
-    return _pack_update(body, extended)
+    return _pack_update(body, extended or tables.nested)
 
 
 #: Root key -> its one-entry root table, reused by every keystroke update (never mutated).
@@ -311,11 +318,11 @@ def encode_keystroke(replica: int, e: Entry) -> bytes | None:
     directly (the per-keystroke path); None when the general encoder is needed. The
     bytes are identical to what :func:`encode_update` produces."""
     tag = e[0]
-    if e[2][0] in NESTED_KINDS:
-        return None  # format 2: the general encoder
     root = _ROOT_NAMES.get(e[2])
     if root is None:
-        root = _ROOT_NAMES[e[2]] = [e[2][0] + e[2][1]]
+        root = [e[2][0] + e[2][1]]
+        if len(_ROOT_NAMES) < 4096:
+            _ROOT_NAMES[e[2]] = root
     if tag == DEL:
         replicas = [replica]
         flat: list[int] = []
@@ -323,7 +330,7 @@ def encode_keystroke(replica: int, e: Entry) -> bytes | None:
             if r != replica:
                 return None
             flat += (0, c, n)
-        return PREFIX + _pack([replicas, root, [[0, e[1], DEL, flat]]])
+        return PREFIX + _pack(_body(replicas, root, [0, e[1], DEL, flat]))
     if tag != INS or e[7] is not None:
         return None
     if type(e[5]) is list and ChildRef in map(type, e[5]):
@@ -342,7 +349,14 @@ def encode_keystroke(replica: int, e: Entry) -> bytes | None:
         seg += (INS_NEXT, e[5])
     else:
         seg += (INS, c - 1 - origin[1], e[5])
-    return PREFIX + _pack([replicas, root, [seg]])
+    return PREFIX + _pack(_body(replicas, root, seg))
+
+
+def _body(replicas: list[int], root: list[str], seg: list[Any]) -> list[Any]:
+    """A one-segment body; a nested container's key needs format 2 (two more items)."""
+    if root[0][0] in NESTED_KINDS:
+        return [replicas, root, [seg], [], FORMAT_NESTED]
+    return [replicas, root, [seg]]
 
 
 # ---- decoding ------------------------------------------------------------------------
