@@ -26,9 +26,10 @@ from crdt_helpers import (
     tag,
     values,
 )
+from delivery_rules import QueuedReplicas
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import initialize, invariant, precondition, rule
 
 import crdtsync
 
@@ -39,7 +40,7 @@ replica = st.integers(0, 4)
 position = st.integers(0, 10_000)
 
 
-class Convergence(RuleBasedStateMachine):
+class Convergence(QueuedReplicas):
     @initialize(
         ids=st.integers(2, 5).flatmap(distinct_ids),
         gc=st.lists(st.booleans(), min_size=5, max_size=5),
@@ -75,16 +76,6 @@ class Convergence(RuleBasedStateMachine):
         for j in range(self.n):
             if j != k:
                 self.queues[j].append(bytes(update))
-
-    def _apply(self, j, update):
-        self.applying = True
-        try:
-            self.docs[j].apply_update(update)
-        finally:
-            self.applying = False
-
-    def doc(self, r):
-        return self.docs[r % self.n]
 
     # -- local operations ----------------------------------------------------------------------
 
@@ -180,48 +171,11 @@ class Convergence(RuleBasedStateMachine):
     # -- network -------------------------------------------------------------------------------
 
     @precondition(lambda self: any(self.queues))
-    @rule(dst=replica, idx=st.integers(0, 1000))
-    def deliver(self, dst, idx):
-        """Deliver one queued message, chosen at random (reordering)."""
-        j = dst % self.n
-        if not self.queues[j]:
-            j = next(k for k, q in enumerate(self.queues) if q)
-        q = self.queues[j]
-        self._apply(j, q.pop(idx % len(q)))
-
-    @precondition(lambda self: any(self.queues))
     @rule(dst=replica)
     def deliver_all_to(self, dst):
         j = dst % self.n
         while self.queues[j]:
             self._apply(j, self.queues[j].pop(0))
-
-    @precondition(lambda self: any(self.queues))
-    @rule(dst=replica, picks=st.lists(st.integers(0, 1000), min_size=1, max_size=6))
-    def deliver_merged(self, dst, picks):
-        """Merge some queued messages with merge_updates (gaps allowed) and deliver the result."""
-        j = dst % self.n
-        if not self.queues[j]:
-            j = next(k for k, q in enumerate(self.queues) if q)
-        q = self.queues[j]
-        chosen = sorted({p % len(q) for p in picks}, reverse=True)
-        batch = [q.pop(i) for i in chosen]
-        self._apply(j, crdtsync.merge_updates(batch))
-
-    @precondition(lambda self: any(self.queues))
-    @rule(src=replica, idx=st.integers(0, 1000), dst=replica)
-    def duplicate(self, src, idx, dst):
-        """Copy a queued message; the copy may go to any replica (even back to its author)."""
-        qs = [q for q in self.queues if q]
-        q = qs[src % len(qs)]
-        self.queues[dst % self.n].append(q[idx % len(q)])
-
-    @precondition(lambda self: any(self.queues))
-    @rule(which=replica, idx=st.integers(0, 1000))
-    def drop(self, which, idx):
-        qs = [q for q in self.queues if q]
-        q = qs[which % len(qs)]
-        q.pop(idx % len(q))
 
     @precondition(lambda self: any(self.queues))
     @rule(which=replica)

@@ -17,9 +17,10 @@ from __future__ import annotations
 import functools
 
 from crdt_helpers import budget, small_text, values
+from delivery_rules import QueuedReplicas
 from hypothesis import event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import initialize, invariant, precondition, rule
 from nested_helpers import (
     KINDS,
     assert_refused_unchanged,
@@ -58,7 +59,7 @@ def depth_of(container) -> int:
     return d
 
 
-class NestedConvergence(RuleBasedStateMachine):
+class NestedConvergence(QueuedReplicas):
     @initialize(
         ids=st.lists(st.integers(0, 2**64 - 1), min_size=2, max_size=5, unique=True),
         gc=st.lists(st.booleans(), min_size=5, max_size=5),
@@ -82,16 +83,6 @@ class NestedConvergence(RuleBasedStateMachine):
         for j in range(self.n):
             if j != k:
                 self.queues[j].append(bytes(update))
-
-    def _apply(self, j, update):
-        self.applying = True
-        try:
-            self.docs[j].apply_update(update)
-        finally:
-            self.applying = False
-
-    def doc(self, r):
-        return self.docs[r % self.n]
 
     def target(self, r, root, path):
         d = self.doc(r)
@@ -216,46 +207,12 @@ class NestedConvergence(RuleBasedStateMachine):
     # -- network -------------------------------------------------------------------------------
 
     @precondition(lambda self: any(self.queues))
-    @rule(dst=replica, idx=st.integers(0, 1000))
-    def deliver(self, dst, idx):
-        j = dst % self.n
-        if not self.queues[j]:
-            j = next(k for k, q in enumerate(self.queues) if q)
-        q = self.queues[j]
-        self._apply(j, q.pop(idx % len(q)))
-
-    @precondition(lambda self: any(self.queues))
     @rule(dst=replica, newest_first=st.booleans())
     def deliver_all_to(self, dst, newest_first):
         j = dst % self.n
         q = self.queues[j]
         while q:
             self._apply(j, q.pop() if newest_first else q.pop(0))
-
-    @precondition(lambda self: any(self.queues))
-    @rule(dst=replica, picks=st.lists(st.integers(0, 1000), min_size=1, max_size=6))
-    def deliver_merged(self, dst, picks):
-        j = dst % self.n
-        if not self.queues[j]:
-            j = next(k for k, q in enumerate(self.queues) if q)
-        q = self.queues[j]
-        chosen = sorted({p % len(q) for p in picks}, reverse=True)
-        batch = [q.pop(i) for i in chosen]
-        self._apply(j, crdtsync.merge_updates(batch))
-
-    @precondition(lambda self: any(self.queues))
-    @rule(src=replica, idx=st.integers(0, 1000), dst=replica)
-    def duplicate(self, src, idx, dst):
-        qs = [q for q in self.queues if q]
-        q = qs[src % len(qs)]
-        self.queues[dst % self.n].append(q[idx % len(q)])
-
-    @precondition(lambda self: any(self.queues))
-    @rule(which=replica, idx=st.integers(0, 1000))
-    def drop(self, which, idx):
-        qs = [q for q in self.queues if q]
-        q = qs[which % len(qs)]
-        q.pop(idx % len(q))
 
     @rule(i=replica, j=replica, direct=st.booleans())
     def resync(self, i, j, direct):

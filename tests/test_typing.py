@@ -45,9 +45,10 @@ PROGRAM = textwrap.dedent(
 )
 
 
-def test_observe_callbacks_are_typed_per_container(tmp_path: Path) -> None:
-    program = tmp_path / "program.py"
-    program.write_text(PROGRAM)
+def _mypy(tmp_path: Path, name: str, source: str) -> tuple[str, str, int]:
+    """mypy --strict on ``source`` saved as ``name``, against the checkout."""
+    program = tmp_path / name
+    program.write_text(source)
     config = tmp_path / "mypy.ini"
     config.write_text("[mypy]\nstrict = True\n\n[mypy-msgpack.*]\nignore_missing_imports = True\n")
     env_before = os.environ.get("MYPYPATH")
@@ -61,6 +62,11 @@ def test_observe_callbacks_are_typed_per_container(tmp_path: Path) -> None:
             del os.environ["MYPYPATH"]
         else:
             os.environ["MYPYPATH"] = env_before
+    return out, err, status
+
+
+def test_observe_callbacks_are_typed_per_container(tmp_path: Path) -> None:
+    out, err, status = _mypy(tmp_path, "program.py", PROGRAM)
     lines = PROGRAM.splitlines()
     found = {
         (lines[int(n) - 1].split("(")[0], kind)
@@ -96,21 +102,7 @@ NESTED = textwrap.dedent(
 
 
 def test_nested_children_are_typed(tmp_path: Path) -> None:
-    program = tmp_path / "nested.py"
-    program.write_text(NESTED)
-    config = tmp_path / "mypy.ini"
-    config.write_text("[mypy]\nstrict = True\n\n[mypy-msgpack.*]\nignore_missing_imports = True\n")
-    env_before = os.environ.get("MYPYPATH")
-    os.environ["MYPYPATH"] = str(REPO)
-    try:
-        out, err, status = api.run(
-            ["--config-file", str(config), "--cache-dir", str(tmp_path / "cache"), str(program)]
-        )
-    finally:
-        if env_before is None:
-            del os.environ["MYPYPATH"]
-        else:
-            os.environ["MYPYPATH"] = env_before
+    out, err, status = _mypy(tmp_path, "nested.py", NESTED)
     revealed = re.findall(r'Revealed type is "([^"]+)"', out)
     assert revealed == [
         "crdtsync.types.text.Text",
