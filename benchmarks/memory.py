@@ -23,7 +23,9 @@ import subprocess
 import sys
 import tempfile
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from benchmarks.systems import ALL_SYSTEMS, Kind, System
 from benchmarks.traces import REPO_ROOT
@@ -41,29 +43,40 @@ def current_rss() -> int:
         return peak if sys.platform == "darwin" else peak * 1024
 
 
-def traced_bytes(system: System, state: bytes, kind: Kind) -> int:
-    """Python memory held by a replica loaded from ``state`` (tracemalloc)."""
+def traced_load(load_and_read: Callable[[], tuple[Any, Any]]) -> int:
+    """Python memory still held after ``load_and_read()`` (which returns the loaded
+    document and what was read back), with the read-back dropped (tracemalloc)."""
     gc.collect()
     tracemalloc.start()
     try:
-        replica = system.load(state, kind)
-        content = replica.read(kind)
+        doc, content = load_and_read()
         del content
         gc.collect()
         held, _peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    del replica
+    del doc
     return held
 
 
-def rss_bytes(system: System, state: bytes, kind: Kind, timeout: float = 600) -> int:
-    """RSS growth of a fresh child process that loads ``state`` (raises on failure)."""
+def traced_bytes(system: System, state: bytes, kind: Kind) -> int:
+    """Python memory held by a replica loaded from ``state`` (tracemalloc)."""
+
+    def load_and_read() -> tuple[Any, Any]:
+        replica = system.load(state, kind)
+        return replica, replica.read(kind)
+
+    return traced_load(load_and_read)
+
+
+def child_rss(module_args: list[str], state: bytes, timeout: float = 600) -> int:
+    """The ``rss`` a child ``python -m <module_args> STATE_FILE`` prints as JSON, with
+    ``state`` in that file (raises on failure)."""
     with tempfile.TemporaryDirectory(prefix="crdtsync-bench-") as tmp:
         path = Path(tmp) / "state.bin"
         path.write_bytes(state)
         proc = subprocess.run(
-            [sys.executable, "-m", "benchmarks.memory", system.name, kind, str(path)],
+            [sys.executable, "-m", *module_args, str(path)],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
@@ -73,6 +86,11 @@ def rss_bytes(system: System, state: bytes, kind: Kind, timeout: float = 600) ->
     if proc.returncode != 0:
         raise RuntimeError(f"memory child failed: {proc.stderr.strip()[-500:]}")
     return int(json.loads(proc.stdout.strip().splitlines()[-1])["rss"])
+
+
+def rss_bytes(system: System, state: bytes, kind: Kind, timeout: float = 600) -> int:
+    """RSS growth of a fresh child process that loads ``state`` (raises on failure)."""
+    return child_rss(["benchmarks.memory", system.name, kind], state, timeout)
 
 
 def child_main(argv: list[str]) -> int:

@@ -70,11 +70,8 @@ import platform
 import pstats
 import random
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import tracemalloc
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -82,10 +79,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.memory import current_rss
+from benchmarks.memory import child_rss, current_rss, traced_load
 from benchmarks.report import format_ratio, format_value
 from benchmarks.systems import ALL_SYSTEMS
-from benchmarks.traces import REPO_ROOT
 
 SEED = 42
 FULL_RUNS = 5
@@ -774,35 +770,12 @@ def run_case(system: str, inp: CaseInput, stages: Stages | None = None) -> RunRe
 
 def traced_bytes(system: str, root: str, state: bytes) -> int:
     """Python memory held by a replica loaded from ``state`` and read back (tracemalloc)."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        doc, content = load(system, root, state)
-        del content
-        gc.collect()
-        held, _peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    del doc
-    return held
+    return traced_load(lambda: load(system, root, state))
 
 
 def rss_bytes(system: str, root: str, state: bytes, timeout: float = 300) -> int:
     """RSS growth of a fresh child process that loads ``state`` (raises on failure)."""
-    with tempfile.TemporaryDirectory(prefix="crdtsync-nested-") as tmp:
-        path = Path(tmp) / "state.bin"
-        path.write_bytes(state)
-        proc = subprocess.run(
-            [sys.executable, "-m", "benchmarks.nested", "--memory-child", system, root, str(path)],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    if proc.returncode != 0:
-        raise RuntimeError(f"memory child failed: {proc.stderr.strip()[-500:]}")
-    return int(json.loads(proc.stdout.strip().splitlines()[-1])["rss"])
+    return child_rss(["benchmarks.nested", "--memory-child", system, root], state, timeout)
 
 
 def memory_child(system: str, root: str, state_file: str) -> int:
