@@ -183,6 +183,14 @@ class UndoManager:
         if redo:
             self._redo.clear()
         self._capturing = False
+        self._forget_if_empty()
+
+    def _forget_if_empty(self) -> None:
+        """With both stacks empty no record needs to know what stands for what."""
+        if not self._undo and not self._redo:
+            self._redone = _Redone()
+            self._write_stands_for.clear()
+            self._add_stands_for.clear()
 
     def close(self) -> None:
         """Stop recording (the document no longer keeps records for this manager)."""
@@ -255,6 +263,8 @@ class UndoManager:
             return
         if self._redo:
             self._redo.clear()
+        if not self._undo:
+            self._forget_if_empty()
         now = self._clock()
         if self._capturing and self._undo and now - self._last_capture < self.capture_timeout:
             self._undo[-1].records.extend(records)

@@ -306,3 +306,27 @@ def test_undo_keeps_working_across_a_reissue_of_the_replica_id() -> None:
     while um.redo():
         pass
     assert doc.to_py() == {"t": "ello", "m": {"k": 1}, "s": {"x"}, "l": ["in"], "x": "theirs"}
+
+
+def test_a_long_session_keeps_memory_bounded() -> None:
+    """Thousands of steps, undos and redos with max_depth=50: the stacks stay at 50, and
+    what the manager remembers about put-back content is dropped once both stacks empty."""
+    doc = crdtsync.Doc(1)
+    text = doc.text("t")
+    um = crdtsync.UndoManager(text, capture_timeout=0, max_depth=50)
+    for _ in range(20):
+        for i in range(200):
+            text.insert(len(text), "ab" if i % 2 else "c")
+            if i % 3 == 0 and len(text) > 4:
+                text.delete(0, 2)
+        for _ in range(60):
+            um.undo()
+        for _ in range(30):
+            um.redo()
+        assert len(um.undo_stack) <= 50 and len(um.redo_stack) <= 50
+        assert sum(len(item.records) for item in um.undo_stack + um.redo_stack) <= 200
+    assert um._redone._starts  # (undos put content back: remembered while needed)
+    um.clear()
+    assert not um._write_stands_for and not um._redone._starts
+    text.insert(0, "x")
+    assert um.undo() and not um.can_undo
