@@ -51,8 +51,9 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from crdtsync import _encoding as enc
@@ -83,6 +84,8 @@ PRESENCE_QUERY_SEQ = -2
 #: The origin of updates that came from another process (Redis) or from the shared log:
 #: already stored, not to be appended or published again.
 REMOTE = "remote"
+#: The origin of edits made through :meth:`Relay.room` (server-side application code).
+SERVER = "crdtsync.server"
 
 
 class Forbidden(Exception):
@@ -128,6 +131,26 @@ class Bridge(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class ChangeEvent:
+    """What ``Relay(on_change=...)`` hooks get after a commit that changed a room: the
+    room's name, its document (read it, do not edit it: edit through
+    :meth:`Relay.room`), the containers the committed updates touched (nested ones
+    included) and those updates' bytes (for a webhook or a search index)."""
+
+    room: str
+    doc: Doc
+    containers: list[Any]
+    updates: list[bytes]
+
+
+async def _guarded(awaitable: Any, room: str) -> None:
+    try:
+        await awaitable
+    except Exception:
+        log.exception("on_change hook failed", extra={"event": "hook_error", "room": room})
+
+
 class Room:
     """One shared document on this server and the sessions synced with it."""
 
@@ -158,6 +181,11 @@ class Room:
         self.held: deque[tuple[Member, bytes]] = deque()
         self.held_bytes = 0
         self.idle_handle: asyncio.TimerHandle | None = None
+        #: Server-side edits (Relay.room): one at a time per room, under a replica id of
+        #: their own; ``pins`` keep the room loaded while one is open.
+        self.edit_lock = asyncio.Lock()
+        self.editor_id = secrets.randbits(64)
+        self.pins = 0
         self.opened = time.monotonic()
         self._unsubscribe = doc.on_update(self._on_update, _internal=True)
         self._unsubscribe_presence = self.presence.on_change(self._on_presence)
@@ -353,8 +381,13 @@ class Relay:
         max_pending: int = 1024,
         out_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_held_bytes: int = 16 << 20,
+        on_change: Callable[[ChangeEvent], Any] | None = None,
     ) -> None:
         self.node = node or secrets.token_hex(6)
+        #: Called after each commit that changed a room (see ChangeEvent); sync or async.
+        self.on_change: list[Callable[[ChangeEvent], Any]] = (
+            [] if on_change is None else [on_change]
+        )
         self.storage: Storage = storage if storage is not None else MemoryStorage(node=self.node)
         self.authenticate_hook = authenticate
         self.limits = limits or Limits()
@@ -392,6 +425,52 @@ class Relay:
         self._housekeeping: asyncio.Task[None] | None = None
 
     # ---- public -------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def room(self, name: str) -> AsyncIterator[Doc]:
+        """Read and edit room ``name`` from application code on the server.
+
+        ``async with relay.room("notes") as doc:`` gives a copy of the room's document;
+        what the block does to it is, when the block ends, applied to the room like a
+        client's update: stored (the block's exit waits for the commit), sent to every
+        client of the room and, with Redis, to the other processes, and reported to
+        ``on_change`` hooks. Blocks on one room run one at a time; clients' edits that
+        arrive meanwhile merge as usual. An exception in the block discards its edits.
+        The room is loaded for the block if no client has it open.
+
+        >>> import asyncio, crdtsync
+        >>> from crdtsync.server import Relay
+        >>> async def main():
+        ...     relay = Relay()
+        ...     relay.start()
+        ...     async with relay.room("notes") as doc:
+        ...         doc.text("t").insert(0, "hello from the server")
+        ...     async with relay.room("notes") as doc:
+        ...         print(str(doc.text("t")))
+        ...     await relay.close()
+        >>> asyncio.run(main())
+        hello from the server
+        """
+        name = m.check_room(name)
+        room = await self.open_room(name)
+        room.pins += 1
+        if room.idle_handle is not None:
+            room.idle_handle.cancel()
+            room.idle_handle = None
+        try:
+            async with room.edit_lock:
+                if room.failed or self.rooms.get(name) is not room:
+                    raise RuntimeError(f"room {name!r} closed (storage failure or shutdown)")
+                copy = Doc(room.editor_id, max_pending=self.max_pending)
+                copy.apply_update(room.doc.get_update(), max_inflated_size=None)
+                base = copy.version
+                yield copy
+                if copy.version != base:
+                    room.doc.apply_update(copy.get_update(base), SERVER, max_inflated_size=None)
+                    await self._wait_committed(name)
+        finally:
+            room.pins -= 1
+            self._idle_later(room)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -978,6 +1057,31 @@ class Relay:
         for room, _ in batch:
             if not room.in_flight and not room.failed:
                 self._release(room)
+        if self.on_change:
+            for room, updates in batch:
+                if not room.failed:
+                    self._changed(room, updates)
+
+    def _changed(self, room: Room, updates: list[bytes]) -> None:
+        """Tell the on_change hooks what a commit made durable; a hook that fails is
+        logged and changes nothing else."""
+        keys: set[tuple[str, str]] = set()
+        for update in updates:
+            parsed = enc.decode_update(update, None)
+            keys.update(e[2] for seg in parsed.segments for e in seg.entries if e[0] != enc.SKIP)
+            keys.update(fact[1] for fact in parsed.facts)
+        event = ChangeEvent(
+            room.name, room.doc, [room.doc._container(k) for k in sorted(keys)], updates
+        )
+        for hook in list(self.on_change):
+            try:
+                result = hook(event)
+                if inspect.isawaitable(result):
+                    self._spawn(_guarded(result, room.name))
+            except Exception:
+                log.exception(
+                    "on_change hook failed", extra={"event": "hook_error", "room": room.name}
+                )
 
     def _fail(self, room: Room) -> None:
         if room.failed:
@@ -1111,19 +1215,26 @@ class Relay:
             ]
             room.presence.apply(gone)
             self._mark(room)
-        if not room.members and not self.closing and self.rooms.get(room.name) is room:
-            loop = asyncio.get_running_loop()
-            room.idle_handle = loop.call_later(
-                self.idle_unload, lambda: self._spawn(self._unload(room))
-            )
+        self._idle_later(room)
+
+    def _idle_later(self, room: Room) -> None:
+        """Unload ``room`` after ``idle_unload`` seconds if nobody uses it by then."""
+        if room.members or room.pins or self.closing or self.rooms.get(room.name) is not room:
+            return
+        if room.idle_handle is not None:
+            room.idle_handle.cancel()
+        loop = asyncio.get_running_loop()
+        room.idle_handle = loop.call_later(
+            self.idle_unload, lambda: self._spawn(self._unload(room))
+        )
 
     async def _unload(self, room: Room) -> None:
-        if room.members or self.rooms.get(room.name) is not room:
+        if room.members or room.pins or self.rooms.get(room.name) is not room:
             return
         await self._wait_committed(room.name)
         if room.rows_since_compact:
             await self._compact(room)
-        if room.members or self.rooms.get(room.name) is not room:
+        if room.members or room.pins or self.rooms.get(room.name) is not room:
             return
         self._drop_room(room)
         log.info("room closed", extra={"event": "room_close", "room": room.name})
