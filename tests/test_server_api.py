@@ -120,3 +120,72 @@ def test_server_edits_have_their_own_origin_and_replica() -> None:
             assert str(room.doc.text("t")) == "ab"
 
     run(body())
+
+
+def test_validate_refuses_what_the_app_forbids_and_the_client_hears_why() -> None:
+    from crdtsync.server import Rejected, ValidateEvent
+    from crdtsync.transports import ConnectionRefusedByServer
+    from crdtsync.transports.codes import CloseCode
+
+    asked: list[tuple[str | None, list[str]]] = []
+
+    def only_int_counts(event: ValidateEvent) -> str | None:
+        asked.append((event.identity, [w.key for w in event.writes]))
+        for write in event.writes:
+            if write.key == "count" and not write.deleted and type(write.value) is not int:
+                return "the count key must be an int"
+        if "locked" in event.after.map("m"):  # a rule on the document as it would be
+            raise Rejected("the room is locked")
+        return None
+
+    async def body() -> None:
+        async with relay_server(validate=only_int_counts) as (relay, url, _):
+            good, bad = crdtsync.Doc(), crdtsync.Doc()
+            async with connect(f"{url}/v", good) as cg:
+                good.map("m")["count"] = 1
+                await cg.wait_synced(5)
+                cb = await connect(f"{url}/v", bad)
+                await cb.wait_synced(5)
+                bad.map("m")["count"] = "many"
+                with pytest.raises(ConnectionRefusedByServer) as info:
+                    await cb.wait_closed()
+                assert info.value.code == CloseCode.FORBIDDEN
+                assert "the count key must be an int" in str(info.value)
+                good.map("m")["count"] = 2  # the room works on for the others
+                await cg.wait_synced(5)
+                assert relay.rooms["v"].doc.map("m")["count"] == 2
+                with pytest.raises(Rejected, match="locked"):
+                    async with relay.room("v") as doc:
+                        doc.map("m")["locked"] = True
+                assert "locked" not in relay.rooms["v"].doc.map("m")
+                async with relay.room("v") as doc:
+                    doc.map("m")["count"] = 3
+                await wait_until(lambda: good.map("m")["count"] == 3, what="the server's edit")
+        assert any(keys == ["count"] for _, keys in asked)
+
+    run(body())
+
+
+def test_a_failing_validate_hook_refuses_and_breaks_nothing() -> None:
+    from crdtsync.transports import ConnectionRefusedByServer
+
+    def broken(event: Any) -> None:
+        if any(w.key == "boom" for w in event.writes):
+            raise KeyError("bug in the app")
+
+    async def body() -> None:
+        async with relay_server(validate=broken) as (relay, url, _):
+            a = crdtsync.Doc()
+            c = await connect(f"{url}/x", a)
+            a.map("m")["ok"] = 1
+            await c.wait_synced(5)
+            a.map("m")["boom"] = 1
+            with pytest.raises(ConnectionRefusedByServer, match="could not check"):
+                await c.wait_closed()
+            assert dict(relay.rooms["x"].doc.map("m")) == {"ok": 1}
+            b = crdtsync.Doc()
+            async with connect(f"{url}/x", b) as cb:
+                await cb.wait_synced(5)
+                assert dict(b.map("m")) == {"ok": 1}
+
+    run(body())

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from crdtsync.server.auth import Access, Authenticator, TokenFile, allow_all
     from crdtsync.server.limits import Limits, TokenBucket
-    from crdtsync.server.relay import Relay, Room
+    from crdtsync.server.relay import ChangeEvent, MapWrite, Rejected, Relay, Room, ValidateEvent
     from crdtsync.server.storage import MemoryStorage, SQLiteStorage, Storage
 
 _WHERE = {
@@ -30,8 +30,12 @@ _WHERE = {
     "allow_all": "auth",
     "Limits": "limits",
     "TokenBucket": "limits",
+    "ChangeEvent": "relay",
+    "MapWrite": "relay",
+    "Rejected": "relay",
     "Relay": "relay",
     "Room": "relay",
+    "ValidateEvent": "relay",
     "MemoryStorage": "storage",
     "SQLiteStorage": "storage",
     "Storage": "storage",
@@ -40,6 +44,10 @@ _WHERE = {
 __all__ = [
     "Access",
     "Authenticator",
+    "ChangeEvent",
+    "MapWrite",
+    "Rejected",
+    "ValidateEvent",
     "Limits",
     "MemoryStorage",
     "Relay",

@@ -59,6 +59,7 @@ from typing import Any, Protocol
 from crdtsync import _encoding as enc
 from crdtsync._doc import Doc
 from crdtsync._errors import DecodeError, PendingOverflowError, ProtocolError
+from crdtsync._values import ChildRef
 from crdtsync.server._checks import equivocation, implausible_clock, unbacked_facts
 from crdtsync.server._memory import release_free_memory
 from crdtsync.server.auth import Access, Authenticator, allow_all
@@ -92,6 +93,11 @@ class Forbidden(Exception):
     """A read-only client sent a change."""
 
 
+class Rejected(Forbidden):
+    """The application's ``validate`` hook refused an update (the reason is the message).
+    Raise it from the hook, or return the reason as a str."""
+
+
 class ReplicaTaken(Exception):
     """A connection sent new changes under a replica id another client owns in the room."""
 
@@ -104,6 +110,8 @@ class Equivocation(Exception):
 def _refusal(exc: BaseException) -> tuple[int, str]:
     """The close code and reason for a client whose message raised ``exc`` (one of the
     relay's refusals, a ValueError or a ProtocolError)."""
+    if isinstance(exc, Rejected):
+        return CloseCode.FORBIDDEN, f"rejected: {exc}"
     if isinstance(exc, Forbidden):
         return CloseCode.FORBIDDEN, f"forbidden: {exc}"
     if isinstance(exc, ReplicaTaken):
@@ -129,6 +137,61 @@ class Bridge(Protocol):
     def publish(self, room: str, seq: int, update: bytes) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class MapWrite:
+    """One map write an update brings: ``value`` is the written value, or the class of
+    the container it creates (``crdtsync.Text`` ...); ``deleted`` for a delete."""
+
+    map: Any
+    key: str
+    value: Any
+    deleted: bool
+
+
+class ValidateEvent:
+    """What ``Relay(validate=...)`` hooks get for an update before the room takes it.
+
+    ``room``: its name; ``identity``: who sent it (the connection's identity; None for an
+    edit made through :meth:`Relay.room`); ``doc``: the room's document as it is (read
+    only); ``containers``: the containers of ``doc`` the update changes; ``writes``: the
+    map writes it brings (:class:`MapWrite`); ``after``: the document as it would be with
+    the update, built on first use (a copy: it costs a pass over the document).
+    """
+
+    def __init__(self, room: str, identity: str | None, doc: Doc, update: enc.Update) -> None:
+        self.room = room
+        self.identity = identity
+        self.doc = doc
+        self.update = update
+        have = doc._vv
+        fresh = [
+            (seg.replica, e)
+            for seg in update.segments
+            for e in seg.entries
+            if e[0] != enc.SKIP and e[1] > have.get(seg.replica, 0)
+        ]
+        keys = sorted({e[2] for _, e in fresh} | {fact[1] for fact in update.facts})
+        self.containers: list[Any] = [doc._container(k) for k in keys]
+        self.writes: list[MapWrite] = []
+        for _, e in fresh:
+            if e[0] == enc.MAP_SET or e[0] == enc.MAP_DEL:
+                deleted = e[0] == enc.MAP_DEL
+                value = None if deleted else e[5]
+                if isinstance(value, ChildRef):
+                    value = type(doc._container((value.kind, "")))
+                self.writes.append(MapWrite(doc._container(e[2]), e[4], value, deleted))
+        self._after: Doc | None = None
+
+    @property
+    def after(self) -> Doc:
+        if self._after is None:
+            copy = Doc()
+            copy.apply_update(self.doc.get_update(), max_inflated_size=None)
+            copy.apply_update(enc.encode_update(self.update), max_inflated_size=None)
+            self._after = copy
+        return self._after
 
 
 @dataclass(frozen=True)
@@ -382,12 +445,15 @@ class Relay:
         out_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_held_bytes: int = 16 << 20,
         on_change: Callable[[ChangeEvent], Any] | None = None,
+        validate: Callable[[ValidateEvent], str | None] | None = None,
     ) -> None:
         self.node = node or secrets.token_hex(6)
         #: Called after each commit that changed a room (see ChangeEvent); sync or async.
         self.on_change: list[Callable[[ChangeEvent], Any]] = (
             [] if on_change is None else [on_change]
         )
+        #: Asked about every update before a room takes it (see ValidateEvent); synchronous.
+        self.validate = validate
         self.storage: Storage = storage if storage is not None else MemoryStorage(node=self.node)
         self.authenticate_hook = authenticate
         self.limits = limits or Limits()
@@ -434,8 +500,10 @@ class Relay:
         what the block does to it is, when the block ends, applied to the room like a
         client's update: stored (the block's exit waits for the commit), sent to every
         client of the room and, with Redis, to the other processes, and reported to
-        ``on_change`` hooks. Blocks on one room run one at a time; clients' edits that
-        arrive meanwhile merge as usual. An exception in the block discards its edits.
+        ``on_change`` hooks. The ``validate`` hook is asked first, as for a client's update
+        (a refusal raises :class:`Rejected` and discards the edits). Blocks on one room run
+        one at a time; clients' edits that arrive meanwhile merge as usual. An exception in
+        the block discards its edits.
         The room is loaded for the block if no client has it open.
 
         >>> import asyncio, crdtsync
@@ -466,7 +534,10 @@ class Relay:
                 base = copy.version
                 yield copy
                 if copy.version != base:
-                    room.doc.apply_update(copy.get_update(base), SERVER, max_inflated_size=None)
+                    update = copy.get_update(base)
+                    if self.validate is not None:
+                        self._validate(room, None, enc.decode_update(update, None))
+                    room.doc.apply_update(update, SERVER, max_inflated_size=None)
                     await self._wait_committed(name)
         finally:
             room.pins -= 1
@@ -858,6 +929,25 @@ class Relay:
                 extra={"event": "equivocation", "room": member.room.name, "conn": member.conn.id},
             )
             raise Equivocation(why)
+        if whole and self.validate is not None:
+            self._validate(member.room, member.conn.identity, update)
+
+    def _validate(self, room: Room, identity: str | None, update: enc.Update) -> None:
+        """Ask the application's hook; Rejected if it refuses, or fails (it never lets an
+        update in by failing)."""
+        hook = self.validate
+        assert hook is not None
+        try:
+            verdict = hook(ValidateEvent(room.name, identity, room.doc, update))
+        except Rejected:
+            raise
+        except Exception as exc:
+            log.exception("validate hook failed", extra={"event": "hook_error", "room": room.name})
+            raise Rejected(
+                f"the server could not check this update ({type(exc).__name__})"
+            ) from None
+        if verdict is not None:
+            raise Rejected(str(verdict))
 
     def _check_owners(self, member: Member, update: enc.Update) -> None:
         """Refuse (ReplicaTaken) new changes under a replica id another client owns in the
