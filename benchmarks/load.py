@@ -160,11 +160,17 @@ def worker(cfg: dict[str, Any], first: int, count: int, ids: list[int], out: Any
 
 def start_server(tmp: Path, extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
     log_path = tmp / "server.log"
+    # SQLite in the run's folder unless the extra options choose the store (`-- --memory`
+    # or `-- --db FILE`: serve takes one of them only).
+    store = (
+        []
+        if {"--memory", "--db"} & {a.split("=", 1)[0] for a in extra}
+        else ["--db", str(tmp / "load.db")]
+    )
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "crdtsync", "serve", "--port", "0",
-             "--db", str(tmp / "load.db"), "--log-level", "warning", "--log-format", "json",
-             *extra],
+            [sys.executable, "-m", "crdtsync", "serve", "--port", "0", *store,
+             "--log-level", "warning", "--log-format", "json", *extra],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     # --log-level warning hides the "listening" line: find the port from /proc instead
