@@ -1,7 +1,7 @@
 """The ``crdtsync`` command line (also ``python -m crdtsync``).
 
-Each feature is a subcommand: ``crdtsync demo``, ``crdtsync serve``. A subcommand is a
-parser added in :func:`build_parser` plus a handler taking the parsed arguments and
+Each feature is a subcommand: ``crdtsync demo``, ``crdtsync serve``, ``crdtsync rooms``. A
+subcommand is a parser added in :func:`build_parser` plus a handler taking the parsed arguments and
 returning an exit code; handlers import their modules lazily so that ``crdtsync --help``
 stays instant.
 """
@@ -255,6 +255,161 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     serve.set_defaults(handler=_run_serve)
 
 
+def _rooms_error(message: str) -> int:
+    print(f"crdtsync rooms: {message}", file=sys.stderr)
+    return 2
+
+
+def _run_rooms(args: argparse.Namespace) -> int:
+    import sqlite3
+    from pathlib import Path
+
+    from crdtsync.server.rooms import IMPORT_NODE
+    from crdtsync.server.storage import SQLiteStorage
+
+    path = Path(args.db)
+    if args.rooms_command != "import" and not path.is_file():
+        return _rooms_error(f"no database file {args.db}")
+    try:
+        storage = SQLiteStorage(path, node=IMPORT_NODE)
+    except (sqlite3.Error, RuntimeError, OSError) as exc:
+        return _rooms_error(f"{exc} ({args.db})")
+    try:
+        command: Handler = args.rooms_handler
+        return command(argparse.Namespace(**vars(args), storage=storage))
+    except sqlite3.Error as exc:
+        return _rooms_error(f"{exc} ({args.db})")
+    finally:
+        storage.close()
+        storage.close_thread()
+
+
+def _rooms_list(args: argparse.Namespace) -> int:
+    import json
+
+    infos = args.storage.rooms()
+    if args.json:
+        rows = [
+            {
+                "room": info.name,
+                "bytes": info.bytes,
+                "log_rows": info.log_rows,
+                "log_bytes": info.log_bytes,
+                "snapshot_bytes": info.snapshot_bytes,
+                "owners": info.owners,
+            }
+            for info in infos
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    for info in infos:
+        print(
+            f"{info.name}\t{info.bytes} bytes\t{info.log_rows} log rows\t"
+            f"snapshot {info.snapshot_bytes} bytes\t{info.owners} owners"
+        )
+    return 0
+
+
+def _rooms_export(args: argparse.Namespace) -> int:
+    import json
+
+    from crdtsync.server.rooms import load_doc, to_json
+
+    if args.room not in {info.name for info in args.storage.rooms()}:
+        return _rooms_error(f"no room {args.room!r} in {args.db}")
+    doc = load_doc(args.storage, args.room)
+    if doc.pending:
+        print(
+            f"crdtsync rooms: warning: {doc.pending} stored updates of {args.room!r} wait for "
+            "updates the room lacks; they are not in the export",
+            file=sys.stderr,
+        )
+    if args.json:
+        print(json.dumps(to_json(doc.to_py()), indent=2, sort_keys=True, ensure_ascii=False))
+        return 0
+    update = doc.get_update()
+    try:
+        with open(args.out, "wb") as file:
+            file.write(update)
+    except OSError as exc:
+        return _rooms_error(str(exc))
+    print(f"wrote {len(update)} bytes to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _rooms_import(args: argparse.Namespace) -> int:
+    from crdtsync._errors import DecodeError, PendingOverflowError
+    from crdtsync.server.rooms import check_room_name, import_update
+
+    try:
+        check_room_name(args.room)
+    except ValueError as exc:
+        return _rooms_error(f"bad room name {args.room!r}: {exc}")
+    try:
+        with open(args.file, "rb") as file:
+            update = file.read()
+    except OSError as exc:
+        return _rooms_error(str(exc))
+    try:
+        seq = import_update(args.storage, args.room, update)
+    except (DecodeError, PendingOverflowError) as exc:
+        return _rooms_error(f"{args.file}: {exc}")
+    print(f"appended {len(update)} bytes to {args.room!r} (seq {seq})", file=sys.stderr)
+    return 0
+
+
+def _rooms_delete(args: argparse.Namespace) -> int:
+    if not args.yes:
+        return _rooms_error(f"deleting room {args.room!r} needs --yes")
+    removed = args.storage.delete(args.room)
+    if not removed:
+        return _rooms_error(f"no room {args.room!r} in {args.db}")
+    print(f"deleted room {args.room!r} ({removed} rows)", file=sys.stderr)
+    return 0
+
+
+def _add_rooms(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rooms = subparsers.add_parser(
+        "rooms",
+        help="list, export, import and delete the rooms in a server's SQLite file",
+        description=(
+            "Inspect and manage the rooms stored in the SQLite file of crdtsync serve --db; "
+            "safe while a server runs on the same file (see docs/server.md, Managing rooms). "
+            "Exit status 2 on an error."
+        ),
+    )
+    commands = rooms.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=help,
+            description=help,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        sub.add_argument("--db", default="crdtsync.db", help="SQLite database file")
+        sub.set_defaults(handler=_run_rooms, rooms_handler=handler, rooms_command=name)
+        return sub
+
+    listing = command("list", _rooms_list, "room names with their stored bytes and rows")
+    listing.add_argument("--json", action="store_true", help="a JSON array of objects")
+    export = command("export", _rooms_export, "a room's merged state, as an update or JSON")
+    export.add_argument("room", metavar="ROOM")
+    target = export.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", metavar="FILE", help="write the state as a crdtsync update")
+    target.add_argument(
+        "--json",
+        action="store_true",
+        help='print Doc.to_py() as JSON (sets: sorted lists; bytes: {"$base64": ...})',
+    )
+    imp = command("import", _rooms_import, "append an update file to a room (creates the db)")
+    imp.add_argument("room", metavar="ROOM")
+    imp.add_argument("file", metavar="FILE", help="a crdtsync update (Doc.get_update())")
+    delete = command("delete", _rooms_delete, "remove a room's log, snapshot and owners")
+    delete.add_argument("room", metavar="ROOM")
+    delete.add_argument("--yes", action="store_true", help="really delete (required)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crdtsync",
@@ -264,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_demo(subparsers)
     _add_serve(subparsers)
+    _add_rooms(subparsers)
     return parser
 
 
