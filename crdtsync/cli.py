@@ -255,6 +255,10 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     serve.set_defaults(handler=_run_serve)
 
 
+#: How long ``crdtsync rooms`` waits for a lock a server holds on the database (ms).
+ROOMS_BUSY_TIMEOUT_MS = 10_000
+
+
 def _rooms_error(message: str) -> int:
     print(f"crdtsync rooms: {message}", file=sys.stderr)
     return 2
@@ -271,7 +275,8 @@ def _run_rooms(args: argparse.Namespace) -> int:
     if args.rooms_command != "import" and not path.is_file():
         return _rooms_error(f"no database file {args.db}")
     try:
-        storage = SQLiteStorage(path, node=IMPORT_NODE)
+        # Opening checks the schema in a write transaction: wait for a server's lock.
+        storage = SQLiteStorage(path, node=IMPORT_NODE, busy_timeout_ms=ROOMS_BUSY_TIMEOUT_MS)
     except (sqlite3.Error, RuntimeError, OSError) as exc:
         return _rooms_error(f"{exc} ({args.db})")
     try:
