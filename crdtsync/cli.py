@@ -1,7 +1,7 @@
 """The ``crdtsync`` command line (also ``python -m crdtsync``).
 
-Each feature is a subcommand: ``crdtsync demo``, ``crdtsync serve``. A subcommand is a
-parser added in :func:`build_parser` plus a handler taking the parsed arguments and
+Each feature is a subcommand: ``crdtsync demo``, ``crdtsync serve``, ``crdtsync rooms``. A
+subcommand is a parser added in :func:`build_parser` plus a handler taking the parsed arguments and
 returning an exit code; handlers import their modules lazily so that ``crdtsync --help``
 stays instant.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -158,7 +158,9 @@ def _run_serve(args: argparse.Namespace) -> int:
         return 2
 
 
-def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_serve(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     serve = subparsers.add_parser(
         "serve",
         help="run a relay server: rooms synced over WebSockets, stored in SQLite",
@@ -168,6 +170,9 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "before it is acknowledged. Several processes share rooms through Redis "
             "(--redis) when they share the --db file. GET /healthz reports status. "
             "Logs are JSON lines on stderr. SIGTERM shuts down gracefully. "
+            "Every option can also come from the environment variable CRDTSYNC_<OPTION> "
+            "(CRDTSYNC_PORT=8000, CRDTSYNC_MAX_MESSAGE_SIZE=...; on/off options take "
+            "1/true/yes/on or 0/false/no/off); an option on the command line wins. "
             "See docs/server.md."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -253,9 +258,259 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", default="json", choices=["json", "text"])
     serve.set_defaults(handler=_run_serve)
+    for action in _env_actions(serve):
+        action.help = f"{action.help or ''} [env {_env_name(action)}]".lstrip()
+    return serve
+
+
+#: ``crdtsync serve --some-flag`` can also be set by ``CRDTSYNC_SOME_FLAG``.
+ENV_PREFIX = "CRDTSYNC_"
+_ENV_TRUE = ("1", "true", "yes", "on")
+_ENV_FALSE = ("0", "false", "no", "off", "")
+
+
+def _env_name(action: argparse.Action) -> str:
+    return ENV_PREFIX + action.dest.upper()
+
+
+def _env_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The options that an environment variable may set (all but --help)."""
+    return [a for a in parser._actions if a.option_strings and a.dest != "help"]
+
+
+def _env_value(action: argparse.Action, raw: str) -> object:
+    """``raw`` converted and checked as argparse would check it on the command line;
+    ValueError with the reason if it is no valid value."""
+    if isinstance(action, argparse._StoreTrueAction):
+        word = raw.strip().lower()
+        if word in _ENV_TRUE:
+            return True
+        if word in _ENV_FALSE:
+            return False
+        raise ValueError(f"an on/off option takes one of {', '.join(_ENV_TRUE + _ENV_FALSE[:-1])}")
+    convert: Callable[[str], object] = action.type if callable(action.type) else str
+    try:
+        value = convert(raw)
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(str(exc)) from None
+    except (ValueError, TypeError):
+        raise ValueError(f"not a valid {getattr(convert, '__name__', 'value')}") from None
+    if action.choices is not None and value not in action.choices:
+        raise ValueError(f"must be one of {', '.join(map(str, action.choices))}")
+    return value
+
+
+def _apply_env(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    argv: Sequence[str] | None,
+    environ: Mapping[str, str],
+) -> None:
+    """Set, in ``args``, each option of ``parser`` that the command line left out and its
+    ``CRDTSYNC_*`` variable gives (an option given on the command line also overrides the
+    variables of the options it excludes: ``--db`` beats ``CRDTSYNC_MEMORY``). A bad value
+    is a usage error (exit status 2) naming the variable."""
+    explicit = _explicit_options(argv)
+    groups = [g._group_actions for g in parser._mutually_exclusive_groups]
+    chosen: dict[str, tuple[argparse.Action, object]] = {}
+    for action in _env_actions(parser):
+        name = _env_name(action)
+        raw = environ.get(name)
+        if raw is None or action.dest in explicit:
+            continue
+        if any(action in g and any(o.dest in explicit for o in g) for g in groups):
+            continue
+        try:
+            chosen[action.dest] = (action, _env_value(action, raw))
+        except ValueError as exc:
+            parser.error(f"environment variable {name}={raw!r}: {exc}")
+    for group in groups:
+        # (an on/off option set to off by its variable excludes nothing)
+        set_by_env = [a for a in group if a.dest in chosen and chosen[a.dest][1] is not False]
+        if len(set_by_env) > 1:
+            names = " and ".join(_env_name(a) for a in set_by_env)
+            parser.error(f"environment variables {names} exclude each other")
+    for dest, (_, value) in chosen.items():
+        setattr(args, dest, value)
+
+
+def _explicit_options(argv: Sequence[str] | None) -> set[str]:
+    """The destinations of the ``serve`` options given on the command line ``argv``."""
+    top, serve = _build_parsers()
+    for action in serve._actions:
+        action.default = argparse.SUPPRESS
+    given = vars(top.parse_args(argv))
+    return {a.dest for a in _env_actions(serve) if a.dest in given}
+
+
+#: How long ``crdtsync rooms`` waits for a lock a server holds on the database (ms).
+ROOMS_BUSY_TIMEOUT_MS = 10_000
+
+
+def _rooms_error(message: str) -> int:
+    print(f"crdtsync rooms: {message}", file=sys.stderr)
+    return 2
+
+
+def _run_rooms(args: argparse.Namespace) -> int:
+    import sqlite3
+    from pathlib import Path
+
+    from crdtsync.server.rooms import IMPORT_NODE
+    from crdtsync.server.storage import SQLiteStorage
+
+    path = Path(args.db)
+    if args.rooms_command != "import" and not path.is_file():
+        return _rooms_error(f"no database file {args.db}")
+    try:
+        # Opening checks the schema in a write transaction: wait for a server's lock.
+        storage = SQLiteStorage(path, node=IMPORT_NODE, busy_timeout_ms=ROOMS_BUSY_TIMEOUT_MS)
+    except (sqlite3.Error, RuntimeError, OSError) as exc:
+        return _rooms_error(f"{exc} ({args.db})")
+    try:
+        command: Handler = args.rooms_handler
+        return command(argparse.Namespace(**vars(args), storage=storage))
+    except sqlite3.Error as exc:
+        return _rooms_error(f"{exc} ({args.db})")
+    finally:
+        storage.close()
+        storage.close_thread()
+
+
+def _rooms_list(args: argparse.Namespace) -> int:
+    import json
+
+    infos = args.storage.rooms()
+    if args.json:
+        rows = [
+            {
+                "room": info.name,
+                "bytes": info.bytes,
+                "log_rows": info.log_rows,
+                "log_bytes": info.log_bytes,
+                "snapshot_bytes": info.snapshot_bytes,
+                "owners": info.owners,
+            }
+            for info in infos
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    for info in infos:
+        print(
+            f"{info.name}\t{info.bytes} bytes\t{info.log_rows} log rows\t"
+            f"snapshot {info.snapshot_bytes} bytes\t{info.owners} owners"
+        )
+    return 0
+
+
+def _rooms_export(args: argparse.Namespace) -> int:
+    import json
+
+    from crdtsync.server.rooms import load_doc, to_json
+
+    if args.room not in {info.name for info in args.storage.rooms()}:
+        return _rooms_error(f"no room {args.room!r} in {args.db}")
+    doc = load_doc(args.storage, args.room)
+    if doc.pending:
+        print(
+            f"crdtsync rooms: warning: {doc.pending} stored updates of {args.room!r} wait for "
+            "updates the room lacks; they are not in the export",
+            file=sys.stderr,
+        )
+    if args.json:
+        print(json.dumps(to_json(doc.to_py()), indent=2, sort_keys=True, ensure_ascii=False))
+        return 0
+    update = doc.get_update()
+    try:
+        with open(args.out, "wb") as file:
+            file.write(update)
+    except OSError as exc:
+        return _rooms_error(str(exc))
+    print(f"wrote {len(update)} bytes to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _rooms_import(args: argparse.Namespace) -> int:
+    from crdtsync._errors import DecodeError, PendingOverflowError
+    from crdtsync.server.rooms import check_room_name, import_update
+
+    try:
+        check_room_name(args.room)
+    except ValueError as exc:
+        return _rooms_error(f"bad room name {args.room!r}: {exc}")
+    try:
+        with open(args.file, "rb") as file:
+            update = file.read()
+    except OSError as exc:
+        return _rooms_error(str(exc))
+    try:
+        seq = import_update(args.storage, args.room, update)
+    except (DecodeError, PendingOverflowError) as exc:
+        return _rooms_error(f"{args.file}: {exc}")
+    print(f"appended {len(update)} bytes to {args.room!r} (seq {seq})", file=sys.stderr)
+    return 0
+
+
+def _rooms_delete(args: argparse.Namespace) -> int:
+    if not args.yes:
+        return _rooms_error(f"deleting room {args.room!r} needs --yes")
+    removed = args.storage.delete(args.room)
+    if not removed:
+        return _rooms_error(f"no room {args.room!r} in {args.db}")
+    print(f"deleted room {args.room!r} ({removed} rows)", file=sys.stderr)
+    return 0
+
+
+def _add_rooms(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rooms = subparsers.add_parser(
+        "rooms",
+        help="list, export, import and delete the rooms in a server's SQLite file",
+        description=(
+            "Inspect and manage the rooms stored in the SQLite file of crdtsync serve --db; "
+            "safe while a server runs on the same file (see docs/server.md, Managing rooms). "
+            "Exit status 2 on an error."
+        ),
+    )
+    commands = rooms.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=help,
+            description=help,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        sub.add_argument("--db", default="crdtsync.db", help="SQLite database file")
+        sub.set_defaults(handler=_run_rooms, rooms_handler=handler, rooms_command=name)
+        return sub
+
+    listing = command("list", _rooms_list, "room names with their stored bytes and rows")
+    listing.add_argument("--json", action="store_true", help="a JSON array of objects")
+    export = command("export", _rooms_export, "a room's merged state, as an update or JSON")
+    export.add_argument("room", metavar="ROOM")
+    target = export.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", metavar="FILE", help="write the state as a crdtsync update")
+    target.add_argument(
+        "--json",
+        action="store_true",
+        help='print Doc.to_py() as JSON (sets: sorted lists; bytes: {"$base64": ...})',
+    )
+    imp = command("import", _rooms_import, "append an update file to a room (creates the db)")
+    imp.add_argument("room", metavar="ROOM")
+    imp.add_argument("file", metavar="FILE", help="a crdtsync update (Doc.get_update())")
+    delete = command("delete", _rooms_delete, "remove a room's log, snapshot and owners")
+    delete.add_argument("room", metavar="ROOM")
+    delete.add_argument("--yes", action="store_true", help="really delete (required)")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``crdtsync`` argument parser (``CRDTSYNC_*`` variables are applied by
+    :func:`main`, after parsing)."""
+    return _build_parsers()[0]
+
+
+def _build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The ``crdtsync`` parser and its ``serve`` subparser."""
     parser = argparse.ArgumentParser(
         prog="crdtsync",
         description="crdtsync: conflict-free replicated data types in pure Python.",
@@ -263,8 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_demo(subparsers)
-    _add_serve(subparsers)
-    return parser
+    serve = _add_serve(subparsers)
+    _add_rooms(subparsers)
+    return parser, serve
 
 
 #: Exit status after the reader of stdout went away: what a shell reports for a process
@@ -286,14 +542,26 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
+def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argparse.Namespace:
+    """The parsed command line ``argv``, with the ``crdtsync serve`` options it leaves out
+    taken from ``CRDTSYNC_*`` variables in ``environ``; SystemExit (status 2) on a usage
+    error, a bad variable's value included."""
+    parser, serve = _build_parsers()
+    args = parser.parse_args(argv)
+    if args.handler is _run_serve:
+        _apply_env(serve, args, argv, environ)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line (``argv``: the arguments after ``crdtsync``, default
     ``sys.argv[1:]``); return the exit status, e.g. ``main(["demo", "--seed", "3"])``.
+    ``crdtsync serve`` options missing from ``argv`` come from ``CRDTSYNC_*`` variables.
 
     A closed stdout (``crdtsync demo | head``) ends the command quietly with
     :data:`EXIT_BROKEN_PIPE` instead of a traceback.
     """
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv, os.environ)
     handler: Handler = args.handler
     try:
         status = handler(args)

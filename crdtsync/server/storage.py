@@ -48,6 +48,7 @@ __all__ = [
     "CompactResult",
     "Loaded",
     "MemoryStorage",
+    "RoomInfo",
     "SQLiteStorage",
     "Storage",
     "build_doc",
@@ -91,6 +92,26 @@ class CompactResult:
     rows: int  # log rows folded into the snapshot
     snapshot_bytes: int
     seconds: float
+
+
+@dataclass
+class RoomInfo:
+    """One stored room, as :meth:`SQLiteStorage.rooms` lists it (``crdtsync rooms list``)."""
+
+    name: str
+    #: Log rows not yet folded into the snapshot.
+    log_rows: int = 0
+    #: Bytes of those rows' updates.
+    log_bytes: int = 0
+    #: Bytes of the snapshot (0: none).
+    snapshot_bytes: int = 0
+    #: Replica ids claimed in the room (see ``Storage.claim``).
+    owners: int = 0
+
+    @property
+    def bytes(self) -> int:
+        """Stored update bytes: the snapshot and the log rows."""
+        return self.log_bytes + self.snapshot_bytes
 
 
 class Storage(Protocol):
@@ -430,6 +451,45 @@ class SQLiteStorage:
     def maintenance(self) -> None:
         self._thread_conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
+    # ---- management (``crdtsync rooms``; any thread, own connection) --------------------------
+
+    def rooms(self) -> list[RoomInfo]:
+        """*(worker thread)* Every room with a snapshot, log rows or claimed replica ids,
+        sorted by name, read in one consistent snapshot of the database."""
+        conn = self._thread_conn()
+        conn.execute("BEGIN")
+        try:
+            found: dict[str, RoomInfo] = {}
+            for room, rows, size in conn.execute(
+                "SELECT room, COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM log GROUP BY room"
+            ):
+                found[room] = RoomInfo(str(room), log_rows=int(rows), log_bytes=int(size))
+            for room, size in conn.execute("SELECT room, LENGTH(data) FROM snapshots"):
+                found.setdefault(room, RoomInfo(str(room))).snapshot_bytes = int(size)
+            for room, count in conn.execute("SELECT room, COUNT(*) FROM owners GROUP BY room"):
+                found.setdefault(room, RoomInfo(str(room))).owners = int(count)
+            return [found[name] for name in sorted(found)]
+        finally:
+            conn.execute("COMMIT")
+
+    def delete(self, room: str) -> int:
+        """*(worker thread)* Remove every row of ``room`` (log, snapshot, replica owners) in
+        one transaction; the number of rows removed (0: no such room). Waits for the write
+        lock like a compaction does. A server that has the room loaded keeps its copy in
+        memory (see docs/server.md, "Managing rooms")."""
+        conn = self._thread_conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            removed = 0
+            for table in ("log", "snapshots", "owners"):
+                removed += conn.execute(f"DELETE FROM {table} WHERE room = ?", (room,)).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        return removed
+
     def close_thread(self) -> None:
         """*(worker thread)* Close this thread's connection, if it opened one."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -510,3 +570,30 @@ class MemoryStorage:
 
     def close(self) -> None:
         pass
+
+    def rooms(self) -> list[RoomInfo]:
+        """Every room with a snapshot, log rows or claimed replica ids, sorted by name."""
+        with self._lock:
+            names = set(self._log) | set(self._snapshots) | set(self._owners)
+            found = []
+            for name in sorted(names):
+                rows = self._log.get(name, [])
+                snap = self._snapshots.get(name)
+                info = RoomInfo(
+                    name,
+                    log_rows=len(rows),
+                    log_bytes=sum(len(data) for _, _, data in rows),
+                    snapshot_bytes=len(snap[1]) if snap is not None else 0,
+                    owners=len(self._owners.get(name, {})),
+                )
+                if info.log_rows or info.snapshot_bytes or info.owners or snap is not None:
+                    found.append(info)
+            return found
+
+    def delete(self, room: str) -> int:
+        """Remove the room's log rows, snapshot and replica owners; how many were removed."""
+        with self._lock:
+            removed = len(self._log.pop(room, []))
+            removed += self._snapshots.pop(room, None) is not None
+            removed += len(self._owners.pop(room, {}))
+            return removed
