@@ -196,3 +196,18 @@ def test_refusals_in_process_and_tokens(tmp_path: Path) -> None:
             assert value(samples, "crdtsync_connections_total") == 0  # refused before served
 
     run(body())
+
+
+def test_a_room_may_still_be_named_metrics() -> None:
+    async def body() -> None:
+        async with relay_server() as (relay, url, _):
+            a, b = crdtsync.Doc(), crdtsync.Doc()
+            async with connect(f"{url}/metrics", a) as ca, connect(f"{url}/metrics", b):
+                a.text("t").insert(0, "a room")
+                await ca.wait_synced(5)
+                await wait_until(lambda: str(b.text("t")) == "a room")
+            assert "metrics" in relay.rooms
+            samples = await scrape(port_of(url))
+            assert value(samples, "crdtsync_connections_total") == 2
+
+    run(body())

@@ -276,6 +276,10 @@ def _token(request: Request) -> str | None:
 # ---- server ----------------------------------------------------------------------------------
 
 
+def _upgrade(request: Request) -> bool:
+    return "websocket" in request.headers.get("Upgrade", "").lower()
+
+
 def _metrics_response(connection: ServerConnection, relay: Any) -> Response:
     """``GET /metrics``: the relay's Prometheus exposition (501 without prometheus_client)."""
     metrics = getattr(relay, "metrics", None)
@@ -317,8 +321,8 @@ def serve(
             del response.headers["Content-Type"]  # (setting a header adds one more)
             response.headers["Content-Type"] = "application/json"
             return response
-        if urlsplit(request.path).path == METRICS_PATH:
-            return _metrics_response(connection, relay)
+        if urlsplit(request.path).path == METRICS_PATH and not _upgrade(request):
+            return _metrics_response(connection, relay)  # (a room may be named "metrics")
         token = _token(request)
         try:
             room = room_from_path(request.path)
