@@ -64,6 +64,7 @@ from crdtsync.server._checks import equivocation, implausible_clock, unbacked_fa
 from crdtsync.server._memory import release_free_memory
 from crdtsync.server.auth import Access, Authenticator, allow_all
 from crdtsync.server.limits import Limits, TokenBucket
+from crdtsync.server.metrics import metrics_for
 from crdtsync.server.storage import Loaded, MemoryStorage, Storage, build_doc
 from crdtsync.sync import DEFAULT_MAX_MESSAGE_SIZE, Presence, PresenceChange, SyncSession
 from crdtsync.sync import messages as m
@@ -415,6 +416,7 @@ class Connection:
                         self.answer_bytes -= len(message)
                     await self.channel.send(message)
                     self.sent += 1
+                    self.relay.metrics.sent(len(message))
         except ChannelClosed:
             pass
 
@@ -489,6 +491,7 @@ class Relay:
         self._inflight: dict[asyncio.Future[list[list[int]]], frozenset[str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._housekeeping: asyncio.Task[None] | None = None
+        self.metrics = metrics_for(self)  # Prometheus, at GET /metrics (metrics.py)
 
     # ---- public -------------------------------------------------------------------------
 
@@ -586,10 +589,12 @@ class Relay:
         authenticated when first named). ``access``: the transport's verdict if it already
         asked :meth:`authenticate` (True: ask now)."""
         if self.closing:
+            self.metrics.closed(CloseCode.GOING_AWAY)
             await channel.close(CloseCode.GOING_AWAY, "server shutting down")
             return
         if len(self.connections) >= self.limits.max_connections:
             log.warning("connection limit reached", extra={"event": "refused", "peer": peer})
+            self.metrics.closed(CloseCode.TOO_MANY_CONNECTIONS)
             await channel.close(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
             return
         if room is not None:
@@ -600,12 +605,14 @@ class Relay:
                     "unauthorized",
                     extra={"event": "unauthorized", "room": room, "peer": peer},
                 )
+                self.metrics.closed(CloseCode.UNAUTHORIZED)
                 await channel.close(
                     CloseCode.UNAUTHORIZED, f"unauthorized: no access to room {room!r}"
                 )
                 return
         conn = Connection(self, channel, token, peer)
         self.connections.add(conn)
+        self.metrics.connected()
         sender = asyncio.get_running_loop().create_task(conn.run_sender())
         log.info(
             "connected",
@@ -630,6 +637,7 @@ class Relay:
             while not conn.closing:
                 data = await channel.recv()
                 conn.received += 1
+                self.metrics.received(len(data))
                 now = loop.time()
                 delay = max(messages.take(1, now), volume.take(len(data), now))
                 if delay > 0:
@@ -660,6 +668,7 @@ class Relay:
         finally:
             if conn.close_code is not None:
                 code, reason = conn.close_code, conn.close_reason
+            self.metrics.closed(code)
             conn.closing = True
             conn.wake.set()
             self._leave_all(conn)
@@ -1102,7 +1111,9 @@ class Relay:
         if batch:
             loop = asyncio.get_running_loop()
             items = [(room.name, updates) for room, updates in batch]
-            future = loop.run_in_executor(self._writer, _write_batch, self.storage, items)
+            future = loop.run_in_executor(
+                self._writer, self.metrics.timed(_write_batch), self.storage, items
+            )
             self._inflight[future] = frozenset(name for name, _ in items)
             future.add_done_callback(lambda done: self._committed(batch, done))
 

@@ -6,7 +6,7 @@ room ``team/notes``). The path ``/`` opens a multiplexed connection instead, car
 binary messages, one per WebSocket message. The token goes in an
 ``Authorization: Bearer TOKEN`` header (or, for browsers, a ``?token=`` query parameter).
 The server tells the client its access in an ``X-Crdtsync-Access`` response header, and
-answers ``GET /healthz`` with a JSON status.
+answers ``GET /healthz`` with a JSON status and ``GET /metrics`` with Prometheus metrics.
 
 Client::
 
@@ -69,6 +69,8 @@ log = logging.getLogger("crdtsync.transports.websocket")
 
 ACCESS_HEADER = "X-Crdtsync-Access"
 HEALTH_PATH = "/healthz"
+#: Prometheus metrics of the relay (crdtsync.server.metrics).
+METRICS_PATH = "/metrics"
 #: Incoming message limit of a client (a server's diff is cut to about 1 MiB per message,
 #: but one change larger than that travels whole).
 CLIENT_MAX_SIZE = 64 << 20
@@ -274,6 +276,22 @@ def _token(request: Request) -> str | None:
 # ---- server ----------------------------------------------------------------------------------
 
 
+def _upgrade(request: Request) -> bool:
+    return "websocket" in request.headers.get("Upgrade", "").lower()
+
+
+def _metrics_response(connection: ServerConnection, relay: Any) -> Response:
+    """``GET /metrics``: the relay's Prometheus exposition (501 without prometheus_client)."""
+    metrics = getattr(relay, "metrics", None)
+    if metrics is None:
+        return connection.respond(HTTPStatus.NOT_FOUND, "no metrics\n")
+    status, content_type, body = metrics.exposition()
+    response = connection.respond(HTTPStatus(status), body)
+    del response.headers["Content-Type"]  # (setting a header adds one more)
+    response.headers["Content-Type"] = content_type
+    return response
+
+
 def serve(
     relay: Any,
     host: str | None = "127.0.0.1",
@@ -303,6 +321,8 @@ def serve(
             del response.headers["Content-Type"]  # (setting a header adds one more)
             response.headers["Content-Type"] = "application/json"
             return response
+        if urlsplit(request.path).path == METRICS_PATH and not _upgrade(request):
+            return _metrics_response(connection, relay)  # (a room may be named "metrics")
         token = _token(request)
         try:
             room = room_from_path(request.path)
