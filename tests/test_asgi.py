@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,14 @@ def _http(url: str, body: dict[str, Any] | None = None) -> Any:
     request.add_header("content-type", "application/json")
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read())
+
+
+def _get_text(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
+    except urllib.error.HTTPError as exc:  # 501 without prometheus_client
+        return str(exc.read().decode())
 
 
 async def _served(app: Any) -> tuple[Any, str, asyncio.Task[None]]:
@@ -65,6 +74,8 @@ def test_clients_and_rest_edit_the_same_room_through_fastapi(tmp_path: Path) -> 
                 await cb.wait_synced(5)
                 health = await asyncio.to_thread(_http, f"http://{host}/sync/healthz")
                 assert health["status"] == "ok" and health["rooms"] >= 1
+                metrics = await asyncio.to_thread(_get_text, f"http://{host}/sync/metrics")
+                assert "crdtsync_messages_received_total" in metrics
                 bad = crdtsync.Doc()
                 with pytest.raises(ConnectionRefusedByServer) as info:
                     c = await connect(f"ws://{host}/sync/a//b", bad)

@@ -4,7 +4,8 @@
 ``/<room>`` (percent-encoded) for one room, ``/`` for a multiplexed connection; the token
 in an ``Authorization: Bearer`` header or a ``?token=`` query parameter; the access the
 client got in an ``X-Crdtsync-Access`` response header; binary messages. Plain HTTP gets
-``/healthz`` (the relay's stats as JSON) and 404 for anything else.
+``/healthz`` (the relay's stats as JSON), ``/metrics`` (Prometheus, see
+crdtsync.server.metrics) and 404 for anything else.
 
 Mounted under a prefix (``app.mount("/sync", asgi_app(relay))``), room names are the path
 after the prefix. Start the relay (``relay.start()``) and close it (``await
@@ -28,7 +29,7 @@ from urllib.parse import parse_qs
 from crdtsync.server.relay import Relay
 from crdtsync.transports.base import ChannelClosed
 from crdtsync.transports.codes import CloseCode
-from crdtsync.transports.websocket import ACCESS_HEADER, HEALTH_PATH, room_from_path
+from crdtsync.transports.websocket import ACCESS_HEADER, HEALTH_PATH, METRICS_PATH, room_from_path
 
 __all__ = ["asgi_app"]
 
@@ -131,11 +132,15 @@ async def _lifespan(relay: Relay, receive: Receive, send: Send) -> None:
 
 
 async def _http(relay: Relay, scope: Scope, send: Send) -> None:
-    if _relative_path(scope) == HEALTH_PATH:
+    path = _relative_path(scope)
+    if path == HEALTH_PATH:
         stats = relay.stats()
         status = 200 if stats["status"] == "ok" else 503
         body = (json.dumps(stats) + "\n").encode()
         content_type = b"application/json"
+    elif path == METRICS_PATH:
+        status, text_type, text = relay.metrics.exposition()
+        body, content_type = text.encode(), text_type.encode()
     else:
         status, body, content_type = 404, b"not found\n", b"text/plain"
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
