@@ -143,6 +143,7 @@ def _run_serve(args: argparse.Namespace) -> int:
             compact_rows=args.compact_rows,
             idle_unload=args.idle_unload,
             resync_interval=args.resync_interval,
+            tick=args.tick,
             ping_interval=args.ping_interval,
             ping_timeout=args.ping_timeout,
         )
@@ -244,6 +245,13 @@ def _add_serve(
         type=float,
         default=5.0,
         help="with --redis: seconds between reads of the shared log for missed updates",
+    )
+    serve.add_argument(
+        "--tick",
+        type=float,
+        default=0.005,
+        help="seconds a room's accepted updates wait to be committed and sent together, "
+        "as one merged update per client (0: at once; default 0.005)",
     )
     serve.add_argument(
         "--ping-interval", type=_seconds, default=20.0, help="seconds between keepalive pings"

@@ -48,6 +48,8 @@ class ServerConfig:
     compact_rows: int = 2000
     idle_unload: float = 60.0
     resync_interval: float = 5.0
+    #: Seconds accepted updates wait to be committed and sent together (Relay.tick).
+    tick: float = 0.005
     shutdown_timeout: float = 10.0
     #: WebSocket keepalive: a ping every ping_interval seconds; a client from which nothing
     #: came for ping_interval + ping_timeout seconds while the server was reading is closed
@@ -114,6 +116,7 @@ async def run(
         compact_rows=config.compact_rows,
         idle_unload=config.idle_unload,
         resync_interval=config.resync_interval,
+        tick=config.tick,
     )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -448,6 +448,7 @@ class Relay:
         max_held_bytes: int = 16 << 20,
         on_change: Callable[[ChangeEvent], Any] | None = None,
         validate: Callable[[ValidateEvent], str | None] | None = None,
+        tick: float = 0.005,
     ) -> None:
         self.node = node or secrets.token_hex(6)
         #: Called after each commit that changed a room (see ChangeEvent); sync or async.
@@ -456,6 +457,9 @@ class Relay:
         )
         #: Asked about every update before a room takes it (see ValidateEvent); synchronous.
         self.validate = validate
+        #: Seconds a room's accepted updates wait to be committed and sent together (0: at
+        #: the next turn of the event loop).
+        self.tick = tick
         self.storage: Storage = storage if storage is not None else MemoryStorage(node=self.node)
         self.authenticate_hook = authenticate
         self.limits = limits or Limits()
@@ -1090,7 +1094,13 @@ class Relay:
     def _mark(self, room: Room) -> None:
         self._dirty.add(room)
         if self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+            # One flush per tick: what rooms took meanwhile is stored as one batch and sent
+            # as one merged update per recipient (sessions share equal merges).
+            loop = asyncio.get_running_loop()
+            if self.tick > 0:
+                self._flush_handle = loop.call_later(self.tick, self._flush)
+            else:
+                self._flush_handle = loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         """Cut: hand the rooms' unwritten updates to the writer thread as one batch (those

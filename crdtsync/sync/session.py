@@ -290,11 +290,7 @@ class SyncSession:
                     # applied): send only what the peer lacks, not the whole thing again.
                     merged = self.doc.get_update(known)
                 else:
-                    merged = (
-                        fresh[0]
-                        if len(fresh) == 1
-                        else merge_updates(fresh, max_inflated_size=None)  # our own updates
-                    )
+                    merged = fresh[0] if len(fresh) == 1 else _merged(tuple(fresh))
                 covers = _coverage(merged)
                 self._sending_own(covers.get(self.doc._replica, 0))
                 out += self._parts(merged, diff_version=None)
@@ -580,7 +576,7 @@ def _covers(version: dict[int, int], other: dict[int, int]) -> bool:
     return all(version.get(r, 0) >= c for r, c in other.items())
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1 << 16)
 def _spans(update: bytes) -> tuple[tuple[int, int, int], ...]:
     """(replica, lowest counter, highest counter) for each replica ``update`` covers.
     Cached: a relay hands the same update to every session of a room, and each would
@@ -594,6 +590,14 @@ def _spans(update: bytes) -> tuple[tuple[int, int, int], ...]:
         if seg.end - 1 > tops.get(r, 0):
             tops[r] = seg.end - 1
     return tuple((r, lows[r], tops[r]) for r in tops)
+
+
+@functools.lru_cache(maxsize=256)
+def _merged(updates: tuple[bytes, ...]) -> bytes:
+    """The updates (our own document's) as one. Cached: the sessions of a relay's room
+    whose peers sent none of them poll the same updates, and share one merge (and its
+    bytes) instead of each merging them again."""
+    return merge_updates(list(updates), max_inflated_size=None)
 
 
 def _coverage(update: bytes) -> dict[int, int]:
