@@ -499,6 +499,7 @@ def test_slow_client_is_dropped_without_stalling_the_others() -> None:
             )
             writer, reader = crdtsync.Doc(), crdtsync.Doc()
             cw = await connect(f"{url}/busy", writer)
+            cw.batch_delay = 0  # one message per edit: the stalled reader's queue overflows
             cr = await connect(f"{url}/busy", reader)
             rng = random.Random(1)
             for i in range(400):  # 80 kB of incompressible text, well over the queue limit

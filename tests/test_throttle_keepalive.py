@@ -101,6 +101,7 @@ def test_throttled_crdtsync_client_stays_connected_and_loses_nothing() -> None:
             calm = asyncio.create_task(well_behaved_room(url, 30))
             doc = crdtsync.Doc()
             async with connect(f"{url}/flood", doc, **KEEPALIVE) as client:
+                client.batch_delay = 0  # one message per edit: a flood, over the rate limit
                 seen = watch(client)
                 expected = ""
                 for i in range(120):

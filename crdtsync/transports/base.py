@@ -94,7 +94,8 @@ class SyncClient:
 
     Usually made by :func:`crdtsync.transports.websocket.connect` or
     :func:`crdtsync.transports.asyncio_stream.connect`. Edit ``doc`` from the event loop's
-    thread; every transaction goes out at the next turn of the loop. After a lost
+    thread; transactions go out together ``batch_delay`` seconds (5 ms) after the first
+    of them, as one message (0: at the next turn of the loop). After a lost
     connection the client waits ``backoff_delay(attempt, backoff_min, backoff_max)``
     seconds and reconnects, forever, unless the server closed with a code in
     :data:`crdtsync.transports.codes.FATAL` (then :attr:`close_code` says which and
@@ -132,6 +133,7 @@ class SyncClient:
         backoff_max: float = 10.0,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         ack_delay: float = 0.02,
+        batch_delay: float = 0.005,
         name: str = "",
         on_status: StatusCallback | None = None,
         on_error: ErrorCallback | None = None,
@@ -147,6 +149,9 @@ class SyncClient:
         self.max_message_size = max_message_size
         #: Seconds an ACK of received updates may wait to be combined with later ones.
         self.ack_delay = ack_delay
+        #: Seconds local edits wait to go out together: transactions made within it (a
+        #: burst of keystrokes, a loop of edits with awaits between) are one message.
+        self.batch_delay = batch_delay
         self.name = name
         #: What the server granted on the current (or last) connection, if it said.
         self.access: str | None = None
@@ -504,6 +509,8 @@ class SyncClient:
                     # covers many updates when they stream in (a local edit cuts it short).
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self._local.wait(), self.ack_delay)
+                if self._local.is_set() and not replies and self.batch_delay > 0:
+                    await asyncio.sleep(self.batch_delay)
                 self._local.clear()
                 out, replies = replies + session.poll(), []
                 for message in out:
