@@ -161,12 +161,13 @@ def decode_cursor(doc: Doc, data: bytes | bytearray | memoryview) -> Cursor:
             raise _fail("bad element id")
         dot = (dot[0], dot[1])
     container: Any = doc._container((kind, name))
-    if dot is not None:
-        renamed = doc._renamed_replicas.get(dot[0])
-        held = doc._ids.find(renamed if renamed is not None else dot[0], dot[1])
-        if held is None or held.seq is not container._seq:
+    cursor = Cursor(container, dot, "after" if after else "before")
+    held = cursor._dot()
+    if held is not None:
+        run = doc._ids.find(*held)
+        if run is None or run.seq is not container._seq:
             raise LookupError(
                 f"this document does not hold the element {dot} of the cursor in "
                 f"{container.name!r} (apply the sender's updates first)"
             )
-    return Cursor(container, dot, "after" if after else "before")
+    return cursor

@@ -156,6 +156,22 @@ class Transaction:
             found = self._changes[id(container)] = (container, _Changes())
         return found[1]
 
+    def _delta_for(self, container: Container[Any]) -> DeltaBuilder:
+        """The delta this transaction builds for a sequence's event."""
+        ch = self._changes_for(container)
+        if ch.delta is None:
+            ch.delta = DeltaBuilder()
+        return ch.delta
+
+    def _take_mark(self, container: Text, mark: Mark) -> None:
+        """Add a formatting change to ``container``, noting for its event, if anyone
+        observes it, which marks are this transaction's."""
+        if container._observers or self._doc._deep:
+            ch = self._changes_for(container)
+            if ch.marks_before is None:
+                ch.marks_before = len(container._marks)
+        container._marks.append(mark)
+
     def _encode(self) -> bytes:
         entries = self._entries
         doc = self._doc
@@ -621,10 +637,7 @@ class Doc:
         if n:
             entries.append((enc.INS, counter, container._key, lamport, origin, content, n, None))
         if container._observers or self._deep:
-            ch = txn._changes_for(container)
-            if ch.delta is None:
-                ch.delta = DeltaBuilder()
-            ch.delta.insert(index, content)
+            txn._delta_for(container).insert(index, content)
 
     def _local_insert_after(
         self, container: SequenceContainer[Any], origin: Dot, content: Any
@@ -644,10 +657,7 @@ class Doc:
         if txn._undo is not None:
             txn._undo.append(("i", container, self._replica, counter, n))
         if observed and pos is not None:
-            ch = txn._changes_for(container)
-            if ch.delta is None:
-                ch.delta = DeltaBuilder()
-            ch.delta.insert(pos, content)
+            txn._delta_for(container).insert(pos, content)
         return counter
 
     def _local_delete(self, container: SequenceContainer[Any], index: int, length: int) -> None:
@@ -666,24 +676,16 @@ class Doc:
                 at += n
             txn._undo.append(("d", container, pieces))
         if container._observers or self._deep:
-            ch = txn._changes_for(container)
-            if ch.delta is None:
-                ch.delta = DeltaBuilder()
-            ch.delta.delete(index, length)
+            txn._delta_for(container).delete(index, length)
 
     def _local_mark(self, container: Text, name: str, value: Any, start: Any, end: Any) -> None:
         txn = self._txn
         assert txn is not None  # (Text.format opens one)
         counter, lamport = self._tick(1)
-        observed = container._observers or self._deep
-        if observed:
-            ch = txn._changes_for(container)
-            if ch.marks_before is None:
-                ch.marks_before = len(container._marks)
         mark = Mark(self._replica, counter, lamport, name, value, start, end)
         if txn._undo is not None:
             txn._undo.append(("f", container, name, value, container._previous_values(mark)))
-        container._marks.append(mark)
+        txn._take_mark(container, mark)
         txn._entries.append((enc.MARK, counter, container._key, lamport, name, value, start, end))
 
     def _local_map_write(self, container: LWWMap, key: str, value: Any, deleted: bool) -> None:

@@ -15,7 +15,6 @@ from crdtsync._bulk import without_gc
 from crdtsync._encoding import Entry, RootKey, Update
 from crdtsync._errors import DecodeError
 from crdtsync.types._marks import Mark
-from crdtsync.types.events import DeltaBuilder
 from crdtsync.types.orset import element_key
 
 if TYPE_CHECKING:
@@ -275,10 +274,7 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
             if deleter is None:
                 pos = seq_integrate(r, e[1], e[3], e[4], e[5], e[6], None, observed)
                 if observed:
-                    ch = txn._changes_for(container)
-                    if ch.delta is None:
-                        ch.delta = DeltaBuilder()
-                    ch.delta.insert(pos, e[5])
+                    txn._delta_for(container).insert(pos, e[5])
             else:
                 content = None if drop_content else e[5]
                 seq_integrate(r, e[1], e[3], e[4], content, e[6], deleter, False)
@@ -311,11 +307,7 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
                 removals.append((container, e[3]))
             elif tag == enc.MARK:
                 container = _container(doc, e[2], True)
-                if container._observers or doc._deep:
-                    ch = txn._changes_for(container)
-                    if ch.marks_before is None:
-                        ch.marks_before = len(container._marks)
-                container._marks.append(Mark(r, e[1], e[3], e[4], e[5], e[6], e[7]))
+                txn._take_mark(container, Mark(r, e[1], e[3], e[4], e[5], e[6], e[7]))
                 lamport = max(lamport, e[3])
             elif tag == enc.COUNTER:
                 container = _container(doc, e[2], True)
@@ -371,9 +363,7 @@ def _delete(
     for r, c, n in ranges:
         seq.delete_range(r, c, n, deleter, doc._gc, positions)
     if positions:
-        ch = txn._changes_for(container)
-        if ch.delta is None:
-            ch.delta = DeltaBuilder()
+        delta = txn._delta_for(container)
         for pos, n in positions:
-            ch.delta.delete(pos, n)
+            delta.delete(pos, n)
     return bool(seq.vis_len != before)

@@ -168,15 +168,14 @@ class ValidateEvent:
         self.update = update
         have = doc._vv
         fresh = [
-            (seg.replica, e)
+            e
             for seg in update.segments
             for e in seg.entries
             if e[0] != enc.SKIP and e[1] > have.get(seg.replica, 0)
         ]
-        keys = sorted({e[2] for _, e in fresh} | {fact[1] for fact in update.facts})
-        self.containers: list[Any] = [doc._container(k) for k in keys]
+        self.containers: list[Any] = _containers(doc, fresh, update.facts)
         self.writes: list[MapWrite] = []
-        for _, e in fresh:
+        for e in fresh:
             if e[0] == enc.MAP_SET or e[0] == enc.MAP_DEL:
                 deleted = e[0] == enc.MAP_DEL
                 value = None if deleted else e[5]
@@ -206,6 +205,12 @@ class ChangeEvent:
     doc: Doc
     containers: list[Any]
     updates: list[bytes]
+
+
+def _containers(doc: Doc, entries: list[enc.Entry], facts: list[tuple[Any, ...]]) -> list[Any]:
+    """The containers of ``doc`` that these changes and facts apply to, by key."""
+    keys = {e[2] for e in entries} | {fact[1] for fact in facts}
+    return [doc._container(k) for k in sorted(keys)]
 
 
 async def _guarded(awaitable: Any, room: str) -> None:
@@ -1176,14 +1181,10 @@ class Relay:
     def _changed(self, room: Room, updates: list[bytes]) -> None:
         """Tell the on_change hooks what a commit made durable; a hook that fails is
         logged and changes nothing else."""
-        keys: set[tuple[str, str]] = set()
-        for update in updates:
-            parsed = enc.decode_update(update, None)
-            keys.update(e[2] for seg in parsed.segments for e in seg.entries if e[0] != enc.SKIP)
-            keys.update(fact[1] for fact in parsed.facts)
-        event = ChangeEvent(
-            room.name, room.doc, [room.doc._container(k) for k in sorted(keys)], updates
-        )
+        parsed = [enc.decode_update(update, None) for update in updates]
+        entries = [e for p in parsed for seg in p.segments for e in seg.entries if e[0] != enc.SKIP]
+        facts = [fact for p in parsed for fact in p.facts]
+        event = ChangeEvent(room.name, room.doc, _containers(room.doc, entries, facts), updates)
         for hook in list(self.on_change):
             try:
                 result = hook(event)
