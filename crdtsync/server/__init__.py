@@ -2,7 +2,8 @@
 
 - :class:`Relay`: rooms (a server-side :class:`~crdtsync.Doc` each) and the connections
   synced with them; transports hand it their connections.
-- :class:`SQLiteStorage` (the default: one SQLite file, WAL) and :class:`MemoryStorage`.
+- :class:`SQLiteStorage` (the default: one SQLite file, WAL), :class:`PostgresStorage` (a
+  PostgreSQL database that processes on several hosts share) and :class:`MemoryStorage`.
 - :class:`TokenFile` and :func:`allow_all`: ``authenticate(token, room)`` hooks.
 - :class:`Limits`: message size, rate, send queue, rooms per connection, connections.
 - :mod:`crdtsync.server.app`: the process (``crdtsync serve``): signals, health, logging,
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from crdtsync.server.auth import Access, Authenticator, TokenFile, allow_all
     from crdtsync.server.limits import Limits, TokenBucket
     from crdtsync.server.relay import ChangeEvent, MapWrite, Rejected, Relay, Room, ValidateEvent
+    from crdtsync.server.postgres import PostgresStorage
     from crdtsync.server.storage import MemoryStorage, SQLiteStorage, Storage
 
 _WHERE = {
@@ -37,6 +39,7 @@ _WHERE = {
     "Room": "relay",
     "ValidateEvent": "relay",
     "MemoryStorage": "storage",
+    "PostgresStorage": "postgres",
     "SQLiteStorage": "storage",
     "Storage": "storage",
 }
@@ -50,6 +53,7 @@ __all__ = [
     "ValidateEvent",
     "Limits",
     "MemoryStorage",
+    "PostgresStorage",
     "Relay",
     "Room",
     "SQLiteStorage",

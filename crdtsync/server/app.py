@@ -11,14 +11,17 @@ import os
 import signal
 import socket
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crdtsync.server.auth import Authenticator, TokenFile, allow_all, load_authenticator
 from crdtsync.server.limits import Limits
 from crdtsync.server.relay import Relay
 from crdtsync.server.storage import MemoryStorage, SQLiteStorage, Storage
 
-__all__ = ["ConfigError", "ServerConfig", "authenticator", "run"]
+if TYPE_CHECKING:
+    from crdtsync.server.postgres import PostgresStorage
+
+__all__ = ["ConfigError", "ServerConfig", "authenticator", "open_storage", "run"]
 
 log = logging.getLogger("crdtsync.server")
 
@@ -33,7 +36,7 @@ class ServerConfig:
     port: int = 8765
     #: Also serve the plain TCP transport on this port (None: WebSockets only).
     tcp_port: int | None = None
-    #: SQLite file (None: keep rooms in memory only).
+    #: SQLite file, or a ``postgresql://`` URL (None: keep rooms in memory only).
     db: str | None = "crdtsync.db"
     fsync: bool = False
     tokens: str | None = None
@@ -86,6 +89,32 @@ def authenticator(config: ServerConfig) -> Authenticator:
     return allow_all
 
 
+def open_storage(db: str, *, node: str, fsync: bool = False) -> SQLiteStorage | PostgresStorage:
+    """The store ``--db`` names: a :class:`~crdtsync.server.postgres.PostgresStorage` for a
+    ``postgresql://`` (or ``postgres://``) URL, else a :class:`SQLiteStorage` on that path.
+    ConfigError, naming the URL without its password, if psycopg is missing or the
+    database server does not answer. (``fsync`` is SQLite's: a PostgreSQL commit is as
+    durable as the server's own settings make it.)"""
+    from crdtsync.server.postgres import is_postgres_url, redact_url
+
+    if not is_postgres_url(db):
+        return SQLiteStorage(db, node=node, synchronous="FULL" if fsync else "NORMAL")
+    shown = redact_url(db)
+    try:
+        import psycopg
+    except ImportError:
+        raise ConfigError(
+            f"--db {shown} needs psycopg 3: pip install 'crdtsync[postgres]'"
+        ) from None
+    from crdtsync.server.postgres import PostgresStorage
+
+    try:
+        return PostgresStorage(db, node=node)
+    except (psycopg.Error, RuntimeError) as exc:
+        # (psycopg's messages name the host and port, never the password)
+        raise ConfigError(f"cannot use the database {shown}: {exc}".strip()) from None
+
+
 async def run(
     config: ServerConfig,
     *,
@@ -96,6 +125,7 @@ async def run(
     """Serve until SIGTERM/SIGINT (or ``stop`` is set); then shut down gracefully.
     ``authenticate``: the hook (default: from the config, see :func:`authenticator`)."""
     from crdtsync.server._memory import keep_large_blocks_unmappable
+    from crdtsync.server.postgres import redact_url
     from crdtsync.transports import websocket
 
     keep_large_blocks_unmappable()  # memory of closed connections goes back to the OS
@@ -105,9 +135,7 @@ async def run(
     if config.db is None:
         storage = MemoryStorage(node=node)
     else:
-        storage = SQLiteStorage(
-            config.db, node=node, synchronous="FULL" if config.fsync else "NORMAL"
-        )
+        storage = open_storage(config.db, node=node, fsync=config.fsync)
     relay = Relay(
         storage=storage,
         authenticate=auth,
@@ -154,7 +182,7 @@ async def run(
             "host": config.host,
             "port": port,
             "tcp_port": tcp_port,
-            "db": config.db,
+            "db": redact_url(config.db) if config.db is not None else None,
             "redis": config.redis,
             "node": node,
         },

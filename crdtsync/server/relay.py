@@ -1428,8 +1428,13 @@ class Relay:
 def _write_batch(storage: Storage, items: list[tuple[str, list[bytes]]]) -> list[list[int]]:
     """*(writer thread)* Append every update of the batch, commit; the seqs, per room. A
     busy database is retried inside the storage (see SQLiteStorage); an exception means
-    nothing of the batch is durable."""
-    seqs = [[storage.append(name, update) for update in updates] for name, updates in items]
+    nothing of the batch is durable. Rooms are appended in name order: a store that locks
+    each room for the rest of the transaction (PostgresStorage) then takes its locks in one
+    order in every process, so two processes' batches never deadlock."""
+    seqs: list[list[int]] = [[] for _ in items]
+    for i in sorted(range(len(items)), key=lambda i: items[i][0]):
+        name, updates = items[i]
+        seqs[i] = [storage.append(name, update) for update in updates]
     storage.commit()
     return seqs
 
