@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_server_support import db_url  # noqa: F401 - fixture
 
 import crdtsync
 from crdtsync.server.app import ConfigError, open_storage
@@ -23,17 +24,13 @@ from crdtsync.server.storage import SQLiteStorage
 Opener = Callable[[str], Any]  # node name -> a storage on the test's one database
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+@pytest.fixture
+def opener(db_url: str) -> Iterator[Opener]:  # noqa: F811
     """Opens storages on one shared database (one per simulated process), closed at the end."""
     opened: list[Any] = []
-    if request.param == "sqlite":
-        path = str(tmp_path / "rooms.db")
-    else:
-        path = request.getfixturevalue("postgres_url")
 
     def open_one(node: str) -> Any:
-        storage = open_storage(path, node=node)
+        storage = open_storage(db_url, node=node)
         opened.append(storage)
         return storage
 

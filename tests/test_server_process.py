@@ -1,6 +1,8 @@
 """``crdtsync serve`` as a real process: kill -9 mid-stream loses nothing acknowledged,
 SIGTERM shuts down gracefully, tokens from a file, and several processes bridged by a real
-redis-server converge (including one that starts late)."""
+redis-server converge (including one that starts late). The kill and the Redis tests run
+on both stores: a SQLite file, and a PostgreSQL database (the processes could be on
+different hosts: they share nothing but the database and Redis)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 from test_server_support import (  # noqa: F401 - fixtures
     ServerProcess,
+    db_url,
     free_port,
     redis_url,
     run,
@@ -30,11 +33,10 @@ Start = Callable[..., ServerProcess]
 
 
 def test_kill_9_mid_stream_loses_no_acknowledged_update(
-    tmp_path: Path,
+    db_url: str,  # noqa: F811 - a SQLite file, then a PostgreSQL database
     servers: Start,  # noqa: F811
 ) -> None:
-    db = str(tmp_path / "rooms.db")
-    server = servers("--db", db, "--compact-rows", "50")
+    server = servers("--db", db_url, "--compact-rows", "50")
 
     async def stream() -> int:
         doc = crdtsync.Doc()
@@ -129,13 +131,12 @@ def test_refuses_open_access_on_a_public_address(tmp_path: Path) -> None:
 
 
 def test_two_processes_bridged_by_redis_converge_and_a_late_one_catches_up(
-    tmp_path: Path,
+    db_url: str,  # noqa: F811 - shared: one SQLite file, or one PostgreSQL database
     servers: Start,  # noqa: F811
     redis_url: str,  # noqa: F811
 ) -> None:
-    db = str(tmp_path / "shared.db")
     # A long resync interval: convergence within the test must come through Redis.
-    common = ("--db", db, "--redis", redis_url, "--resync-interval", "600")
+    common = ("--db", db_url, "--redis", redis_url, "--resync-interval", "600")
     one = servers(*common, "--node", "one")
     two = servers(*common, "--node", "two")
 

@@ -170,6 +170,16 @@ def servers(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         proc.kill()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A ``--db`` value for each store: a SQLite file, then a fresh PostgreSQL database
+    (tests/conftest.py: ``postgres_url``; skipped where no server can start)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "rooms.db")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 # ---- redis -----------------------------------------------------------------------------------
 
 
