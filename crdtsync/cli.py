@@ -164,12 +164,13 @@ def _add_serve(
 ) -> argparse.ArgumentParser:
     serve = subparsers.add_parser(
         "serve",
-        help="run a relay server: rooms synced over WebSockets, stored in SQLite",
+        help="run a relay server: rooms synced over WebSockets, stored in SQLite or PostgreSQL",
         description=(
             "Relay server. Each room (the URL path: ws://HOST:PORT/ROOM) has a server-side "
-            "document that clients sync with; every accepted update is stored in SQLite "
-            "before it is acknowledged. Several processes share rooms through Redis "
-            "(--redis) when they share the --db file. GET /healthz reports status. "
+            "document that clients sync with; every accepted update is stored (a SQLite file, "
+            "or PostgreSQL with --db postgresql://...) before it is acknowledged. Several "
+            "processes share rooms through Redis (--redis) when they share the --db file "
+            "or PostgreSQL database. GET /healthz reports status. "
             "Logs are JSON lines on stderr. SIGTERM shuts down gracefully. "
             "Every option can also come from the environment variable CRDTSYNC_<OPTION> "
             "(CRDTSYNC_PORT=8000, CRDTSYNC_MAX_MESSAGE_SIZE=...; on/off options take "
@@ -187,7 +188,9 @@ def _add_serve(
         "--tcp-port", type=_port, default=None, help="also serve plain TCP on this port"
     )
     store = serve.add_mutually_exclusive_group()
-    store.add_argument("--db", default="crdtsync.db", help="SQLite database file")
+    store.add_argument(
+        "--db", default="crdtsync.db", help="SQLite database file or postgresql:// URL"
+    )
     store.add_argument("--memory", action="store_true", help="keep rooms in memory only")
     serve.add_argument(
         "--fsync", action="store_true", help="fsync every commit (survive power loss too)"
@@ -364,22 +367,38 @@ def _run_rooms(args: argparse.Namespace) -> int:
     import sqlite3
     from pathlib import Path
 
+    from crdtsync.server.postgres import PostgresStorage, is_postgres_url, redact_url
     from crdtsync.server.rooms import IMPORT_NODE
     from crdtsync.server.storage import SQLiteStorage
 
-    path = Path(args.db)
-    if args.rooms_command != "import" and not path.is_file():
-        return _rooms_error(f"no database file {args.db}")
-    try:
-        # Opening checks the schema in a write transaction: wait for a server's lock.
-        storage = SQLiteStorage(path, node=IMPORT_NODE, busy_timeout_ms=ROOMS_BUSY_TIMEOUT_MS)
-    except (sqlite3.Error, RuntimeError, OSError) as exc:
-        return _rooms_error(f"{exc} ({args.db})")
+    storage: SQLiteStorage | PostgresStorage
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+    shown = args.db
+    if is_postgres_url(args.db):
+        from crdtsync.server.app import ConfigError, open_storage
+
+        shown = redact_url(args.db)
+        try:
+            storage = open_storage(args.db, node=IMPORT_NODE)
+        except ConfigError as exc:
+            return _rooms_error(str(exc))
+        import psycopg
+
+        errors = (psycopg.Error,)
+    else:
+        path = Path(args.db)
+        if args.rooms_command != "import" and not path.is_file():
+            return _rooms_error(f"no database file {args.db}")
+        try:
+            # Opening checks the schema in a write transaction: wait for a server's lock.
+            storage = SQLiteStorage(path, node=IMPORT_NODE, busy_timeout_ms=ROOMS_BUSY_TIMEOUT_MS)
+        except (sqlite3.Error, RuntimeError, OSError) as exc:
+            return _rooms_error(f"{exc} ({args.db})")
     try:
         command: Handler = args.rooms_handler
-        return command(argparse.Namespace(**vars(args), storage=storage))
-    except sqlite3.Error as exc:
-        return _rooms_error(f"{exc} ({args.db})")
+        return command(argparse.Namespace(**vars(args), storage=storage, db_shown=shown))
+    except errors as exc:
+        return _rooms_error(f"{exc} ({shown})")
     finally:
         storage.close()
         storage.close_thread()
@@ -417,7 +436,7 @@ def _rooms_export(args: argparse.Namespace) -> int:
     from crdtsync.server.rooms import load_doc, to_json
 
     if args.room not in {info.name for info in args.storage.rooms()}:
-        return _rooms_error(f"no room {args.room!r} in {args.db}")
+        return _rooms_error(f"no room {args.room!r} in {args.db_shown}")
     doc = load_doc(args.storage, args.room)
     if doc.pending:
         print(
@@ -464,7 +483,7 @@ def _rooms_delete(args: argparse.Namespace) -> int:
         return _rooms_error(f"deleting room {args.room!r} needs --yes")
     removed = args.storage.delete(args.room)
     if not removed:
-        return _rooms_error(f"no room {args.room!r} in {args.db}")
+        return _rooms_error(f"no room {args.room!r} in {args.db_shown}")
     print(f"deleted room {args.room!r} ({removed} rows)", file=sys.stderr)
     return 0
 
@@ -472,10 +491,11 @@ def _rooms_delete(args: argparse.Namespace) -> int:
 def _add_rooms(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rooms = subparsers.add_parser(
         "rooms",
-        help="list, export, import and delete the rooms in a server's SQLite file",
+        help="list, export, import and delete the rooms in a server's database",
         description=(
-            "Inspect and manage the rooms stored in the SQLite file of crdtsync serve --db; "
-            "safe while a server runs on the same file (see docs/server.md, Managing rooms). "
+            "Inspect and manage the rooms stored in the database of crdtsync serve --db (a "
+            "SQLite file or a postgresql:// URL); safe while servers run on the same "
+            "database (see docs/server.md, Managing rooms). "
             "Exit status 2 on an error."
         ),
     )
@@ -488,7 +508,9 @@ def _add_rooms(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             description=help,
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
-        sub.add_argument("--db", default="crdtsync.db", help="SQLite database file")
+        sub.add_argument(
+            "--db", default="crdtsync.db", help="SQLite database file or postgresql:// URL"
+        )
         sub.set_defaults(handler=_run_rooms, rooms_handler=handler, rooms_command=name)
         return sub
 

@@ -1,5 +1,6 @@
-"""`crdtsync rooms list|export|import|delete` on real SQLite files, and the storage methods
-behind them (``rooms()``, ``delete()``)."""
+"""`crdtsync rooms list|export|import|delete` on real SQLite files (and, for the main
+commands, a real PostgreSQL database: ``db_url``), and the storage methods behind them
+(``rooms()``, ``delete()``)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from test_server_support import db_url  # noqa: F401 - fixture
 
 import crdtsync
 from crdtsync.cli import main
+from crdtsync.server.app import open_storage
 from crdtsync.server.rooms import IMPORT_NODE, to_json
 from crdtsync.server.storage import MemoryStorage, SQLiteStorage
 
@@ -30,28 +33,41 @@ def _doc() -> crdtsync.Doc:
     return doc
 
 
-def _store(db: Path, room: str, *updates: bytes) -> None:
-    storage = SQLiteStorage(db, node="test-server")
+def _store(db: Path | str, room: str, *updates: bytes) -> None:
+    storage = open_storage(str(db), node="test-server")
     for update in updates:
         storage.append(room, update)
     storage.commit()
     storage.close()
 
 
-def _json_export(db: Path, room: str, capsys: pytest.CaptureFixture[str]) -> object:
+def _room_names(db: str) -> list[str]:
+    storage = open_storage(db, node="test")
+    try:
+        return [info.name for info in storage.rooms()]
+    finally:
+        storage.close()
+        storage.close_thread()
+
+
+def _json_export(db: Path | str, room: str, capsys: pytest.CaptureFixture[str]) -> object:
     capsys.readouterr()
     assert main(["rooms", "export", room, "--json", "--db", str(db)]) == 0
     return json.loads(capsys.readouterr().out)
 
 
-def test_export_import_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = tmp_path / "rooms.db"
+def test_export_import_round_trip(
+    tmp_path: Path,
+    db_url: str,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    db = db_url
     a = _doc()
     first = a.get_update()
     a.text("title").insert(0, "weekly ")
     _store(db, "team/notes", first, a.get_update(since=crdtsync.Doc().version))
     # compaction folds part of it into a snapshot: export merges snapshot and log
-    storage = SQLiteStorage(db)
+    storage = open_storage(db, node="")
     assert storage.compact("team/notes") is not None
     storage.close()
     storage.close_thread()
@@ -60,12 +76,12 @@ def test_export_import_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[
     _store(db, "team/notes", b.get_update())
 
     out = tmp_path / "notes.update"
-    assert main(["rooms", "export", "team/notes", "--out", str(out), "--db", str(db)]) == 0
+    assert main(["rooms", "export", "team/notes", "--out", str(out), "--db", db]) == 0
     exported = crdtsync.Doc()
     exported.apply_update(out.read_bytes())
     assert exported.to_py() == a.to_py()
 
-    assert main(["rooms", "import", "copy", str(out), "--db", str(db)]) == 0
+    assert main(["rooms", "import", "copy", str(out), "--db", db]) == 0
     assert _json_export(db, "copy", capsys) == _json_export(db, "team/notes", capsys)
     assert _json_export(db, "copy", capsys) == {
         "title": "weekly groceries",
@@ -74,21 +90,22 @@ def test_export_import_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[
         "items": ["milk"],
     }
     # imported rows carry a node name no server uses (a Redis peer reads them as foreign)
-    storage = SQLiteStorage(db)
+    storage = open_storage(db, node="")
     assert storage.tail("copy", 0).rows  # tail() skips rows of its own node only
     storage.close()
+    storage.close_thread()
 
 
-def test_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = tmp_path / "rooms.db"
+def test_list(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    db = db_url
     update = _doc().get_update()
     _store(db, "b", update, update)
     _store(db, "a", update)
     capsys.readouterr()
-    assert main(["rooms", "list", "--db", str(db)]) == 0
+    assert main(["rooms", "list", "--db", db]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[0] for line in lines] == ["a", "b"]
-    assert main(["rooms", "list", "--json", "--db", str(db)]) == 0
+    assert main(["rooms", "list", "--json", "--db", db]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["room"], r["log_rows"], r["bytes"]) for r in rows] == [
         ("a", 1, len(update)),
@@ -96,16 +113,16 @@ def test_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ]
 
 
-def test_delete_needs_yes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = tmp_path / "rooms.db"
+def test_delete_needs_yes(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    db = db_url
     _store(db, "keep", _doc().get_update())
     _store(db, "gone", _doc().get_update())
-    assert main(["rooms", "delete", "gone", "--db", str(db)]) == 2
+    assert main(["rooms", "delete", "gone", "--db", db]) == 2
     assert "--yes" in capsys.readouterr().err
-    assert [r.name for r in SQLiteStorage(db).rooms()] == ["gone", "keep"]
-    assert main(["rooms", "delete", "gone", "--yes", "--db", str(db)]) == 0
-    assert [r.name for r in SQLiteStorage(db).rooms()] == ["keep"]
-    assert main(["rooms", "delete", "gone", "--yes", "--db", str(db)]) == 2
+    assert _room_names(db) == ["gone", "keep"]
+    assert main(["rooms", "delete", "gone", "--yes", "--db", db]) == 0
+    assert _room_names(db) == ["keep"]
+    assert main(["rooms", "delete", "gone", "--yes", "--db", db]) == 2
     assert "no room 'gone'" in capsys.readouterr().err
 
 
@@ -137,6 +154,20 @@ def test_missing_db_and_room(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     _store(db, "a", _doc().get_update())
     assert main(["rooms", "export", "b", "--json", "--db", str(db)]) == 2
     assert "no room 'b'" in capsys.readouterr().err
+
+
+def test_unreachable_postgres_is_one_line_without_the_password(tmp_path: Path) -> None:
+    url = "postgresql://app:hunter2@127.0.0.1:1/rooms"
+    result = subprocess.run(
+        [sys.executable, "-m", "crdtsync", "rooms", "list", "--db", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "hunter2" not in result.stderr and "app:***@127.0.0.1:1" in result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
 
 
 def test_subprocess_errors_are_one_line(tmp_path: Path) -> None:

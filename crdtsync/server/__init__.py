@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from crdtsync.server.auth import Access, Authenticator, TokenFile, allow_all
     from crdtsync.server.limits import Limits, TokenBucket
-    from crdtsync.server.relay import ChangeEvent, MapWrite, Rejected, Relay, Room, ValidateEvent
     from crdtsync.server.postgres import PostgresStorage
+    from crdtsync.server.relay import ChangeEvent, MapWrite, Rejected, Relay, Room, ValidateEvent
     from crdtsync.server.storage import MemoryStorage, SQLiteStorage, Storage
 
 _WHERE = {

@@ -111,8 +111,10 @@ def open_storage(db: str, *, node: str, fsync: bool = False) -> SQLiteStorage | 
     try:
         return PostgresStorage(db, node=node)
     except (psycopg.Error, RuntimeError) as exc:
-        # (psycopg's messages name the host and port, never the password)
-        raise ConfigError(f"cannot use the database {shown}: {exc}".strip()) from None
+        # One line (libpq's hints come on lines of their own); psycopg's messages name the
+        # host and port, never the password.
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"cannot use the database {shown}: {reason}") from None
 
 
 async def run(

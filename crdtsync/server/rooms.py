@@ -1,9 +1,11 @@
-"""``crdtsync rooms``: inspect and manage the rooms in a server's SQLite file.
+"""``crdtsync rooms``: inspect and manage the rooms in a server's database.
 
 The functions here work on a :class:`~crdtsync.server.storage.SQLiteStorage` opened on the
 same file ``crdtsync serve --db`` uses; they are safe while a server runs on it (WAL mode:
 their reads never block the server, and their writes wait for SQLite's write lock like a
-second server process would). What a running server sees of their changes is in
+second server process would). A :class:`~crdtsync.server.postgres.PostgresStorage` on the
+servers' database works the same way (its reads are MVCC snapshots; a write waits for the
+room's lock like a server's append does). What a running server sees of their changes is in
 docs/server.md, "Managing rooms".
 """
 
@@ -11,16 +13,19 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from crdtsync._doc import Doc
 from crdtsync.server.storage import SQLiteStorage, build_doc
 
+if TYPE_CHECKING:
+    from crdtsync.server.postgres import PostgresStorage
+
 __all__ = ["IMPORT_NODE", "check_room_name", "import_update", "load_doc", "to_json"]
 
 #: The ``node`` column of the log rows ``crdtsync rooms import`` appends: never a server's
-#: own node name, so a server sharing the file through Redis reads them as another
+#: own node name, so a server sharing the database through Redis reads them as another
 #: process's rows (see docs/server.md).
 IMPORT_NODE = "crdtsync-rooms-import"
 
@@ -36,12 +41,12 @@ def check_room_name(name: str) -> str:
     return name
 
 
-def load_doc(storage: SQLiteStorage, room: str) -> Doc:
+def load_doc(storage: SQLiteStorage | PostgresStorage, room: str) -> Doc:
     """The room's merged document: its snapshot and every log row after it, applied."""
     return build_doc(storage.load(room).updates, max_pending=storage.max_pending)
 
 
-def import_update(storage: SQLiteStorage, room: str, update: bytes) -> int:
+def import_update(storage: SQLiteStorage | PostgresStorage, room: str, update: bytes) -> int:
     """Append ``update`` to the room's log and commit it; its seq. Checks first that it
     decodes on top of the room's current state: :class:`crdtsync.DecodeError` (or
     :class:`crdtsync.PendingOverflowError`) if not, with nothing written."""
