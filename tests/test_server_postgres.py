@@ -262,3 +262,19 @@ def test_sqlite_paths_stay_sqlite(tmp_path: Path) -> None:
     storage = open_storage(str(tmp_path / "x?y#z.db"), node="x")
     assert isinstance(storage, SQLiteStorage) and storage.path.name == "x?y#z.db"
     storage.close()
+
+
+def test_a_claim_behind_a_row_lock_waits_for_the_next_commit(
+    pg: Callable[[str], PostgresStorage], postgres_url: str
+) -> None:
+    import psycopg
+
+    one = pg("one")
+    with psycopg.connect(postgres_url) as other:  # a transaction holding the id's row
+        other.execute("INSERT INTO crdtsync_replicas VALUES ('r', '9', 'carol')")
+        assert one.claim("r", 9, "dave") == "dave"  # the loop did not wait for carol's
+        other.commit()
+    assert one.claim("r", 9, "erin") == "dave"  # pending: the same answer until committed
+    one.commit()  # ... where the first committed claim wins
+    assert pg("reader").load("r").owners == {9: "carol"}
+    assert one.claim("r", 9, "erin") == "carol"

@@ -48,6 +48,8 @@ log = logging.getLogger("crdtsync.server")
 #: How long a claim on the event loop waits for a row lock another transaction holds before
 #: it leaves the claim to the next commit instead (milliseconds).
 CLAIM_LOCK_TIMEOUT_MS = 100
+#: ... and at most how long a claim's statement may take at all (milliseconds).
+CLAIM_STATEMENT_TIMEOUT_MS = 1000
 
 # An arbitrary constant key: processes starting together create the tables one at a time
 # (concurrent CREATE TABLE IF NOT EXISTS can fail on the catalog's unique index).
@@ -145,10 +147,11 @@ class PostgresStorage:
         self._rows: list[tuple[str, int, str, bytes]] = []
         #: Claims the loop could not write itself: (room, replica) -> identity.
         self._claims: dict[tuple[str, int], str] = {}
+        #: Every worker thread's connection, for close() (a thread may never call close_thread).
+        self._opened: list[psycopg.Connection[Any]] = []
         self._conn = self._connect()
         try:
-            self._reader = self._connect(autocommit=True)
-            self._reader.execute(f"SET lock_timeout = {CLAIM_LOCK_TIMEOUT_MS}")
+            self._reader = self._claims_conn()
             self._create_schema()
         except BaseException:
             self._conn.close()
@@ -159,7 +162,7 @@ class PostgresStorage:
     def __repr__(self) -> str:
         return f"PostgresStorage({redact_url(self.url)!r}, node={self.node!r})"
 
-    def _connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
+    def _connect(self, *, autocommit: bool = False, **params: Any) -> psycopg.Connection[Any]:
         import psycopg
 
         return psycopg.connect(
@@ -167,7 +170,16 @@ class PostgresStorage:
             autocommit=autocommit,
             connect_timeout=max(1, round(self.connect_timeout)),
             application_name=f"crdtsync {self.node}"[:63],
+            **params,
         )
+
+    def _claims_conn(self) -> psycopg.Connection[Any]:
+        """The event loop's connection: every wait on it is bounded (a row lock, a slow
+        statement, a server that stopped acknowledging), since the loop waits with it."""
+        conn = self._connect(autocommit=True, tcp_user_timeout=CLAIM_STATEMENT_TIMEOUT_MS)
+        conn.execute(f"SET lock_timeout = {CLAIM_LOCK_TIMEOUT_MS}")
+        conn.execute(f"SET statement_timeout = {CLAIM_STATEMENT_TIMEOUT_MS}")
+        return conn
 
     def _create_schema(self) -> None:
         conn = self._conn
@@ -195,12 +207,18 @@ class PostgresStorage:
             # Autocommit, with explicit BEGINs: each method picks its isolation level.
             conn = self._connect(autocommit=True)
             self._local.conn = conn
+            with self._lock:
+                self._opened.append(conn)
         return conn
 
     # ---- writer thread ----------------------------------------------------------------------
 
     def _writer(self) -> psycopg.Connection[Any]:
         if self._conn.closed or self._conn.broken:
+            # Never in the middle of a transaction: its room locks went with the connection,
+            # so its seqs could be another process's by now.
+            if self._next:
+                raise RuntimeError("the writer's connection broke inside a transaction")
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = self._connect()
@@ -277,8 +295,7 @@ class PostgresStorage:
         may wait, which the event loop must not."""
         old = self._reader
         if old.closed or old.broken:
-            reader = self._connect(autocommit=True)
-            reader.execute(f"SET lock_timeout = {CLAIM_LOCK_TIMEOUT_MS}")
+            reader = self._claims_conn()
             with self._lock:
                 self._reader = reader
             with contextlib.suppress(Exception):
@@ -328,6 +345,11 @@ class PostgresStorage:
         finally:
             self._conn.close()
             self._reader.close()
+            with self._lock:
+                opened, self._opened = self._opened, []
+            for conn in opened:
+                with contextlib.suppress(Exception):
+                    conn.close()
 
     # ---- worker threads ---------------------------------------------------------------------
 
@@ -468,3 +490,5 @@ class PostgresStorage:
         if conn is not None:
             conn.close()
             self._local.conn = None
+            with self._lock, contextlib.suppress(ValueError):
+                self._opened.remove(conn)
