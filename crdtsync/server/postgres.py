@@ -292,10 +292,14 @@ class PostgresStorage:
 
     def _replace_reader(self) -> None:
         """A broken claim connection is replaced here, on the writer thread: connecting
-        may wait, which the event loop must not."""
+        may wait, which the event loop must not. If that fails too, claims stay deferred
+        (the commit is not failed for it: the relay would count its batch lost)."""
         old = self._reader
         if old.closed or old.broken:
-            reader = self._claims_conn()
+            try:
+                reader = self._claims_conn()
+            except Exception:
+                return
             with self._lock:
                 self._reader = reader
             with contextlib.suppress(Exception):
