@@ -118,11 +118,14 @@ class PostgresStorage:
     connection fails the call in progress (a commit: the relay fails the batch's rooms,
     which reload) and is replaced on the next one.
 
-    >>> storage = PostgresStorage("postgresql://crdtsync@db.internal/rooms")  # doctest: +SKIP
-    >>> seq = storage.append("room", update)  # doctest: +SKIP
-    >>> storage.commit()  # doctest: +SKIP
-    >>> storage.load("room").rows[-1][0] == seq  # doctest: +SKIP
-    True
+    Example (it needs a server, so it is not a doctest; tests/test_server_postgres.py runs
+    the like against a real one)::
+
+        storage = PostgresStorage("postgresql://crdtsync@db.internal/rooms", node="a")
+        seq = storage.append("room", doc.get_update())  # the room's row is locked ...
+        storage.commit()  # ... until this commit
+        assert storage.load("room").rows[-1][0] == seq
+        storage.close()
     """
 
     def __init__(

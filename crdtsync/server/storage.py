@@ -18,6 +18,9 @@ file (each writes the updates its own clients sent; see docs/server.md):
 - ``snapshots(room PRIMARY KEY, upto, data)``: the merge of the snapshot before and every
   row of the room up to ``upto``, which the same transaction deleted.
 
+:class:`~crdtsync.server.postgres.PostgresStorage` keeps the same contract in a PostgreSQL
+database, for processes on several hosts (there seqs are per room; see that module).
+
 Threads: :meth:`Storage.append` and :meth:`Storage.commit` are called on the relay's one
 writer thread (in order: a batch of appends, then its commit); :meth:`Storage.claim` on the
 event loop's thread (it must not wait for a lock); methods marked *(worker thread)* on
