@@ -190,12 +190,12 @@ def test_two_processes_bridged_by_redis_converge_and_a_late_one_catches_up(
 
 
 def test_processes_stay_level_through_the_shared_log_while_redis_is_down(
-    tmp_path: Path,
+    db_url: str,  # noqa: F811
     servers: Start,  # noqa: F811
 ) -> None:
     """Redis unreachable (nothing listens on its port): pub/sub delivers nothing, and the
     periodic read of the shared log still brings both processes' clients level."""
-    common = ("--db", str(tmp_path / "s.db"), "--redis", f"redis://127.0.0.1:{free_port()}/0",
+    common = ("--db", db_url, "--redis", f"redis://127.0.0.1:{free_port()}/0",
               "--resync-interval", "0.3")  # fmt: skip
     one, two = servers(*common, "--node", "one"), servers(*common, "--node", "two")
 
