@@ -74,6 +74,38 @@ def _timer(doc: crdtsync.Doc, watch: dict[int, int], got: list[tuple[int, int, f
     return on_update
 
 
+def _random_edit(text: crdtsync.Text, r: random.Random) -> None:
+    """One character typed or deleted anywhere: every keystroke starts a run of its own."""
+    n_chars = len(text)
+    if n_chars and r.random() < 0.1:
+        text.delete(r.randrange(n_chars))
+    else:
+        text.insert(r.randint(0, n_chars), r.choice("abcdefghij"))
+
+
+def _typing() -> Any:
+    """A typist at a cursor that follows everyone's edits: mostly the next character,
+    sometimes a backspace, now and then a click somewhere else (as the editing traces
+    show people work)."""
+    cursor: crdtsync.Cursor | None = None
+
+    def keystroke(text: crdtsync.Text, r: random.Random) -> None:
+        nonlocal cursor
+        n_chars = len(text)
+        jump = cursor is None or r.random() < 0.02
+        at = r.randint(0, n_chars) if jump or cursor is None else cursor.index
+        if at and r.random() < 0.1:
+            text.delete(at - 1)
+            at -= 1
+        else:
+            text.insert(at, r.choice("abcdefghij"))
+            at += 1
+        # The cursor sticks to the character before it: what others type there goes after.
+        cursor = text.cursor(at, side="before") if at else text.cursor(0)
+
+    return keystroke
+
+
 async def run_clients(
     cfg: dict[str, Any], first: int, count: int, replica_ids: list[int]
 ) -> dict[str, Any]:
@@ -109,6 +141,7 @@ async def run_clients(
         nonlocal lag
         text = docs[i].text("t")
         r = random.Random(first + i)
+        keystroke = _typing() if cfg["pattern"] == "typing" else _random_edit
         offset = r.random() / rate  # spread the clients over the period
         for k in range(edits):
             due = start + offset + k / rate
@@ -117,11 +150,7 @@ async def run_clients(
                 await asyncio.sleep(delay)
             else:
                 lag = max(lag, -delay)
-            n_chars = len(text)
-            if n_chars and r.random() < 0.1:
-                text.delete(r.randrange(n_chars))
-            else:
-                text.insert(r.randint(0, n_chars), r.choice("abcdefghij"))
+            keystroke(text, r)
             sent[i].append(time.monotonic())
 
     await asyncio.gather(*(typist(i) for i in range(count)))
@@ -151,6 +180,7 @@ async def run_clients(
 
 def worker(cfg: dict[str, Any], first: int, count: int, ids: list[int], out: Any) -> None:
     result = asyncio.run(run_clients(cfg, first, count, ids))
+    result["cpu_seconds"] = time.process_time()
     out.send(result)
     out.close()
 
@@ -224,6 +254,10 @@ def main() -> int:
     parser.add_argument("--procs", type=int, default=max(1, (os.cpu_count() or 2) - 1),
                         help="client worker processes")  # fmt: skip
     parser.add_argument("--watch", type=int, default=5, help="clients each client times")
+    parser.add_argument("--pattern", choices=("typing", "random"), default="typing",
+                        help="typing: each client types at its own cursor (runs of characters, "
+                        "a backspace now and then, 2%% of keystrokes somewhere else); random: "
+                        "every keystroke at a random place")  # fmt: skip
     parser.add_argument("--url", help="use this running server (ws://HOST:PORT)")
     parser.add_argument("--room", default=f"load-{os.getpid()}")
     parser.add_argument("--drain-timeout", type=float, default=120.0)
@@ -244,6 +278,7 @@ def main() -> int:
         "rate": args.rate,
         "seconds": args.seconds,
         "watch": args.watch,
+        "pattern": args.pattern,
         "url": url,
         "room": args.room,
         "drain_timeout": args.drain_timeout,
@@ -291,6 +326,7 @@ def main() -> int:
         "clients": args.clients,
         "rate_per_client": args.rate,
         "seconds": args.seconds,
+        "pattern": args.pattern,
         "client_procs": procs,
         "edits": total_edits,
         "edits_per_s": round(total_edits / typing, 1),
@@ -304,6 +340,7 @@ def main() -> int:
         "reconnects": sum(r["reconnects"] for r in results),
         "server_peak_rss_mb": round(stats.get("VmHWM", float("nan")) / 2**20, 1),
         "server_cpu_s": round(stats.get("cpu_seconds", 0.0) - cpu_before, 1),
+        "client_cpu_s": round(sum(r["cpu_seconds"] for r in results), 1),
         "all_equal": equal,
     }
     width = max(len(k) for k in summary)

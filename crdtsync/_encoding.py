@@ -216,6 +216,48 @@ class _Tables:
 
 def encode_update(update: Update) -> bytes:
     tables = _Tables()
+    segments, extended = _encode_segments(update, tables)
+    facts = _encode_facts(update, tables)
+    body: list[Any] = [list(tables.replicas), [k + n for k, n in tables.roots], segments]
+    if facts:
+        body.append(facts)
+    return _pack_update(body, extended or tables.nested)
+
+
+def encode_segments(update: Update) -> tuple[list[Any], list[bytes]] | None:
+    """The update's tables (``[replicas, roots]``) and each of its segments packed on its
+    own, for an update without facts that format 1 can hold (None otherwise): the
+    segments of one table can be put together in any selection, see ``join_segments``."""
+    tables = _Tables()
+    segments, extended = _encode_segments(update, tables)
+    if update.facts or extended or tables.nested:
+        return None
+    try:
+        packed = [_pack(seg) for seg in segments]
+    except TypeError:  # a child reference: format 2
+        return None
+    return [list(tables.replicas), [k + n for k, n in tables.roots]], packed
+
+
+def join_segments(tables: list[Any], segments: list[bytes]) -> bytes:
+    """The update made of ``segments`` (packed by ``encode_segments`` under ``tables``):
+    a table may name replicas and roots no segment uses."""
+    return PREFIX + _pack_tables(tables) + _array_header(len(segments)) + b"".join(segments)
+
+
+def _pack_tables(tables: list[Any]) -> bytes:
+    return b"\x93" + _pack(tables[0]) + _pack(tables[1])  # a body of three items
+
+
+def _array_header(n: int) -> bytes:
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+def _encode_segments(update: Update, tables: _Tables) -> tuple[list[Any], bool]:
     segments = []
     extended = False
     for seg in update.segments:
@@ -279,6 +321,10 @@ def encode_update(update: Update) -> bytes:
             else:  # pragma: no cover - internal misuse
                 raise AssertionError(f"unknown entry tag {tag}")
         segments.append(out)
+    return segments, extended
+
+
+def _encode_facts(update: Update, tables: _Tables) -> list[Any]:
     facts = []
     for fact in update.facts:
         if fact[0] == FACT_DELETE:
@@ -303,10 +349,7 @@ def encode_update(update: Update) -> bytes:
                     tables.dots(sorted(touched.items())),
                 ]
             )
-    body: list[Any] = [list(tables.replicas), [k + n for k, n in tables.roots], segments]
-    if facts:
-        body.append(facts)
-    return _pack_update(body, extended or tables.nested)
+    return facts
 
 
 #: Root key -> its one-entry root table, reused by every keystroke update (never mutated).
