@@ -90,6 +90,19 @@ def merge_all(
     first = parsed[0].segments[0].replica if parsed[0].segments else None
     if all(seg.replica == first for p in parsed for seg in p.segments):
         return merge_parsed(parsed)  # one replica's (a client's own edits): nothing to cut
+    if base is not None and not base.replicas.keys().isdisjoint(updates):
+        # The same tick as the base, which the first sessions polled may have asked for
+        # without their own updates: build the base of all of them, which the other
+        # sessions' merges are cut from, or each would cost a merge of the whole tick.
+        union = list(base.replicas)
+        union += [u for u in dict.fromkeys(updates) if u not in base.replicas]
+        if len(union) <= 2 * len(updates) + 16:
+            wider = MergeBase.build(union, [parse(u) for u in union])
+            if wider is not None:
+                state[0] = wider
+                out = wider.subset(updates)
+                if out is not None:
+                    return out
     fresh = MergeBase.build(updates, parsed)
     if fresh is None:
         return merge_parsed(parsed)
