@@ -589,18 +589,20 @@ class Sequence:
             k = origin[1] - left.counter + 1
             if k < left.length:
                 self.split(left, k)
-            elif (
-                left.replica == replica
-                and left.counter + left.length == counter
-                and left.lamport + left.length == lamport
-                and left.deleter == deleter
-                and (content is None) == (left.content is None)
-                and (deleter is None) != left.deleted
-            ):
-                nxt = self._run_after(left)
-                if nxt is None or (nxt.lamport, nxt.replica) < (lamport, replica):
-                    return self._extend(left, content, length, want_pos)
-            block, i = self._next_slot(left)
+                block, i = self._next_slot(left)
+            else:
+                block, i = self._next_slot(left)
+                if (
+                    left.replica == replica
+                    and left.counter + left.length == counter
+                    and left.lamport + left.length == lamport
+                    and left.deleter == deleter
+                    and (content is None) == (left.content is None)
+                    and (deleter is None) != left.deleted
+                ):
+                    nxt = self._run_at(block, i)
+                    if nxt is None or (nxt.lamport, nxt.replica) < (lamport, replica):
+                        return self._extend(left, content, length, want_pos)
         # Skip newer siblings (and, being contiguous after them, their descendants).
         runs = block.runs
         while True:
@@ -625,9 +627,8 @@ class Sequence:
             return self.position_of(run)
         return None
 
-    def _run_after(self, run: Run) -> Run | None:
-        block = run.block
-        i = block.runs.index(run) + 1
+    def _run_at(self, block: Block, i: int) -> Run | None:
+        """The run at slot ``i`` of ``block``, or the first after it (None at the end)."""
         while i == len(block.runs):
             if block.index + 1 == len(self.blocks):
                 return None
