@@ -367,3 +367,65 @@ def test_a_multiplexed_connection_is_refused_the_room_past_its_token_limit(
             await elsewhere.close()
 
     run(body())
+
+
+def test_a_client_refused_for_its_rooms_gets_in_once_its_token_closes_one(
+    tokens: TokenFile,
+) -> None:
+    pytest.importorskip("prometheus_client")  # (the refusals are watched through metrics)
+
+    async def body() -> None:
+        limits = Limits(max_rooms_per_token=1)
+        async with relay_server(limits=limits, authenticate=tokens) as (relay, url, _):
+            held = await raw_connect(
+                f"{url}/first", additional_headers={"Authorization": "Bearer alice"}
+            )
+            await wait_until(lambda: "first" in relay.rooms_of.get(_identity(relay), {}))
+            doc = crdtsync.Doc()
+            doc.text("t").insert(0, "waiting")
+            client = await connect(
+                f"{url}/second", doc, token="alice", wait=False, backoff_min=0.01, backoff_max=0.05
+            )
+            # Refused (twice: once is not retrying), yet it does not stop.
+            await wait_until(lambda: refusals(relay).get("too_many_rooms", 0) >= 2)
+            assert client.error is None and client.close_code is None
+            await held.close()
+            await client.wait_synced(10)
+            assert str(relay.rooms["second"].doc.text("t")) == "waiting"
+            await client.close()
+
+    run(body())
+
+
+def test_a_multiplexed_room_past_its_quota_is_refused_and_the_others_go_on() -> None:
+    async def body() -> None:
+        limits = Limits(max_document_bytes=2000)
+        async with relay_server(limits=limits) as (relay, url, _):
+            hub = SyncHub()
+            docs = {"small": crdtsync.Doc(), "big": crdtsync.Doc()}
+            async with raw_connect(f"{url}/") as ws:
+                for x in [x for name, d in docs.items() for x in hub.join(name, d)]:
+                    await ws.send(x)
+
+                async def pump() -> None:
+                    while True:
+                        data = await ws.recv()
+                        assert isinstance(data, bytes)
+                        for x in hub.receive(data) + hub.poll():
+                            await ws.send(x)
+
+                task = asyncio.ensure_future(pump())
+                await wait_until(lambda: {"small", "big"} <= set(relay.rooms))
+                docs["big"].text("t").insert(0, noise(2500))
+                for x in hub.poll():
+                    await ws.send(x)
+                await wait_until(lambda: "big" in hub.refused, what="the refusal")
+                assert hub.refused["big"].startswith("forbidden: document quota exceeded")
+                assert str(relay.rooms["big"].doc.text("t")) == ""
+                docs["small"].text("t").insert(0, "fits")
+                for x in hub.poll():
+                    await ws.send(x)
+                await wait_until(lambda: str(relay.rooms["small"].doc.text("t")) == "fits")
+                task.cancel()
+
+    run(body())
