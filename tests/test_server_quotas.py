@@ -287,6 +287,10 @@ def test_the_room_never_stores_past_its_quota(
 # ---- rooms per token -----------------------------------------------------------------------
 
 
+#: alice's identity in the relay (as a Connection derives it from her token).
+ALICE = "token:" + hashlib.sha256(b"alice").hexdigest()[:32]
+
+
 @pytest.fixture
 def tokens(tmp_path: Any) -> TokenFile:
     path = tmp_path / "tokens"
@@ -302,7 +306,7 @@ def test_a_token_past_its_rooms_is_refused_and_others_are_not(tokens: TokenFile)
             bob = {"Authorization": "Bearer bob"}
             one = await raw_connect(f"{url}/one", additional_headers=alice)
             two = await raw_connect(f"{url}/two", additional_headers=alice)
-            await wait_until(lambda: len(relay.rooms_of.get(_identity(relay), {})) == 2)
+            await wait_until(lambda: len(relay.rooms_of.get(ALICE, {})) == 2)
             three = await raw_connect(f"{url}/three", additional_headers=alice)
             assert await close_code(three) == CloseCode.TOO_MANY_ROOMS
             assert three.close_reason == "too many rooms: at most 2 open per token"
@@ -311,12 +315,13 @@ def test_a_token_past_its_rooms_is_refused_and_others_are_not(tokens: TokenFile)
             again = await raw_connect(f"{url}/one", additional_headers=alice)
             elsewhere = await raw_connect(f"{url}/three", additional_headers=bob)
             await wait_until(lambda: "three" in relay.rooms)
-            assert sorted(relay.rooms_of[_identity(relay)]) == ["one", "two"]
+            await wait_until(lambda: relay.rooms_of[ALICE].get("one") == 2, what="one, again")
+            assert sorted(relay.rooms_of[ALICE]) == ["one", "two"]
             # Once one of its rooms is closed, the token may open another.
             await two.close()
-            await wait_until(lambda: "two" not in relay.rooms_of[_identity(relay)])
+            await wait_until(lambda: "two" not in relay.rooms_of[ALICE])
             three = await raw_connect(f"{url}/three", additional_headers=alice)
-            await wait_until(lambda: "three" in relay.rooms_of[_identity(relay)])
+            await wait_until(lambda: "three" in relay.rooms_of[ALICE])
             for ws in (one, again, elsewhere, three):
                 await ws.close()
             await wait_until(lambda: not relay.rooms_of, what="every membership released")
@@ -324,11 +329,6 @@ def test_a_token_past_its_rooms_is_refused_and_others_are_not(tokens: TokenFile)
                 assert refusals(relay).get("too_many_rooms") == 1
 
     run(body())
-
-
-def _identity(relay: Relay) -> str:
-    """alice's identity in the relay (as Connection derives it from her token)."""
-    return "token:" + hashlib.sha256(b"alice").hexdigest()[:32]
 
 
 def test_a_multiplexed_connection_is_refused_the_room_past_its_token_limit(
@@ -380,7 +380,7 @@ def test_a_client_refused_for_its_rooms_gets_in_once_its_token_closes_one(
             held = await raw_connect(
                 f"{url}/first", additional_headers={"Authorization": "Bearer alice"}
             )
-            await wait_until(lambda: "first" in relay.rooms_of.get(_identity(relay), {}))
+            await wait_until(lambda: "first" in relay.rooms_of.get(ALICE, {}))
             doc = crdtsync.Doc()
             doc.text("t").insert(0, "waiting")
             client = await connect(
