@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from crdtsync.server.auth import Access, Authenticator, TokenFile, allow_all
     from crdtsync.server.limits import Limits, TokenBucket
-    from crdtsync.server.relay import ChangeEvent, MapWrite, Rejected, Relay, Room, ValidateEvent
+    from crdtsync.server.relay import (
+        ChangeEvent,
+        MapWrite,
+        QuotaExceeded,
+        Rejected,
+        Relay,
+        Room,
+        ValidateEvent,
+    )
     from crdtsync.server.storage import MemoryStorage, SQLiteStorage, Storage
 
 _WHERE = {
@@ -32,6 +40,7 @@ _WHERE = {
     "TokenBucket": "limits",
     "ChangeEvent": "relay",
     "MapWrite": "relay",
+    "QuotaExceeded": "relay",
     "Rejected": "relay",
     "Relay": "relay",
     "Room": "relay",
@@ -46,6 +55,7 @@ __all__ = [
     "Authenticator",
     "ChangeEvent",
     "MapWrite",
+    "QuotaExceeded",
     "Rejected",
     "ValidateEvent",
     "Limits",
