@@ -275,16 +275,17 @@ class SyncSession:
             self._epoch = self.doc._replica_epoch
             out += self._ask()
         if self._outbox:
-            known = dict(self._peer)
-            _join(known, self._sent)
             outbox, self._outbox = tuple(self._outbox), []
             lows, tops = _summary(outbox)
-            if all(low > known.get(r, 0) for r, low in lows.items()):
+            peer, sent = self._peer, self._sent
+            if all(low > peer.get(r, 0) and low > sent.get(r, 0) for r, low in lows.items()):
                 # The peer holds none of it (a relay's room, every tick): one merge, which
                 # the room's other sessions share.
                 merged = outbox[0] if len(outbox) == 1 else _merged(outbox)
                 out += self._send_update(merged, tops)
             else:
+                known = dict(peer)
+                _join(known, sent)
                 fresh: list[bytes] = []
                 overlap = False
                 for update in outbox:
