@@ -56,12 +56,19 @@ def percentile(values: list[float], q: float) -> float:
 # ---- worker process --------------------------------------------------------------------------
 
 
-def _timer(doc: crdtsync.Doc, watch: dict[int, int], got: list[tuple[int, int, float]]) -> Any:
-    """An on_update listener noting when each watched replica's next counters arrive."""
+def _timer(
+    doc: crdtsync.Doc,
+    watch: dict[int, int],
+    got: list[tuple[int, int, float]],
+    received: list[int],
+) -> Any:
+    """An on_update listener noting when each watched replica's next counters arrive, and
+    counting the remote updates (in ``received[0]``)."""
 
     def on_update(update: bytes, origin: Any) -> None:
         if origin is None:
             return  # a local edit
+        received[0] += 1
         now = time.monotonic()
         vv = doc._vv  # a read-only peek: cheaper than doc.version on every update
         for r, nxt in watch.items():
@@ -119,6 +126,7 @@ async def run_clients(
     # each client watches `watch` other clients: (their replica) -> next counter awaited
     watches: list[dict[int, int]] = []
     arrivals: list[list[tuple[int, int, float]]] = []  # (replica, counter, monotonic time)
+    received = [0]  # remote updates integrated, all clients together
     for doc in docs:
         others = [r for r in replica_ids if r != doc.replica_id]
         chosen = rng.sample(others, min(cfg["watch"], len(others)))
@@ -126,7 +134,7 @@ async def run_clients(
         watches.append(watch)
         got: list[tuple[int, int, float]] = []
         arrivals.append(got)
-        doc.on_update(_timer(doc, watch, got))
+        doc.on_update(_timer(doc, watch, got, received))
     clients = []
     for doc in docs:
         clients.append(await connect(url, doc, open_timeout=30))
@@ -175,6 +183,7 @@ async def run_clients(
         "converged_at": converged_at,
         "lag": lag,
         "reconnects": sum(c.connections - 1 for c in clients),
+        "received": received[0],
     }
 
 
@@ -337,6 +346,9 @@ def main() -> int:
         "latency_max_ms": round(max(latencies, default=float("nan")) * 1000, 1),
         "latency_samples": len(latencies),
         "drain_s": round(drain, 2),
+        "updates_received_per_client_s": round(
+            sum(r["received"] for r in results) / args.clients / (typing + drain), 1
+        ),
         "schedule_lag_max_ms": round(max(r["lag"] for r in results) * 1000, 1),
         "reconnects": sum(r["reconnects"] for r in results),
         "server_peak_rss_mb": round(stats.get("VmHWM", float("nan")) / 2**20, 1),
