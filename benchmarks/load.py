@@ -56,12 +56,19 @@ def percentile(values: list[float], q: float) -> float:
 # ---- worker process --------------------------------------------------------------------------
 
 
-def _timer(doc: crdtsync.Doc, watch: dict[int, int], got: list[tuple[int, int, float]]) -> Any:
-    """An on_update listener noting when each watched replica's next counters arrive."""
+def _timer(
+    doc: crdtsync.Doc,
+    watch: dict[int, int],
+    got: list[tuple[int, int, float]],
+    received: list[int],
+) -> Any:
+    """An on_update listener noting when each watched replica's next counters arrive, and
+    counting the remote updates (in ``received[0]``)."""
 
     def on_update(update: bytes, origin: Any) -> None:
         if origin is None:
             return  # a local edit
+        received[0] += 1
         now = time.monotonic()
         vv = doc._vv  # a read-only peek: cheaper than doc.version on every update
         for r, nxt in watch.items():
@@ -72,6 +79,38 @@ def _timer(doc: crdtsync.Doc, watch: dict[int, int], got: list[tuple[int, int, f
             watch[r] = nxt
 
     return on_update
+
+
+def _random_edit(text: crdtsync.Text, r: random.Random) -> None:
+    """One character typed or deleted anywhere: every keystroke starts a run of its own."""
+    n_chars = len(text)
+    if n_chars and r.random() < 0.1:
+        text.delete(r.randrange(n_chars))
+    else:
+        text.insert(r.randint(0, n_chars), r.choice("abcdefghij"))
+
+
+def _typing() -> Any:
+    """A typist at a cursor that follows everyone's edits: mostly the next character,
+    sometimes a backspace, now and then a click somewhere else (as the editing traces
+    show people work)."""
+    cursor: crdtsync.Cursor | None = None
+
+    def keystroke(text: crdtsync.Text, r: random.Random) -> None:
+        nonlocal cursor
+        n_chars = len(text)
+        jump = cursor is None or r.random() < 0.02
+        at = r.randint(0, n_chars) if jump or cursor is None else cursor.index
+        if at and r.random() < 0.1:
+            text.delete(at - 1)
+            at -= 1
+        else:
+            text.insert(at, r.choice("abcdefghij"))
+            at += 1
+        # The cursor sticks to the character before it: what others type there goes after.
+        cursor = text.cursor(at, side="before") if at else text.cursor(0)
+
+    return keystroke
 
 
 async def run_clients(
@@ -87,6 +126,7 @@ async def run_clients(
     # each client watches `watch` other clients: (their replica) -> next counter awaited
     watches: list[dict[int, int]] = []
     arrivals: list[list[tuple[int, int, float]]] = []  # (replica, counter, monotonic time)
+    received = [0]  # remote updates integrated, all clients together
     for doc in docs:
         others = [r for r in replica_ids if r != doc.replica_id]
         chosen = rng.sample(others, min(cfg["watch"], len(others)))
@@ -94,7 +134,7 @@ async def run_clients(
         watches.append(watch)
         got: list[tuple[int, int, float]] = []
         arrivals.append(got)
-        doc.on_update(_timer(doc, watch, got))
+        doc.on_update(_timer(doc, watch, got, received))
     clients = []
     for doc in docs:
         clients.append(await connect(url, doc, open_timeout=30))
@@ -109,6 +149,7 @@ async def run_clients(
         nonlocal lag
         text = docs[i].text("t")
         r = random.Random(first + i)
+        keystroke = _typing() if cfg["pattern"] == "typing" else _random_edit
         offset = r.random() / rate  # spread the clients over the period
         for k in range(edits):
             due = start + offset + k / rate
@@ -117,11 +158,7 @@ async def run_clients(
                 await asyncio.sleep(delay)
             else:
                 lag = max(lag, -delay)
-            n_chars = len(text)
-            if n_chars and r.random() < 0.1:
-                text.delete(r.randrange(n_chars))
-            else:
-                text.insert(r.randint(0, n_chars), r.choice("abcdefghij"))
+            keystroke(text, r)
             sent[i].append(time.monotonic())
 
     await asyncio.gather(*(typist(i) for i in range(count)))
@@ -146,11 +183,13 @@ async def run_clients(
         "converged_at": converged_at,
         "lag": lag,
         "reconnects": sum(c.connections - 1 for c in clients),
+        "received": received[0],
     }
 
 
 def worker(cfg: dict[str, Any], first: int, count: int, ids: list[int], out: Any) -> None:
     result = asyncio.run(run_clients(cfg, first, count, ids))
+    result["cpu_seconds"] = time.process_time()
     out.send(result)
     out.close()
 
@@ -221,9 +260,14 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--rate", type=float, default=10.0, help="edits/s per client")
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--procs", type=int, default=max(1, (os.cpu_count() or 2) - 1),
-                        help="client worker processes")  # fmt: skip
+    parser.add_argument("--procs", type=int, default=os.cpu_count() or 2,
+                        help="client worker processes (default: one per core; one process "
+                        "cannot integrate 100 clients' keystrokes for them all)")  # fmt: skip
     parser.add_argument("--watch", type=int, default=5, help="clients each client times")
+    parser.add_argument("--pattern", choices=("typing", "random"), default="typing",
+                        help="typing: each client types at its own cursor (runs of characters, "
+                        "a backspace now and then, 2%% of keystrokes somewhere else); random: "
+                        "every keystroke at a random place")  # fmt: skip
     parser.add_argument("--url", help="use this running server (ws://HOST:PORT)")
     parser.add_argument("--room", default=f"load-{os.getpid()}")
     parser.add_argument("--drain-timeout", type=float, default=120.0)
@@ -244,6 +288,7 @@ def main() -> int:
         "rate": args.rate,
         "seconds": args.seconds,
         "watch": args.watch,
+        "pattern": args.pattern,
         "url": url,
         "room": args.room,
         "drain_timeout": args.drain_timeout,
@@ -291,6 +336,7 @@ def main() -> int:
         "clients": args.clients,
         "rate_per_client": args.rate,
         "seconds": args.seconds,
+        "pattern": args.pattern,
         "client_procs": procs,
         "edits": total_edits,
         "edits_per_s": round(total_edits / typing, 1),
@@ -300,10 +346,14 @@ def main() -> int:
         "latency_max_ms": round(max(latencies, default=float("nan")) * 1000, 1),
         "latency_samples": len(latencies),
         "drain_s": round(drain, 2),
+        "updates_received_per_client_s": round(
+            sum(r["received"] for r in results) / args.clients / (typing + drain), 1
+        ),
         "schedule_lag_max_ms": round(max(r["lag"] for r in results) * 1000, 1),
         "reconnects": sum(r["reconnects"] for r in results),
         "server_peak_rss_mb": round(stats.get("VmHWM", float("nan")) / 2**20, 1),
         "server_cpu_s": round(stats.get("cpu_seconds", 0.0) - cpu_before, 1),
+        "client_cpu_s": round(sum(r["cpu_seconds"] for r in results), 1),
         "all_equal": equal,
     }
     width = max(len(k) for k in summary)

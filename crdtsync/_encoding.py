@@ -216,6 +216,49 @@ class _Tables:
 
 def encode_update(update: Update) -> bytes:
     tables = _Tables()
+    segments, extended = _encode_segments(update, tables)
+    facts = _encode_facts(update, tables)
+    body: list[Any] = [list(tables.replicas), [k + n for k, n in tables.roots], segments]
+    if facts:
+        body.append(facts)
+    return _pack_update(body, extended or tables.nested)
+
+
+def encode_segments(update: Update) -> tuple[list[Any], list[bytes]] | None:
+    """The update's tables (``[replicas, roots]``) and each of its segments packed on its
+    own, for an update without facts that format 1 can hold (None otherwise): the
+    segments of one table can be put together in any selection, see ``join_segments``."""
+    tables = _Tables()
+    segments, extended = _encode_segments(update, tables)
+    if update.facts or extended or tables.nested:
+        return None
+    pack = msgpack.Packer().pack  # (one packer for them all: packb makes one per call)
+    try:
+        packed = [pack(seg) for seg in segments]
+    except TypeError:  # a child reference: format 2
+        return None
+    return [list(tables.replicas), [k + n for k, n in tables.roots]], packed
+
+
+def join_segments(tables: list[Any], segments: list[bytes]) -> bytes:
+    """The update made of ``segments`` (packed by ``encode_segments`` under ``tables``):
+    a table may name replicas and roots no segment uses."""
+    return PREFIX + _pack_tables(tables) + _array_header(len(segments)) + b"".join(segments)
+
+
+def _pack_tables(tables: list[Any]) -> bytes:
+    return b"\x93" + _pack(tables[0]) + _pack(tables[1])  # a body of three items
+
+
+def _array_header(n: int) -> bytes:
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+def _encode_segments(update: Update, tables: _Tables) -> tuple[list[Any], bool]:
     segments = []
     extended = False
     for seg in update.segments:
@@ -279,6 +322,10 @@ def encode_update(update: Update) -> bytes:
             else:  # pragma: no cover - internal misuse
                 raise AssertionError(f"unknown entry tag {tag}")
         segments.append(out)
+    return segments, extended
+
+
+def _encode_facts(update: Update, tables: _Tables) -> list[Any]:
     facts = []
     for fact in update.facts:
         if fact[0] == FACT_DELETE:
@@ -303,10 +350,7 @@ def encode_update(update: Update) -> bytes:
                     tables.dots(sorted(touched.items())),
                 ]
             )
-    body: list[Any] = [list(tables.replicas), [k + n for k, n in tables.roots], segments]
-    if facts:
-        body.append(facts)
-    return _pack_update(body, extended or tables.nested)
+    return facts
 
 
 #: Root key -> its one-entry root table, reused by every keystroke update (never mutated).
@@ -463,6 +507,63 @@ def _lamport(c: int, offset: int) -> int:
 
 
 def _decode_segment(raw: Any, rd: _Reader) -> Segment:
+    if type(raw) is list and 6 <= len(raw) <= 7 and raw[2] == LAMPORT:
+        typed = _typed_segment(raw, rd)
+        if typed is not None:
+            return typed
+    return _decode_segment_loop(raw, rd)
+
+
+def _typed_segment(seg: list[Any], rd: _Reader) -> Segment | None:
+    """A segment of one typed text run after its Lamport offset, ``[replica, counter,
+    LAMPORT, offset, INS_NEXT, text]`` or ``[..., INS, origin, text]``, the shape nearly
+    every segment of a relay's merge of keystrokes has; decoded with the checks of
+    :func:`_decode_segment_loop` inline, or None for anything else (valid or not), which
+    the loop then decodes."""
+    ri, c, off, tag = seg[0], seg[1], seg[3], seg[4]
+    replicas = rd.replicas
+    if type(ri) is not int or not 0 <= ri < len(replicas) or not rd.roots:
+        return None
+    if type(c) is not int or type(off) is not int or not 1 <= c <= MAX_COUNTER:
+        return None
+    key = rd.roots[0]  # no ROOT entry: the first root
+    if key[0] != "t":
+        return None
+    replica = replicas[ri]
+    origin: Dot | None
+    if tag == INS_NEXT and len(seg) == 6:
+        if c < 2:
+            return None
+        origin = (replica, c - 1)
+        content = seg[5]
+    elif tag == INS and len(seg) == 7:
+        raw = seg[5]
+        if type(raw) is list and len(raw) == 2:
+            ro, co = raw
+            if type(ro) is not int or not 0 <= ro < len(replicas):
+                return None
+            if type(co) is not int or not 1 <= co <= MAX_COUNTER:
+                return None
+            origin = (replicas[ro], co)
+        elif type(raw) is int and 0 <= raw <= c - 2:
+            origin = (replica, c - 1 - raw)
+        elif raw is None:
+            origin = None
+        else:
+            return None
+        content = seg[6]
+    else:
+        return None
+    if type(content) is not str or not content:
+        return None
+    length = len(content)
+    lam = c + off
+    if c + length - 1 > MAX_COUNTER or not 1 <= lam <= MAX_COUNTER - length + 1:
+        return None
+    return Segment(replica, c, c + length, [(INS, c, key, lam, origin, content, length, None)])
+
+
+def _decode_segment_loop(raw: Any, rd: _Reader) -> Segment:
     seg = _list(raw, "segment")
     if len(seg) < 2:
         raise _fail("segment needs a replica and a first counter")

@@ -68,10 +68,20 @@ def merge_updates(
     >>> str(fresh.text("t"))
     'abc'
     """
+    return merge_parsed([enc.decode_update(data, max_inflated_size) for data in updates])
+
+
+def merge_parsed(updates: Iterable[Update]) -> bytes:
+    """merge_updates on decoded updates, which it leaves as they were (a relay decodes
+    each update once and merges it into many recipients' messages)."""
+    return enc.encode_update(merged_update(updates))
+
+
+def merged_update(updates: Iterable[Update]) -> Update:
+    """merge_parsed, before encoding."""
     by_replica: dict[int, list[Entry]] = {}
     facts: list[tuple[Any, ...]] = []
-    for data in updates:
-        parsed = enc.decode_update(data, max_inflated_size)
+    for parsed in updates:
         for seg in parsed.segments:
             by_replica.setdefault(seg.replica, []).extend(seg.entries)
         facts.extend(parsed.facts)
@@ -125,7 +135,7 @@ def merge_updates(
         if key not in seen:
             seen.add(key)
             merged.facts.append(fact)
-    return enc.encode_update(merged)
+    return merged
 
 
 def _packed_size(value: Any) -> int:

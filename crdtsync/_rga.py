@@ -32,6 +32,17 @@ Dot = tuple[int, int]
 MAX_BLOCK_RUNS = 64
 
 
+def _index_in(runs: list[Run], run: Run) -> int:
+    """The slot of ``run`` in its block's ``runs``. The run remembers where it was last
+    seen, which stays right until something is put before it: checking that slot first
+    spares most scans of the block (a scan compares runs one by one, slowly)."""
+    i = run.slot
+    if i < len(runs) and runs[i] is run:
+        return i
+    i = run.slot = runs.index(run)
+    return i
+
+
 class Run:
     """Consecutive elements from one replica: ids ``(replica, counter .. counter+length-1)``
     with Lamport times ``lamport ..``; each element's origin is the one before it, and the
@@ -48,6 +59,7 @@ class Run:
         "deleter",
         "block",
         "seq",
+        "slot",
     )
 
     def __init__(
@@ -67,6 +79,7 @@ class Run:
         self.origin = origin
         self.content = content  # str or list; None for a garbage-collected tombstone
         self.length = length
+        self.slot = 0  # where in its block it was last seen: a hint, see _index_in
         self.deleted = False
         #: The dot of a delete that removed this run (for a run merged from several deletes
         #: by one replica, the highest of them). Used to tell which deletes a peer lacks.
@@ -239,7 +252,7 @@ class Sequence:
         parts = []
         need = stop - start
         block = run.block
-        i = block.runs.index(run)
+        i = _index_in(block.runs, run)
         while need > 0:
             if i == len(block.runs):
                 block = self.blocks[block.index + 1]
@@ -268,6 +281,7 @@ class Sequence:
         """Put ``run`` at slot ``i`` of ``block`` and account for its visible length."""
         block.runs.insert(i, run)
         run.block = block
+        run.slot = i
         self._stamp += 1
         if not run.deleted:
             block.vis += run.length
@@ -379,9 +393,10 @@ class Sequence:
         self._stamp += 1
         block = run.block
         # The visible length of the block does not change; place without recounting.
-        i = block.runs.index(run) + 1
+        i = _index_in(block.runs, run) + 1
         block.runs.insert(i, right)
         right.block = block
+        right.slot = i
         self.ids.add(right)
         if len(block.runs) > MAX_BLOCK_RUNS:
             self._split_block(block)
@@ -389,7 +404,7 @@ class Sequence:
 
     def _next_slot(self, run: Run) -> tuple[Block, int]:
         block = run.block
-        return block, block.runs.index(run) + 1
+        return block, _index_in(block.runs, run) + 1
 
     def _mark_deleted(self, run: Run, deleter: Dot, gc: bool) -> Run:
         """Tombstone ``run``; return the run now holding it (it may merge with neighbours)."""
@@ -404,7 +419,7 @@ class Sequence:
         self._cache = None
         self._stamp += 1
         runs = block.runs
-        i = runs.index(run)
+        i = _index_in(runs, run)
         if i + 1 < len(runs) and self._absorb(run, runs[i + 1]):
             del runs[i + 1]
         if i > 0 and self._absorb(runs[i - 1], run):
@@ -485,7 +500,7 @@ class Sequence:
         """Backspacing: when the tombstone right after ``run`` continues it, move the
         deleted tail of ``run`` into that tombstone instead of cutting a new run."""
         runs = run.block.runs
-        i = runs.index(run) + 1
+        i = _index_in(runs, run) + 1
         if i == len(runs):
             return None
         nxt = runs[i]
@@ -533,7 +548,7 @@ class Sequence:
             run = self.split(run, offset)
         ranges: list[tuple[int, int, int]] = []
         block = run.block
-        i = block.runs.index(run)
+        i = _index_in(block.runs, run)
         while length > 0:
             if i == len(block.runs):
                 block = self.blocks[block.index + 1]
@@ -559,7 +574,7 @@ class Sequence:
                 ranges.append((run.replica, run.counter, take))
             length -= take
             block = deleted.block
-            i = block.runs.index(deleted) + 1
+            i = _index_in(block.runs, deleted) + 1
         return ranges
 
     # ---- remote integration ---------------------------------------------------------
@@ -589,18 +604,20 @@ class Sequence:
             k = origin[1] - left.counter + 1
             if k < left.length:
                 self.split(left, k)
-            elif (
-                left.replica == replica
-                and left.counter + left.length == counter
-                and left.lamport + left.length == lamport
-                and left.deleter == deleter
-                and (content is None) == (left.content is None)
-                and (deleter is None) != left.deleted
-            ):
-                nxt = self._run_after(left)
-                if nxt is None or (nxt.lamport, nxt.replica) < (lamport, replica):
-                    return self._extend(left, content, length, want_pos)
-            block, i = self._next_slot(left)
+                block, i = self._next_slot(left)
+            else:
+                block, i = self._next_slot(left)
+                if (
+                    left.replica == replica
+                    and left.counter + left.length == counter
+                    and left.lamport + left.length == lamport
+                    and left.deleter == deleter
+                    and (content is None) == (left.content is None)
+                    and (deleter is None) != left.deleted
+                ):
+                    nxt = self._run_at(block, i)
+                    if nxt is None or (nxt.lamport, nxt.replica) < (lamport, replica):
+                        return self._extend(left, content, length, want_pos)
         # Skip newer siblings (and, being contiguous after them, their descendants).
         runs = block.runs
         while True:
@@ -625,9 +642,8 @@ class Sequence:
             return self.position_of(run)
         return None
 
-    def _run_after(self, run: Run) -> Run | None:
-        block = run.block
-        i = block.runs.index(run) + 1
+    def _run_at(self, block: Block, i: int) -> Run | None:
+        """The run at slot ``i`` of ``block``, or the first after it (None at the end)."""
         while i == len(block.runs):
             if block.index + 1 == len(self.blocks):
                 return None

@@ -126,6 +126,8 @@ def _run_serve(args: argparse.Namespace) -> int:
             process_transfer_bytes=args.process_transfer_bytes,
             max_rooms_per_connection=args.max_rooms_per_connection,
             max_connections=args.max_connections,
+            max_document_bytes=args.max_document_bytes,
+            max_rooms_per_token=args.max_rooms_per_token,
         )
         config = ServerConfig(
             host=args.host,
@@ -236,6 +238,18 @@ def _add_serve(
     )
     serve.add_argument(
         "--max-connections", type=_count(1), default=d.max_connections, help="per process"
+    )
+    serve.add_argument(
+        "--max-document-bytes",
+        type=_count(1),
+        default=d.max_document_bytes,
+        help="quota of one room's stored document; an update past it is refused (4413)",
+    )
+    serve.add_argument(
+        "--max-rooms-per-token",
+        type=_count(1),
+        default=d.max_rooms_per_token,
+        help="rooms one token may have open at once on this process (4430 past it)",
     )
     serve.add_argument(
         "--compact-rows", type=_count(1), default=2000, help="log rows before a snapshot"

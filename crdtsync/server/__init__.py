@@ -22,7 +22,15 @@ if TYPE_CHECKING:
     from crdtsync.server.auth import Access, Authenticator, TokenFile, allow_all
     from crdtsync.server.limits import Limits, TokenBucket
     from crdtsync.server.postgres import PostgresStorage
-    from crdtsync.server.relay import ChangeEvent, MapWrite, Rejected, Relay, Room, ValidateEvent
+    from crdtsync.server.relay import (
+        ChangeEvent,
+        MapWrite,
+        QuotaExceeded,
+        Rejected,
+        Relay,
+        Room,
+        ValidateEvent,
+    )
     from crdtsync.server.storage import MemoryStorage, SQLiteStorage, Storage
 
 _WHERE = {
@@ -34,6 +42,7 @@ _WHERE = {
     "TokenBucket": "limits",
     "ChangeEvent": "relay",
     "MapWrite": "relay",
+    "QuotaExceeded": "relay",
     "Rejected": "relay",
     "Relay": "relay",
     "Room": "relay",
@@ -49,6 +58,7 @@ __all__ = [
     "Authenticator",
     "ChangeEvent",
     "MapWrite",
+    "QuotaExceeded",
     "Rejected",
     "ValidateEvent",
     "Limits",

@@ -63,6 +63,17 @@ class Limits:
     #: writer shares the room's Lamport clock and its ceiling (2**62): this bound makes
     #: using it up take some 2**38 accepted updates instead of one.
     max_clock_jump: int = 1 << 24
+    #: Quotas (None: none). ``max_document_bytes``: what one room may hold in storage,
+    #: counted as its snapshot plus its log rows (as loaded, plus every update the room
+    #: takes, reset to the new snapshot's size by each compaction): an update that would
+    #: pass it is refused before it is stored or relayed (4413), except one that only
+    #: removes, which may take the room a quarter past it, so that a full room can still
+    #: be cleaned up (docs/server.md "Quotas").
+    max_document_bytes: int | None = None
+    #: Distinct rooms one identity (a token's holder; without a token, the connection)
+    #: may have open at once on this process, over all its connections: joining one more
+    #: is refused (4430, or REFUSED on a multiplexed connection).
+    max_rooms_per_token: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_message_size < 1024:
@@ -88,6 +99,10 @@ class Limits:
             raise ValueError("presence limits must be at least 1")
         if self.max_clock_jump < 1:
             raise ValueError("max_clock_jump must be at least 1")
+        if self.max_document_bytes is not None and self.max_document_bytes < 1:
+            raise ValueError("max_document_bytes must be at least 1 (None: no quota)")
+        if self.max_rooms_per_token is not None and self.max_rooms_per_token < 1:
+            raise ValueError("max_rooms_per_token must be at least 1 (None: no quota)")
 
 
 class TokenBucket:

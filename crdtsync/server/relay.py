@@ -71,7 +71,16 @@ from crdtsync.sync import messages as m
 from crdtsync.transports.base import Channel, ChannelClosed
 from crdtsync.transports.codes import CloseCode, reason_text
 
-__all__ = ["Forbidden", "PRESENCE_QUERY_SEQ", "PRESENCE_SEQ", "REMOTE", "Relay", "Room"]
+__all__ = [
+    "Forbidden",
+    "PRESENCE_QUERY_SEQ",
+    "PRESENCE_SEQ",
+    "QuotaExceeded",
+    "REMOTE",
+    "Relay",
+    "Room",
+    "TooManyRooms",
+]
 
 log = logging.getLogger("crdtsync.server")
 
@@ -99,6 +108,15 @@ class Rejected(Forbidden):
     Raise it from the hook, or return the reason as a str."""
 
 
+class QuotaExceeded(Rejected):
+    """An update would take the room past ``Limits.max_document_bytes`` (see
+    :meth:`Relay._check_quota`); nothing of it was taken."""
+
+
+class TooManyRooms(Exception):
+    """The connection's identity has ``Limits.max_rooms_per_token`` rooms open already."""
+
+
 class ReplicaTaken(Exception):
     """A connection sent new changes under a replica id another client owns in the room."""
 
@@ -111,6 +129,10 @@ class Equivocation(Exception):
 def _refusal(exc: BaseException) -> tuple[int, str]:
     """The close code and reason for a client whose message raised ``exc`` (one of the
     relay's refusals, a ValueError or a ProtocolError)."""
+    if isinstance(exc, QuotaExceeded):
+        return CloseCode.DOCUMENT_TOO_LARGE, str(exc)
+    if isinstance(exc, TooManyRooms):
+        return CloseCode.TOO_MANY_ROOMS, str(exc)
     if isinstance(exc, Rejected):
         return CloseCode.FORBIDDEN, f"rejected: {exc}"
     if isinstance(exc, Forbidden):
@@ -237,6 +259,10 @@ class Room:
         self.remote_seqs: set[int] = set()
         self.rows_since_compact = 0
         self.bytes_since_compact = 0
+        #: What the room holds in storage, for its quota (Relay._check_quota): the
+        #: snapshot and log as loaded, plus every update the document took since (from
+        #: anywhere), reset to the snapshot's size (plus what came since) by compaction.
+        self.stored_bytes = 0
         self.compacting = False
         self.repairing = False
         #: Storage failed for this room: it sends nothing more and is dropped.
@@ -260,7 +286,10 @@ class Room:
         self._unsubscribe_presence = self.presence.on_change(self._on_presence)
 
     def _on_update(self, update: bytes, origin: Any) -> None:
-        if origin is REMOTE or self.failed:
+        if self.failed:
+            return
+        self.stored_bytes += len(update)  # (another process stored a remote one)
+        if origin is REMOTE:
             return
         relay = self.relay
         # Stored by the writer thread after the next flush (Relay._flush).
@@ -480,6 +509,9 @@ class Relay:
         self.max_held_bytes = max(max_held_bytes, self.limits.max_message_size)
         self.rooms: dict[str, Room] = {}
         self.connections: set[Connection] = set()
+        #: Identity -> room -> its connections' memberships (and joins under way) there,
+        #: for Limits.max_rooms_per_token.
+        self.rooms_of: dict[str, dict[str, int]] = {}
         #: What every connection's send queue holds, and what every session holds of
         #: unfinished transfers, in bytes (see the process budgets in Limits).
         self.queued_bytes = 0
@@ -547,8 +579,11 @@ class Relay:
                 yield copy
                 if copy.version != base:
                     update = copy.get_update(base)
-                    if self.validate is not None:
-                        self._validate(room, None, enc.decode_update(update, None))
+                    if self.limits.max_document_bytes is not None or self.validate is not None:
+                        parsed = enc.decode_update(update, None)
+                        self._check_quota(room, parsed, len(update))
+                        if self.validate is not None:
+                            self._validate(room, None, parsed)
                     room.doc.apply_update(update, SERVER, max_inflated_size=None)
                     await self._wait_committed(name)
         finally:
@@ -662,7 +697,14 @@ class Relay:
                     await self._receive_multiplexed(conn, data)
         except ChannelClosed as exc:
             code, reason = exc.code, exc.reason
-        except (Forbidden, ReplicaTaken, Equivocation, ValueError, ProtocolError) as exc:
+        except (
+            Forbidden,
+            ReplicaTaken,
+            Equivocation,
+            TooManyRooms,
+            ValueError,
+            ProtocolError,
+        ) as exc:
             # The session and document are unchanged; the connection goes.
             code, reason = _refusal(exc)
             conn.abort(code, reason)
@@ -731,6 +773,7 @@ class Relay:
             # keeps crashing before its counters reach the threshold must still compact.
             room.rows_since_compact = len(loaded.rows)
             room.bytes_since_compact = sum(len(data) for _, data in loaded.rows)
+            room.stored_bytes = len(loaded.snapshot or b"") + room.bytes_since_compact
             for seq, update in self._backlog.pop(name, []):
                 self._apply_remote(room, seq, update)
             self.rooms[name] = room
@@ -893,9 +936,16 @@ class Relay:
         return doc
 
     async def _join(self, conn: Connection, name: str, access: Access, *, envelope: bool) -> Member:
-        room = await self.open_room(name)
-        if conn.closing:
-            raise ChannelClosed(conn.close_code or CloseCode.ABNORMAL, conn.close_reason)
+        # Counted before the room loads, so that joins racing on several connections of
+        # one token cannot all pass the limit.
+        self._take_room(conn, name)
+        try:
+            room = await self.open_room(name)
+            if conn.closing:
+                raise ChannelClosed(conn.close_code or CloseCode.ABNORMAL, conn.close_reason)
+        except BaseException:
+            self._give_room(conn, name)
+            raise
         member = Member(conn, room, access, envelope)
         room.members[id(member)] = member
         conn.members[name] = member
@@ -903,6 +953,29 @@ class Relay:
             room.idle_handle.cancel()
             room.idle_handle = None
         return member
+
+    def _take_room(self, conn: Connection, name: str) -> None:
+        """Count one more membership of ``conn``'s identity in room ``name``; TooManyRooms
+        if that would make one room more than ``Limits.max_rooms_per_token``."""
+        rooms = self.rooms_of.setdefault(conn.identity, {})
+        limit = self.limits.max_rooms_per_token
+        if limit is not None and name not in rooms and len(rooms) >= limit:
+            log.info(
+                "room refused: rooms per token",
+                extra={"event": "too_many_rooms", "room": name, "conn": conn.id},
+            )
+            raise TooManyRooms(f"too many rooms: at most {limit} open per token")
+        rooms[name] = rooms.get(name, 0) + 1
+
+    def _give_room(self, conn: Connection, name: str) -> None:
+        rooms = self.rooms_of.get(conn.identity, {})
+        left = rooms.get(name, 0) - 1
+        if left > 0:
+            rooms[name] = left
+        else:
+            rooms.pop(name, None)
+            if not rooms:
+                self.rooms_of.pop(conn.identity, None)
 
     def _receive(self, member: Member, data: bytes) -> None:
         room = member.room
@@ -947,8 +1020,46 @@ class Relay:
                 extra={"event": "equivocation", "room": member.room.name, "conn": member.conn.id},
             )
             raise Equivocation(why)
+        self._check_quota(member.room, update)
         if whole and self.validate is not None:
             self._validate(member.room, member.conn.identity, update)
+
+    def _check_quota(self, room: Room, update: enc.Update, size: int | None = None) -> None:
+        """Refuse (QuotaExceeded) an update that would take ``room`` past
+        ``Limits.max_document_bytes``: its stored bytes, plus what its document holds
+        waiting for dependencies (stored once they arrive), plus the update's encoded size
+        (``size``; else computed, near the quota only). An update that changes nothing
+        passes; one that only removes may take the room a quarter past the quota, so that a
+        full room can be cleaned up (what it frees counts after the next compaction, which
+        a refusal starts). O(update): the document is never encoded here."""
+        quota = self.limits.max_document_bytes
+        if quota is None:
+            return
+        held = room.stored_bytes + room.doc._pending_bytes
+        # A client's update inflates to at most max_message_size (its session's limit,
+        # merged transfers included): far from the quota, no need to measure it.
+        if size is None and held + 2 * self.limits.max_message_size <= quota:
+            return
+        vv = room.doc._vv
+        if not update.facts and all(
+            seg.end - 1 <= vv.get(seg.replica, 0) for seg in update.segments
+        ):
+            return
+        if size is None:
+            size = len(enc.encode_update(update))
+        removes = all(fact[0] == enc.FACT_DELETE for fact in update.facts) and all(
+            e[0] in _REMOVALS for seg in update.segments for e in seg.entries
+        )
+        if held + size <= (quota + quota // 4 if removes else quota):
+            return
+        log.warning(
+            "update refused: over the room's document quota",
+            extra={"event": "quota", "room": room.name, "stored_bytes": held, "bytes": size},
+        )
+        if room.rows_since_compact:
+            # Removals may have freed space that only a compaction counts.
+            self._schedule_compaction(room)
+        raise QuotaExceeded(f"document quota exceeded: {held} + {size} bytes > {quota}")
 
     def _validate(self, room: Room, identity: str | None, update: enc.Update) -> None:
         """Ask the application's hook; Rejected if it refuses, or fails (it never lets an
@@ -1067,7 +1178,11 @@ class Relay:
                 refusal = f"more than {limit} rooms on one connection"
                 conn.enqueue([m.encode_message(m.Refused(msg.room, refusal))])
                 return
-            member = await self._join(conn, msg.room, access, envelope=True)
+            try:
+                member = await self._join(conn, msg.room, access, envelope=True)
+            except TooManyRooms as exc:
+                conn.enqueue([m.encode_message(m.Refused(msg.room, str(exc)))])
+                return
         try:
             self._receive(member, msg.message)
         except (Forbidden, ReplicaTaken, Equivocation) as exc:
@@ -1312,6 +1427,7 @@ class Relay:
             del conn.members[room.name]
         if room.members.pop(id(member), None) is None:
             return
+        self._give_room(conn, room.name)
         self.transfer_bytes -= member.session._transfer_bytes
         member.session.close()  # drops what it held of unfinished transfers
         if not conn.durable_identity and not any(
@@ -1369,6 +1485,7 @@ class Relay:
         room.compacting = True
         rows, size = room.rows_since_compact, room.bytes_since_compact
         room.rows_since_compact = room.bytes_since_compact = 0
+        stored = room.stored_bytes
         try:
             # The worker's connection reads committed rows only: let the writer commit
             # what the room accepted so far (waits, off the loop, while a lock delays it).
@@ -1376,6 +1493,10 @@ class Relay:
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(self._executor, self.storage.compact, room.name)
             if result is not None:
+                # The snapshot holds all the room had stored when it started (committed
+                # first); what it took since counts on top, some perhaps twice: the count
+                # may run over what storage holds, never under.
+                room.stored_bytes = result.snapshot_bytes + room.stored_bytes - stored
                 log.info(
                     "room compacted",
                     extra={
@@ -1423,6 +1544,10 @@ class Relay:
             if self.bridge is not None and now - last_resync >= self.resync_interval:
                 last_resync = now
                 self.resync_all()
+
+
+#: Entry tags of changes that only remove (the quota lets them past, see _check_quota).
+_REMOVALS = frozenset({enc.DEL, enc.MAP_DEL, enc.SET_REM, enc.SKIP})
 
 
 def _write_batch(storage: Storage, items: list[tuple[str, list[bytes]]]) -> list[list[int]]:

@@ -32,6 +32,7 @@ from crdtsync._doc import Doc, _splittable
 from crdtsync._errors import DecodeError, PendingOverflowError, ProtocolError, ReplicaIdConflict
 from crdtsync._merge import merge_updates, split_update
 from crdtsync.sync import messages as m
+from crdtsync.sync._fanout import MergeBase, merge_all
 from crdtsync.sync.awareness import Presence, PresenceChange
 
 __all__ = [
@@ -160,9 +161,11 @@ class SyncSession:
     def synced(self) -> bool:
         """True when the peer is known to hold exactly what this document holds and nothing
         is in flight on this side."""
+        if self._outbox or self._transfers or self._ack_due:
+            return False  # (cheap, and so first: clients ask after every message)
         mine = {r: c for r, c in self.doc._vv.items() if c}
         peer = {r: c for r, c in self._peer.items() if c}
-        return mine == peer and not self._outbox and not self._transfers and not self._ack_due
+        return mine == peer
 
     def close(self) -> None:
         """Stop listening to the document (and presence)."""
@@ -272,29 +275,34 @@ class SyncSession:
             self._epoch = self.doc._replica_epoch
             out += self._ask()
         if self._outbox:
-            known = dict(self._peer)
-            _join(known, self._sent)
-            fresh: list[bytes] = []
-            overlap = False
-            for update in self._outbox:
-                spans = _spans(update)
-                if all(top <= known.get(r, 0) for r, _, top in spans):
-                    dropped = True  # the peer holds all of it (or was sent it)
-                    continue
-                fresh.append(update)
-                overlap = overlap or any(low <= known.get(r, 0) for r, low, _ in spans)
-            self._outbox = []
-            if fresh:
-                if overlap:
+            outbox, self._outbox = tuple(self._outbox), []
+            lows, tops = _summary(outbox)
+            peer, sent = self._peer, self._sent
+            if all(low > peer.get(r, 0) and low > sent.get(r, 0) for r, low in lows.items()):
+                # The peer holds none of it (a relay's room, every tick): one merge, which
+                # the room's other sessions share.
+                merged = outbox[0] if len(outbox) == 1 else _merged(outbox)
+                out += self._send_update(merged, tops)
+            else:
+                known = dict(peer)
+                _join(known, sent)
+                fresh: list[bytes] = []
+                overlap = False
+                for update in outbox:
+                    spans = _spans(update)
+                    if all(top <= known.get(r, 0) for r, _, top in spans):
+                        dropped = True  # the peer holds all of it (or was sent it)
+                        continue
+                    fresh.append(update)
+                    overlap = overlap or any(low <= known.get(r, 0) for r, low, _ in spans)
+                if fresh and overlap:
                     # Part of it is already there (say, a whole state the application
                     # applied): send only what the peer lacks, not the whole thing again.
                     merged = self.doc.get_update(known)
-                else:
+                    out += self._send_update(merged, _coverage(merged))
+                elif fresh:
                     merged = fresh[0] if len(fresh) == 1 else _merged(tuple(fresh))
-                covers = _coverage(merged)
-                self._sending_own(covers.get(self.doc._replica, 0))
-                out += self._parts(merged, diff_version=None)
-                _join(self._sent, covers)
+                    out += self._send_update(merged, _summary(tuple(fresh))[1])
         if dropped and self._told != self.doc._vv:
             # Only changes the peer already holds came in (say, relayed by a third peer):
             # tell it our version, or it would never learn that we are level.
@@ -553,6 +561,12 @@ class SyncSession:
         elif top > doc._own_shared:
             doc._own_shared = top
 
+    def _send_update(self, update: bytes, covers: dict[int, int]) -> list[bytes]:
+        """UPDATE messages carrying ``update``, which covers ``covers``."""
+        self._sending_own(covers.get(self.doc._replica, 0))
+        _join(self._sent, covers)
+        return self._parts(update, diff_version=None)
+
     def _parts(self, update: bytes, diff_version: dict[int, int] | None) -> list[bytes]:
         parts = split_update(update, self.max_message_size)
         transfer = next(self._transfer_ids) & 0xFFFFFFFF  # ids are uint32 on the wire
@@ -577,13 +591,19 @@ def _covers(version: dict[int, int], other: dict[int, int]) -> bool:
 
 
 @functools.lru_cache(maxsize=1 << 16)
+def _parsed(update: bytes) -> enc.Update:
+    """``update`` (our own document's) decoded. Cached: a relay hands the same update to
+    every session of a room, and each would otherwise decode it again, to see what it
+    covers and to merge it into its peer's next message. Callers must not change it."""
+    return enc.decode_update(update, None)
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def _spans(update: bytes) -> tuple[tuple[int, int, int], ...]:
-    """(replica, lowest counter, highest counter) for each replica ``update`` covers.
-    Cached: a relay hands the same update to every session of a room, and each would
-    otherwise decode it again."""
+    """(replica, lowest counter, highest counter) for each replica ``update`` covers."""
     lows: dict[int, int] = {}
     tops: dict[int, int] = {}
-    for seg in enc.decode_update(update, None).segments:  # what our document took
+    for seg in _parsed(update).segments:
         r = seg.replica
         if seg.start < lows.get(r, seg.start + 1):
             lows[r] = seg.start
@@ -593,11 +613,30 @@ def _spans(update: bytes) -> tuple[tuple[int, int, int], ...]:
 
 
 @functools.lru_cache(maxsize=256)
+def _summary(updates: tuple[bytes, ...]) -> tuple[dict[int, int], dict[int, int]]:
+    """Replica -> lowest counter, and replica -> highest counter, that ``updates`` cover.
+    Cached like _merged. Callers must not change the dicts."""
+    lows: dict[int, int] = {}
+    tops: dict[int, int] = {}
+    for update in updates:
+        for r, low, top in _spans(update):
+            if low < lows.get(r, low + 1):
+                lows[r] = low
+            if top > tops.get(r, 0):
+                tops[r] = top
+    return lows, tops
+
+
+@functools.lru_cache(maxsize=256)
 def _merged(updates: tuple[bytes, ...]) -> bytes:
     """The updates (our own document's) as one. Cached: the sessions of a relay's room
     whose peers sent none of them poll the same updates, and share one merge (and its
     bytes) instead of each merging them again."""
-    return merge_updates(list(updates), max_inflated_size=None)
+    return merge_all(updates, _parsed, _merge_base)
+
+
+#: The last merge _merged built, which the merges of its subsets are made from.
+_merge_base: list[MergeBase | None] = [None]
 
 
 def _coverage(update: bytes) -> dict[int, int]:

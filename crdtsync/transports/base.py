@@ -515,7 +515,7 @@ class SyncClient:
                 out, replies = replies + session.poll(), []
                 for message in out:
                     await channel.send(message)
-                if session.synced:
+                if not self._got_level and session.synced:
                     self._got_level = True
                 self._pulse()
 
@@ -543,7 +543,7 @@ class SyncClient:
                     self._set_status("connected")
                 replies += session.receive(data)
                 self._wake.set()
-                if session.synced:
+                if not self._got_level and session.synced:
                     self._got_level = True
                 self._pulse()
 

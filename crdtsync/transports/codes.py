@@ -26,8 +26,12 @@ class CloseCode(IntEnum):
     FORBIDDEN = 4403  # a read-only client tried to change the room
     BAD_ROOM = 4404  # the path is not a valid room name
     REPLICA_TAKEN = 4409  # changes under a replica id another client owns in this room
+    DOCUMENT_TOO_LARGE = 4413  # an update would take the room past its document quota
     EQUIVOCATION = 4422  # a change at a dot the room holds, with other content than it holds
     TOO_MANY_CONNECTIONS = 4429  # the server holds its maximum number of connections
+    # One past 4429 (HTTP has one "too many" status): the client's token has its maximum
+    # number of rooms open.
+    TOO_MANY_ROOMS = 4430
 
 
 #: Codes after which reconnecting would only fail the same way: a client stops retrying.
@@ -40,6 +44,7 @@ FATAL = frozenset(
         CloseCode.UNAUTHORIZED,
         CloseCode.FORBIDDEN,
         CloseCode.BAD_ROOM,
+        CloseCode.DOCUMENT_TOO_LARGE,
         CloseCode.EQUIVOCATION,
     }
 )
