@@ -88,6 +88,7 @@ def test_serve_process_counts_traffic_and_refusals(tmp_path: Path, servers: Star
         writer, viewer = crdtsync.Doc(), crdtsync.Doc()
         cw = await connect(f"{server.url}/notes", writer, token="w")
         cv = await connect(f"{server.url}/notes", viewer, token="r")
+        cw.batch_delay = 0  # one message per edit (batched, 20 edits could be fewer)
         for i in range(20):
             writer.text("t").insert(0, str(i))
             await asyncio.sleep(0.005)
@@ -99,7 +100,8 @@ def test_serve_process_counts_traffic_and_refusals(tmp_path: Path, servers: Star
         assert value(during, "crdtsync_connections_open") == 2
         assert value(during, "crdtsync_room_members") == 2
         assert value(during, "crdtsync_messages_received_total") > 20
-        assert value(during, "crdtsync_messages_sent_total") > 20
+        # (the relay sends each tick's edits as one merge: fewer messages than edits)
+        assert value(during, "crdtsync_messages_sent_total") > 5
         assert value(during, "crdtsync_received_bytes_total") > 0
         assert value(during, "crdtsync_sent_bytes_total") > 0
         assert value(during, "crdtsync_storage_commit_seconds_count") >= 1
