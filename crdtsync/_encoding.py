@@ -554,13 +554,21 @@ def _typed_segment(seg: list[Any], rd: _Reader) -> Segment | None:
         content = seg[6]
     else:
         return None
+    return _text_run(replica, c, key, off, origin, content)
+
+
+def _text_run(
+    replica: int, c: int, key: RootKey, offset: int, origin: Dot | None, content: Any
+) -> Segment | None:
+    """The segment of one live text run, if ``content`` and the counters and Lamport times
+    it takes are valid; None otherwise (the general decoder then says what is wrong)."""
     if type(content) is not str or not content:
         return None
-    length = len(content)
-    lam = c + off
-    if c + length - 1 > MAX_COUNTER or not 1 <= lam <= MAX_COUNTER - length + 1:
+    n = len(content)
+    lamport = c + offset
+    if c + n - 1 > MAX_COUNTER or not 1 <= lamport <= MAX_COUNTER - n + 1:
         return None
-    return Segment(replica, c, c + length, [(INS, c, key, lam, origin, content, length, None)])
+    return Segment(replica, c, c + n, [(INS, c, key, lamport, origin, content, n, None)])
 
 
 def _decode_segment_loop(raw: Any, rd: _Reader) -> Segment:
@@ -826,14 +834,8 @@ def _decode_keystroke(body: Any) -> Update | None:
             return None
     else:
         return None
-    content = seg[-1]
-    if type(content) is not str or not content:
-        return None
-    n = len(content)
-    lamport = c + offset
-    if c + n - 1 > MAX_COUNTER or not 1 <= lamport <= MAX_COUNTER - n + 1:
-        return None
-    return Update([Segment(replica, c, c + n, [(INS, c, key, lamport, origin, content, n, None)])])
+    run = _text_run(replica, c, key, offset, origin, seg[-1])
+    return None if run is None else Update([run])
 
 
 def _decode_body(body: Any, children: bool = False) -> Update:
