@@ -876,8 +876,9 @@ def _decode_general(body: Any, children: bool = False) -> Update:
     rd = _Reader(replicas, roots)
     rd.nested = nested
     update = Update([_decode_segment(raw, rd) for raw in _list(body[2], "segments")])
-    if len(update.segments) > 1:
-        spans = sorted((s.replica, s.start, s.end) for s in update.segments)
+    segments = update.segments
+    if len(segments) > 1 and len({s.replica for s in segments}) < len(segments):
+        spans = sorted((s.replica, s.start, s.end) for s in segments)
         for (r1, _, end1), (r2, start2, _) in zip(spans, spans[1:], strict=False):
             if r1 == r2 and start2 < end1:
                 raise _fail("two segments of one replica overlap")

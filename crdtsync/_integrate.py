@@ -73,7 +73,12 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
     """
     vv = doc._vv
     tops: dict[int, int] = {}
-    for seg in sorted(update.segments, key=lambda s: (s.replica, s.start)):
+    segments = update.segments
+    if len(segments) > 1 and len({s.replica for s in segments}) < len(segments):
+        # A replica's segments in counter order (one segment per replica, as in a merge of
+        # many replicas' keystrokes, needs no sort).
+        segments = sorted(segments, key=lambda s: (s.replica, s.start))
+    for seg in segments:
         cur = tops.get(seg.replica)
         if cur is None:
             cur = vv.get(seg.replica, 0)
