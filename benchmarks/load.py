@@ -83,7 +83,19 @@ def percentile(values: list[float], q: float) -> float:
 # replica to how many of its changes (counters; Yjs clocks) this client has integrated.
 
 
-class CrdtsyncClient:
+class _TextClient:
+    """What both systems' clients share: a Text ``self.text``."""
+
+    text: Any
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    def content(self) -> str:
+        return str(self.text)
+
+
+class CrdtsyncClient(_TextClient):
     """A crdtsync Doc connected through crdtsync's WebSocket transport."""
 
     def __init__(self, replica_id: int) -> None:
@@ -120,12 +132,6 @@ class CrdtsyncClient:
         """A place that sticks to the character before it (what others type there goes
         after it)."""
         return self.text.cursor(index, side="before") if index else self.text.cursor(0)
-
-    def __len__(self) -> int:
-        return len(self.text)
-
-    def content(self) -> str:
-        return str(self.text)
 
     @property
     def synced(self) -> bool:
@@ -172,7 +178,7 @@ def update_head(update: bytes) -> tuple[int, int] | None:
     return client, clock + structs
 
 
-class PycrdtClient:
+class PycrdtClient(_TextClient):
     """A pycrdt Doc synced with a pycrdt-websocket room over a ``websockets`` connection:
     the y-websocket protocol (sync step 1 and 2, then one update message per local
     transaction; awareness messages are ignored)."""
@@ -276,12 +282,6 @@ class PycrdtClient:
         if not len(self.text):
             return None  # (pycrdt cannot make one in an empty text: the next key goes anywhere)
         return _StickyCursor(self.text.sticky_index(index, Assoc.BEFORE if index else Assoc.AFTER))
-
-    def __len__(self) -> int:
-        return len(self.text)
-
-    def content(self) -> str:
-        return str(self.text)
 
     @property
     def synced(self) -> bool:
