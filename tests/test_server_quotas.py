@@ -64,6 +64,19 @@ def stored_size(state: tuple[bytes | None, list[bytes]]) -> int:
     return len(snapshot or b"") + sum(len(row) for row in rows)
 
 
+async def fill(storage: MemoryStorage, room: str, text: str, key: str | None = None) -> int:
+    """Store ``text`` (and map key "k" = ``key``) in ``room`` through a relay of its own,
+    shut down after (as before a restart); return the room's stored size."""
+    async with relay_server(storage=storage) as (_, url, _):
+        doc = crdtsync.Doc()
+        async with connect(f"{url}/{room}", doc) as client:
+            doc.text("t").insert(0, text)
+            if key is not None:
+                doc.map("m")["k"] = key
+            await client.wait_synced(5)
+    return stored_size(parts(storage.load(room)))
+
+
 def refusals(relay: Relay) -> dict[str, float]:
     """crdtsync_refusals_total by reason label (empty without prometheus_client)."""
     if not available():
@@ -128,12 +141,7 @@ def test_the_quota_counts_what_was_stored_before_a_restart() -> None:
     async def body() -> None:
         storage = MemoryStorage()
         filler = noise(3000)
-        async with relay_server(storage=storage) as (relay, url, _):
-            a = crdtsync.Doc()
-            async with connect(f"{url}/r", a) as c:
-                a.text("t").insert(0, filler)
-                await c.wait_synced(5)
-        size = stored_size(parts(storage.load("r")))
+        size = await fill(storage, "r", filler)
         # The same storage served again, with a quota: as after a restart.
         limits = Limits(max_document_bytes=size + 200)
         async with relay_server(storage=storage, limits=limits) as (relay, url, _):
@@ -154,14 +162,8 @@ def test_removals_pass_over_the_quota_and_free_the_room_once_compacted() -> None
     async def body() -> None:
         storage = MemoryStorage()
         filler = noise(3000)
-        async with relay_server(storage=storage) as (relay, url, _):
-            a = crdtsync.Doc()
-            async with connect(f"{url}/full", a) as c:
-                a.text("t").insert(0, filler)
-                a.map("m")["k"] = noise(200, seed=1)
-                await c.wait_synced(5)
         # Compacted at shutdown; served again with a quota it barely fits in.
-        size = stored_size(parts(storage.load("full")))
+        size = await fill(storage, "full", filler, key=noise(200, seed=1))
         limits = Limits(max_document_bytes=size + 10)
         async with relay_server(storage=storage, limits=limits) as (relay, url, _):
             a = crdtsync.Doc()
