@@ -602,13 +602,15 @@ class Doc:
         n = len(content)
         me = self._replica
         vv = self._vv
-        counter = vv.get(me, 0) + 1  # the next n counters and Lamport times (see _tick)
+        counter = vv.get(me, 0) + 1  # the next n counters (see _tick)
+        # One past the clock, unless the insert continues our latest run (insert_local).
         lamport = self._lamport + 1
         if counter + n - 1 > MAX_CLOCK or lamport + n - 1 > MAX_CLOCK:
             self._clock_overflow(n)
         vv[me] = counter + n - 1
-        self._lamport += n
-        origin = container._seq.insert_local(index, content, me, counter, lamport)
+        origin, lamport = container._seq.insert_local(index, content, me, counter, lamport)
+        if lamport + n - 1 > self._lamport:
+            self._lamport = lamport + n - 1
         if txn._undo is not None:
             txn._undo.append(("i", container, me, counter, n))
         entries = txn._entries

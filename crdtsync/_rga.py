@@ -454,24 +454,28 @@ class Sequence:
 
     def insert_local(
         self, pos: int, content: Any, replica: int, counter: int, lamport: int
-    ) -> Dot | None:
-        """Insert ``content`` so that it starts at visible index ``pos``; return its origin."""
+    ) -> tuple[Dot | None, int]:
+        """Insert ``content`` so that it starts at visible index ``pos``; return its origin
+        and the Lamport time of its first element.
+
+        That is ``lamport`` (one past the replica's clock), except when the insert goes on
+        from the end of this replica's latest change: then it continues that run's Lamport
+        times, so that a run typed while others type stays one run (see
+        :meth:`_continues_own_run`).
+        """
         n = len(content)
         if pos == 0:
             run = Run(self, replica, counter, lamport, None, self._own(content), n)
             self.ids.add(run)
             self._place(self.blocks[self._spares], 0, run)
             self._hint = (run, 0, self._stamp)
-            return None
+            return None, lamport
         left, offset = self.locate(pos - 1)
         origin = (left.replica, left.counter + offset)
         if offset == left.length - 1:
-            if (
-                left.replica == replica
-                and left.counter + left.length == counter
-                and left.lamport + left.length == lamport
-            ):
+            if self._continues_own_run(left, replica, counter):
                 # Typing on at the end of our own latest run: grow it in place.
+                lamport = left.lamport + left.length
                 if self.is_text:
                     left.content = left.content + content
                 else:
@@ -484,7 +488,7 @@ class Sequence:
                 self._cache = None
                 self._stamp += 1
                 self._hint = (left, pos - 1 - offset, self._stamp)
-                return origin
+                return origin, lamport
         else:
             self.split(left, offset + 1)
         run = Run(self, replica, counter, lamport, origin, self._own(content), n)
@@ -492,7 +496,23 @@ class Sequence:
         block, i = self._next_slot(left)
         self._place(block, i, run)
         self._hint = (run, pos, self._stamp)
-        return origin
+        return origin, lamport
+
+    def _continues_own_run(self, left: Run, replica: int, counter: int) -> bool:
+        """Whether an insert by ``replica`` with first counter ``counter`` right after the
+        last element of ``left`` may take the Lamport time after that element's.
+
+        The RGA rule needs an element newer than its origin (so it is) and newer than every
+        element it was placed ahead of. The element after ``left`` is either a child of
+        ``left``'s last element, which must be older than the insert, or something outside
+        that element's subtree, which is older than one of its ancestors and so than the
+        insert. ``left`` must also be this replica's latest change, so that its Lamport
+        times stay unique and increasing with its counters.
+        """
+        if left.replica != replica or left.counter + left.length != counter:
+            return False
+        nxt = self._run_at(*self._next_slot(left))
+        return nxt is None or (nxt.lamport, nxt.replica) < (left.lamport + left.length, replica)
 
     def _delete_tail(
         self, run: Run, keep: int, deleter: Dot, gc: bool
