@@ -506,62 +506,72 @@ def _lamport(c: int, offset: int) -> int:
     return value
 
 
-def _decode_segment(raw: Any, rd: _Reader) -> Segment:
-    if type(raw) is list and 6 <= len(raw) <= 7 and raw[2] == LAMPORT:
-        typed = _typed_segment(raw, rd)
-        if typed is not None:
-            return typed
-    return _decode_segment_loop(raw, rd)
-
-
-def _typed_segment(seg: list[Any], rd: _Reader) -> Segment | None:
-    """A segment of one typed text run after its Lamport offset, ``[replica, counter,
-    LAMPORT, offset, INS_NEXT, text]`` or ``[..., INS, origin, text]``, the shape nearly
-    every segment of a relay's merge of keystrokes has; decoded with the checks of
-    :func:`_decode_segment_loop` inline, or None for anything else (valid or not), which
-    the loop then decodes."""
-    ri, c, off, tag = seg[0], seg[1], seg[3], seg[4]
-    replicas = rd.replicas
-    if type(ri) is not int or not 0 <= ri < len(replicas) or not rd.roots:
+def _simple_segment(seg: Any, replicas: list[int], key: RootKey) -> Segment | None:
+    """A segment of one of the shapes of a keystroke, which nearly every segment of a
+    relay's merge of keystrokes has: one delete, ``[replica, counter, DEL, ranges]``, or
+    one live text run, ``[replica, counter, (LAMPORT, offset,) INS_NEXT, text]`` or
+    ``[..., INS, origin, text]``, changing ``key`` (the first root, a text). Decoded with
+    the checks of :func:`_decode_segment_loop` inline; None for anything else (valid or
+    not), which the loop then decodes."""
+    if type(seg) is not list or not 4 <= len(seg) <= 7:
         return None
-    if type(c) is not int or type(off) is not int or not 1 <= c <= MAX_COUNTER:
+    ri, c, tag = seg[0], seg[1], seg[2]
+    if type(ri) is not int or not 0 <= ri < len(replicas):
         return None
-    key = rd.roots[0]  # no ROOT entry: the first root
-    if key[0] != "t":
+    if type(c) is not int or not 1 <= c <= MAX_COUNTER:
+        return None
+    if type(tag) is not int:  # True == 1 and 3.0 == 3, but neither is a tag
         return None
     replica = replicas[ri]
-    origin: Dot | None
-    if tag == INS_NEXT and len(seg) == 6:
-        if c < 2:
+    if tag == DEL:
+        flat = seg[3]
+        if len(seg) != 4 or type(flat) is not list or not flat or len(flat) % 3:
             return None
+        ranges = []
+        for i in range(0, len(flat), 3):
+            rr, rc, n = flat[i], flat[i + 1], flat[i + 2]
+            if (
+                type(rr) is not int
+                or not 0 <= rr < len(replicas)
+                or type(rc) is not int
+                or type(n) is not int
+                or not 1 <= rc <= MAX_COUNTER
+                or not 1 <= n <= MAX_COUNTER - rc + 1
+            ):
+                return None
+            ranges.append((replicas[rr], rc, n))
+        return Segment(replica, c, c + 1, [(DEL, c, key, ranges)])
+    i = 2
+    offset = 0
+    if tag == LAMPORT:
+        offset = seg[3]
+        if type(offset) is not int or not -MAX_COUNTER <= offset <= MAX_COUNTER:
+            return None
+        tag = seg[4] if len(seg) > 4 and type(seg[4]) is int else None
+        i = 4
+    origin: Dot | None
+    if tag == INS_NEXT and len(seg) == i + 2 and c >= 2:
         origin = (replica, c - 1)
-        content = seg[5]
-    elif tag == INS and len(seg) == 7:
-        raw = seg[5]
-        if type(raw) is list and len(raw) == 2:
-            ro, co = raw
-            if type(ro) is not int or not 0 <= ro < len(replicas):
-                return None
-            if type(co) is not int or not 1 <= co <= MAX_COUNTER:
-                return None
-            origin = (replicas[ro], co)
+    elif tag == INS and len(seg) == i + 3:
+        raw = seg[i + 1]
+        if raw is None:
+            origin = None
         elif type(raw) is int and 0 <= raw <= c - 2:
             origin = (replica, c - 1 - raw)
-        elif raw is None:
-            origin = None
+        elif (
+            type(raw) is list
+            and len(raw) == 2
+            and type(raw[0]) is int
+            and 0 <= raw[0] < len(replicas)
+            and type(raw[1]) is int
+            and 1 <= raw[1] <= MAX_COUNTER
+        ):
+            origin = (replicas[raw[0]], raw[1])
         else:
             return None
-        content = seg[6]
     else:
         return None
-    return _text_run(replica, c, key, off, origin, content)
-
-
-def _text_run(
-    replica: int, c: int, key: RootKey, offset: int, origin: Dot | None, content: Any
-) -> Segment | None:
-    """The segment of one live text run, if ``content`` and the counters and Lamport times
-    it takes are valid; None otherwise (the general decoder then says what is wrong)."""
+    content = seg[-1]
     if type(content) is not str or not content:
         return None
     n = len(content)
@@ -777,65 +787,10 @@ def _decode_keystroke(body: Any) -> Update | None:
         return None
     raw_root = roots[0]
     key = _ROOT_KEYS.get(raw_root) if type(raw_root) is str else None
-    seg = segments[0]
-    if key is None or key[0] != "t" or type(seg) is not list or not 4 <= len(seg) <= 7:
+    if key is None or key[0] != "t":
         return None
-    head, c, tag = seg[0], seg[1], seg[2]
-    if type(head) is not int or head != 0 or type(c) is not int or not 1 <= c <= MAX_COUNTER:
-        return None
-    if type(tag) is not int:  # True == 1 and 3.0 == 3, but neither is a tag
-        return None
-    replica = replicas[0]
-    if tag == DEL and len(seg) == 4:
-        flat = seg[3]
-        if type(flat) is not list or not flat or len(flat) % 3:
-            return None
-        ranges = []
-        for i in range(0, len(flat), 3):
-            ri, rc, n = flat[i], flat[i + 1], flat[i + 2]
-            if (
-                type(ri) is not int
-                or not 0 <= ri < len(replicas)
-                or type(rc) is not int
-                or type(n) is not int
-                or not 1 <= rc <= MAX_COUNTER
-                or not 1 <= n <= MAX_COUNTER - rc + 1
-            ):
-                return None
-            ranges.append((replicas[ri], rc, n))
-        return Update([Segment(replica, c, c + 1, [(DEL, c, key, ranges)])])
-    i = 2
-    offset = 0
-    if tag == LAMPORT:
-        offset = seg[3]
-        if type(offset) is not int or not -MAX_COUNTER <= offset <= MAX_COUNTER:
-            return None
-        tag = seg[4] if len(seg) > 4 and type(seg[4]) is int else None
-        i = 4
-    origin: Dot | None
-    if tag == INS_NEXT and len(seg) == i + 2 and c >= 2:
-        origin = (replica, c - 1)
-    elif tag == INS and len(seg) == i + 3:
-        raw = seg[i + 1]
-        if raw is None:
-            origin = None
-        elif type(raw) is int and 0 <= raw <= c - 2:
-            origin = (replica, c - 1 - raw)
-        elif (
-            type(raw) is list
-            and len(raw) == 2
-            and type(raw[0]) is int
-            and 0 <= raw[0] < len(replicas)
-            and type(raw[1]) is int
-            and 1 <= raw[1] <= MAX_COUNTER
-        ):
-            origin = (replicas[raw[0]], raw[1])
-        else:
-            return None
-    else:
-        return None
-    run = _text_run(replica, c, key, offset, origin, seg[-1])
-    return None if run is None else Update([run])
+    seg = _simple_segment(segments[0], replicas, key)
+    return None if seg is None else Update([seg])
 
 
 def _decode_body(body: Any, children: bool = False) -> Update:
@@ -875,7 +830,12 @@ def _decode_general(body: Any, children: bool = False) -> Update:
         roots.append(key)
     rd = _Reader(replicas, roots)
     rd.nested = nested
-    update = Update([_decode_segment(raw, rd) for raw in _list(body[2], "segments")])
+    first = roots[0] if roots and roots[0][0] == "t" else None
+    decoded = []
+    for raw in _list(body[2], "segments"):
+        seg = None if first is None else _simple_segment(raw, replicas, first)
+        decoded.append(_decode_segment_loop(raw, rd) if seg is None else seg)
+    update = Update(decoded)
     segments = update.segments
     if len(segments) > 1 and len({s.replica for s in segments}) < len(segments):
         spans = sorted((s.replica, s.start, s.end) for s in segments)

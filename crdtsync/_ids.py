@@ -142,14 +142,18 @@ class IdIndex:
 
     def find(self, replica: int, counter: int) -> Run | None:
         """The run holding the element ``(replica, counter)``, if any."""
-        starts = self._starts.get(replica)
-        if starts is None:
+        runs = self._runs.get(replica)
+        if runs is None:
             chunked = self._chunked.get(replica)
             return None if chunked is None else chunked.find(counter)
-        i = bisect_right(starts, counter) - 1
-        if i < 0:
-            return None
-        run = self._runs[replica][i]
+        run = runs[-1]
+        if counter < run.counter:
+            # Not the replica's latest run (the origin of most remote inserts: its
+            # previous keystroke): search.
+            i = bisect_right(self._starts[replica], counter) - 1
+            if i < 0:
+                return None
+            run = runs[i]
         return run if counter < run.counter + run.length else None
 
     def add(self, run: Run) -> None:

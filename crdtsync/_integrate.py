@@ -236,7 +236,8 @@ BULK_CHANGES = 1000
 
 def integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], origin: Any) -> None:
     """Apply a ready update (see :func:`check_ready`) and notify listeners."""
-    if sum(len(seg.entries) for seg in update.segments) >= BULK_CHANGES:
+    # (Every change takes at least a byte: a shorter update needs no count.)
+    if len(data) >= BULK_CHANGES and sum(len(s.entries) for s in update.segments) >= BULK_CHANGES:
         without_gc(lambda: _integrate(doc, data, update, tops, origin))
     else:
         _integrate(doc, data, update, tops, origin)

@@ -622,22 +622,24 @@ class Sequence:
             left = ids.find(*origin)  # held: check_ready saw to that
             assert left is not None and left.seq is self
             k = origin[1] - left.counter + 1
-            if k < left.length:
+            split = k < left.length
+            if split:
                 self.split(left, k)
-                block, i = self._next_slot(left)
-            else:
-                block, i = self._next_slot(left)
-                if (
-                    left.replica == replica
-                    and left.counter + left.length == counter
-                    and left.lamport + left.length == lamport
-                    and left.deleter == deleter
-                    and (content is None) == (left.content is None)
-                    and (deleter is None) != left.deleted
-                ):
-                    nxt = self._run_at(block, i)
-                    if nxt is None or (nxt.lamport, nxt.replica) < (lamport, replica):
-                        return self._extend(left, content, length, want_pos)
+            block = left.block
+            i = _index_in(block.runs, left) + 1
+            if (
+                not split
+                and left.replica == replica
+                and left.counter + left.length == counter
+                and left.lamport + left.length == lamport
+                and left.deleter == deleter
+                and (content is None) == (left.content is None)
+                and (deleter is None) != left.deleted
+            ):
+                runs = block.runs
+                nxt = runs[i] if i < len(runs) else self._run_at(block, i)
+                if nxt is None or (nxt.lamport, nxt.replica) < (lamport, replica):
+                    return self._extend(left, content, length, want_pos)
         # Skip newer siblings (and, being contiguous after them, their descendants).
         runs = block.runs
         while True:
