@@ -96,7 +96,7 @@ class _Changes:
 class Transaction:
     """Groups local edits into one update. Use it through :meth:`Doc.transaction`."""
 
-    __slots__ = ("_doc", "origin", "local", "_entries", "_changes", "_depth", "_undo")
+    __slots__ = ("_doc", "origin", "local", "_entries", "_changes", "_depth", "_undo", "_tail")
 
     def __init__(self, doc: Doc, origin: Any, local: bool) -> None:
         self._doc = doc
@@ -108,6 +108,10 @@ class Transaction:
         #: id(container) -> (container, changes); by id because an LWWMap compares by value
         self._changes: dict[int, tuple[Container[Any], _Changes]] = {}
         self._depth = 0
+        #: (index, pieces): content typed onto the insert entry at ``index`` that is not in
+        #: it yet. Joined once when the transaction is encoded: joining on every keystroke
+        #: would copy the content typed so far each time.
+        self._tail: tuple[int, builtins.list[Any]] | None = None
 
     def __enter__(self) -> Transaction:
         doc = self._doc
@@ -172,7 +176,21 @@ class Transaction:
                 ch.marks_before = len(container._marks)
         container._marks.append(mark)
 
+    def _join_tail(self) -> None:
+        """Put the pieces typed onto an insert entry into it (see ``_tail``)."""
+        if self._tail is None:
+            return
+        i, pieces = self._tail
+        self._tail = None
+        e = self._entries[i]
+        if type(e[5]) is str:
+            content: Any = "".join([e[5], *pieces])
+        else:
+            content = [v for part in (e[5], *pieces) for v in part]
+        self._entries[i] = (e[0], e[1], e[2], e[3], e[4], content, e[6], e[7])
+
     def _encode(self) -> bytes:
+        self._join_tail()
         entries = self._entries
         doc = self._doc
         if len(entries) == 1:
@@ -625,13 +643,18 @@ class Doc:
                 and last[3] + last[6] == lamport
                 and origin == (self._replica, counter - 1)
             ):
+                tail = txn._tail
+                if tail is None or tail[0] != len(entries) - 1:
+                    txn._join_tail()
+                    tail = txn._tail = (len(entries) - 1, [])
+                tail[1].append(content)
                 entries[-1] = (
                     enc.INS,
                     last[1],
                     last[2],
                     last[3],
                     last[4],
-                    last[5] + content,
+                    last[5],
                     last[6] + n,
                     None,
                 )

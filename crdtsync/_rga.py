@@ -31,6 +31,13 @@ Dot = tuple[int, int]
 #: scan inside a block short; the Fenwick tree keeps the walk over blocks logarithmic.
 MAX_BLOCK_RUNS = 64
 
+#: A text run stops growing (by typing on, remote or local, or by tombstones folding
+#: together) at this many characters: a str cannot grow in place, so each step copies the
+#: run, and copying a million characters per keystroke is a cliff. The next run continues
+#: it (origin its last element, the next ids and Lamport times), which the RGA order
+#: cannot tell from one run.
+MAX_TEXT_RUN = 4096
+
 
 def _index_in(runs: list[Run], run: Run) -> int:
     """The slot of ``run`` in its block's ``runs``. The run remembers where it was last
@@ -440,6 +447,7 @@ class Sequence:
             and right.origin == (right.replica, right.counter - 1)
             and left.deleter[0] == right.deleter[0]  # type: ignore[index]
             and (left.content is None) == (right.content is None)
+            and self._may_grow(left, right.length)
         ):
             return False
         if left.content is not None:
@@ -474,21 +482,22 @@ class Sequence:
         origin = (left.replica, left.counter + offset)
         if offset == left.length - 1:
             if self._continues_own_run(left, replica, counter):
-                # Typing on at the end of our own latest run: grow it in place.
                 lamport = left.lamport + left.length
-                if self.is_text:
-                    left.content = left.content + content
-                else:
-                    left.content.extend(content)
-                left.length += n
-                block = left.block
-                block.vis += n
-                self.vis_len += n
-                self._fen_add(block.index, n)
-                self._cache = None
-                self._stamp += 1
-                self._hint = (left, pos - 1 - offset, self._stamp)
-                return origin, lamport
+                if self._may_grow(left, n):
+                    # Typing on at the end of our own latest run: grow it in place.
+                    if self.is_text:
+                        left.content = left.content + content
+                    else:
+                        left.content.extend(content)
+                    left.length += n
+                    block = left.block
+                    block.vis += n
+                    self.vis_len += n
+                    self._fen_add(block.index, n)
+                    self._cache = None
+                    self._stamp += 1
+                    self._hint = (left, pos - 1 - offset, self._stamp)
+                    return origin, lamport
         else:
             self.split(left, offset + 1)
         run = Run(self, replica, counter, lamport, origin, self._own(content), n)
@@ -514,6 +523,10 @@ class Sequence:
         nxt = self._run_at(*self._next_slot(left))
         return nxt is None or (nxt.lamport, nxt.replica) < (left.lamport + left.length, replica)
 
+    def _may_grow(self, run: Run, n: int) -> bool:
+        """Whether ``run`` may take ``n`` more elements in place (see MAX_TEXT_RUN)."""
+        return run.length + n <= MAX_TEXT_RUN or not self.is_text or run.content is None
+
     def _delete_tail(
         self, run: Run, keep: int, deleter: Dot, gc: bool
     ) -> list[tuple[int, int, int]] | None:
@@ -533,6 +546,7 @@ class Sequence:
             and nxt.origin == (run.replica, end - 1)
             and nxt.deleter[0] == deleter[0]  # type: ignore[index]
             and (nxt.content is None) == gc
+            and self._may_grow(nxt, run.length - keep)
         ):
             return None
         k = run.length - keep
@@ -635,6 +649,7 @@ class Sequence:
                 and left.deleter == deleter
                 and (content is None) == (left.content is None)
                 and (deleter is None) != left.deleted
+                and self._may_grow(left, length)
             ):
                 runs = block.runs
                 nxt = runs[i] if i < len(runs) else self._run_at(block, i)
