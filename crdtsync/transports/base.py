@@ -178,6 +178,7 @@ class SyncClient:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # the document or presence changed: poll
         self._local = asyncio.Event()  # a local edit or presence change is waiting
+        self._ack_wake = asyncio.Event()  # the ACK wait is over: a local edit, or its time
         self._progress = asyncio.Event()  # pulsed after every exchange: re-check waiters
         self._connected = False
         self._got_level = False
@@ -362,6 +363,7 @@ class SyncClient:
 
     def _local_change(self) -> None:
         self._local.set()
+        self._ack_wake.set()
         self._wake.set()
 
     def _pulse(self) -> None:
@@ -507,8 +509,16 @@ class SyncClient:
                 if not replies and not self._local.is_set() and self.ack_delay > 0:
                     # Only an ACK of what we received is due: wait a little, so that one ACK
                     # covers many updates when they stream in (a local edit cuts it short).
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._local.wait(), self.ack_delay)
+                    # (A timer, not asyncio.wait_for, which makes a task per wait: this
+                    # runs for nearly every message a busy room sends.)
+                    self._ack_wake.clear()
+                    timer = asyncio.get_running_loop().call_later(
+                        self.ack_delay, self._ack_wake.set
+                    )
+                    try:
+                        await self._ack_wake.wait()
+                    finally:
+                        timer.cancel()
                 if self._local.is_set() and not replies and self.batch_delay > 0:
                     await asyncio.sleep(self.batch_delay)
                 self._local.clear()
