@@ -731,18 +731,17 @@ class Sequence:
                     return
                 counter = nxt
                 continue
-            if run.seq is not self:
-                counter = run.counter + run.length  # another container's elements
+            if run.seq is not self or run.deleted:
+                # Another container's elements, or deleted already: cutting the run would
+                # undo the folding of tombstones for nothing.
+                counter = run.counter + run.length
                 continue
             if run.counter < counter:
                 run = self.split(run, counter - run.counter)
             if run.counter + run.length > end:
                 self.split(run, end - run.counter)
-            if not run.deleted:
-                if positions is not None:
-                    positions.append((self.position_of(run), run.length))
-                end_of_run = run.counter + run.length
-                self._mark_deleted(run, deleter, gc)
-                counter = end_of_run
-                continue
-            counter = run.counter + run.length
+            if positions is not None:
+                positions.append((self.position_of(run), run.length))
+            end_of_run = run.counter + run.length
+            self._mark_deleted(run, deleter, gc)
+            counter = end_of_run
