@@ -11,6 +11,7 @@ metric means.
     python -m benchmarks --only B1,B4        # groups, ids or patterns (B1.*, traces, merge)
     python -m benchmarks --systems crdtsync,loro --runs 3
     python -m benchmarks --list              # the cases and their ids
+    python -m benchmarks --scaling           # per-op time as documents grow (scaling.py)
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="the scaling cases instead (benchmarks/scaling.py: per-op time at 10k-1M "
+        "characters and 100-1000 replicas); with --systems, --runs and --out",
+    )
     args = parser.parse_args(argv)
     if args.runs is not None and args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -298,6 +305,15 @@ def run_case(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.scaling:
+        from benchmarks import scaling
+
+        forwarded = ["--systems", ",".join(args.system_names), "--json"]
+        forwarded.append(str(args.out / "scaling.json"))
+        if args.runs:
+            forwarded += ["--runs", str(args.runs)]
+        args.out.mkdir(parents=True, exist_ok=True)
+        return scaling.main(forwarded)
     cases = all_cases(args.n, args.seed, args.traces)
     if args.list:
         for case in cases:

@@ -1,0 +1,221 @@
+"""Scaling cases: does the cost of one edit stay flat as documents and rooms grow?
+
+``python -m benchmarks --scaling`` (or ``python benchmarks/scaling.py``) runs, on crdtsync,
+pycrdt and loro in one process, alternating the systems run by run:
+
+- **typing**: a text of N characters (pasted in one insert), then 2,000 characters typed
+  at its end, one transaction each; the time per character.
+- **random**: a text grown to N characters by words of 4-12 characters inserted at random
+  places (so it is made of many runs, as edited text is), then 2,000 single characters
+  inserted at random places, one transaction each; the time per insert.
+- **append**: N values appended to a list within one transaction; the time per append.
+- **replicas**: R replicas each type 100 characters into their own empty text; a new
+  replica applies their R states in the order of their replica ids, ascending and then
+  descending (one of the two makes every replica's first character skip all the others
+  before it); the time per replica of the slower order.
+
+Each row reports the median of ``--runs`` runs and, for each system, the ratio of the
+per-op time at each size to the per-op time at the smallest size: flat is 1.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.systems import ALL_SYSTEMS, System  # noqa: E402
+
+TYPED = 2000  # characters typed, or single characters inserted, per timed run
+SIZES = (10_000, 100_000, 1_000_000)
+APPENDS = (10_000, 100_000, 1_000_000)
+REPLICAS = (100, 400, 1000)
+CHARS_PER_REPLICA = 100
+
+
+def _typing(system: System, n: int) -> float:
+    doc = system.create(1)
+    doc.insert_text(0, "a" * n)
+    gc.collect()
+    t0 = perf_counter()
+    for i in range(TYPED):
+        doc.insert_text(n + i, "b")
+    elapsed = perf_counter() - t0
+    assert len(doc.text()) == n + TYPED
+    return elapsed / TYPED
+
+
+def _random(system: System, n: int) -> float:
+    rnd = random.Random(n)
+    doc = system.create(1)
+    length = 0
+    with doc.transact():
+        while length < n:
+            word = "w" * rnd.randint(4, 12)
+            doc.insert_text(rnd.randint(0, length), word)
+            length += len(word)
+    gc.collect()
+    places = [rnd.randint(0, length + i) for i in range(TYPED)]
+    t0 = perf_counter()
+    for at in places:
+        doc.insert_text(at, "x")
+    elapsed = perf_counter() - t0
+    assert len(doc.text()) == length + TYPED
+    return elapsed / TYPED
+
+
+def _append(system: System, n: int) -> float:
+    doc = system.create(1)
+    gc.collect()
+    t0 = perf_counter()
+    with doc.transact():
+        for i in range(n):
+            doc.insert_array(i, [i])
+    elapsed = perf_counter() - t0
+    assert len(doc.array()) == n
+    return elapsed / n
+
+
+def _replicas(system: System, r: int) -> float:
+    states: list[tuple[int, bytes]] = []
+    for k in range(r):
+        doc = system.create(k + 2)
+        with doc.transact():
+            for i in range(CHARS_PER_REPLICA):
+                doc.insert_text(i, "x")
+        states.append((system.replica_id(k + 2), doc.encode_state()))
+    states.sort()
+    worst = 0.0
+    # Replica ids ascending and descending: one of them is the worst order for the
+    # library's tie-break between concurrent inserts at one place.
+    for order in (states, states[::-1]):
+        merged = system.create(1)
+        gc.collect()
+        t0 = perf_counter()
+        for _, state in order:
+            merged.apply_update(state)
+        text = merged.text()
+        worst = max(worst, perf_counter() - t0)
+        assert len(text) == r * CHARS_PER_REPLICA
+    return worst / r
+
+
+CASES: dict[str, tuple[Callable[[System, int], float], Sequence[int], str]] = {
+    "typing": (_typing, SIZES, "us/char typed at the end of N chars"),
+    "random": (_random, SIZES, "us/insert at random places in N chars of words"),
+    "append": (_append, APPENDS, "us/append, N appends in one transaction"),
+    "replicas": (_replicas, REPLICAS, "us/replica, R replicas' 100 chars merged (worse order)"),
+}
+
+
+def _expected_s(done: dict[int, float | None], case: str, size: int) -> float:
+    """Seconds one run at ``size`` should take, from the largest size done (0: none yet;
+    infinite: that one was sat out too). Per-op time is assumed to grow with the size."""
+    if not done:
+        return 0.0
+    last = max(done)
+    per_op = done[last]
+    if per_op is None:
+        return float("inf")
+    ops = size if case == "append" else TYPED if case != "replicas" else size
+    return per_op * 1e-6 * ops * size / last
+
+
+def _cell(us: float | None) -> str:
+    return "-" if us is None else f"{us:.1f}"
+
+
+def run(
+    cases: Sequence[str],
+    systems: Sequence[System],
+    runs: int,
+    limit: int | None,
+    budget: float = 60.0,
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for name in cases:
+        body, sizes, unit = CASES[name]
+        sizes = [s for s in sizes if limit is None or s <= limit]
+        rows: dict[str, dict[int, float | None]] = {s.name: {} for s in systems}
+        for system in systems:  # a warm-up (imports, first-call costs), not timed
+            body(system, sizes[0])
+        for size in sizes:
+            # A system whose smaller size predicts more than the budget here sits it out.
+            running = [s for s in systems if _expected_s(rows[s.name], name, size) <= budget]
+            samples: dict[str, list[float]] = {s.name: [] for s in running}
+            for _ in range(runs):
+                for system in running:  # alternate, so that drift hits every system alike
+                    samples[system.name].append(body(system, size) * 1e6)
+            for system in systems:
+                got = samples.get(system.name)
+                rows[system.name][size] = statistics.median(got) if got else None
+            print(
+                f"{name} {size}: "
+                + ", ".join(f"{s.name} {_cell(rows[s.name][size])}" for s in systems)
+                + f" ({unit})",
+                flush=True,
+            )
+        results[name] = {"unit": unit, "sizes": sizes, "us": rows}
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = ["| case | size | " + " | ".join(_systems(results)) + " |"]
+    lines.append("|---|---|" + "---|" * len(_systems(results)))
+    for name, res in results.items():
+        first = res["sizes"][0]
+        for size in res["sizes"]:
+            cells = []
+            for per in res["us"].values():
+                if per[size] is None:
+                    cells.append("skipped (over the time budget)")
+                else:
+                    cells.append(f"{per[size]:.1f} us ({per[size] / per[first]:.2f}x)")
+            lines.append(f"| {name} | {size:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _systems(results: dict[str, Any]) -> list[str]:
+    first = next(iter(results.values()))
+    return list(first["us"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks --scaling", description=__doc__)
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated cases")
+    parser.add_argument("--systems", default="crdtsync,pycrdt,loro")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--max-size", type=int, help="skip sizes above this (a quick look)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--budget", type=float, default=60.0, help="seconds a run may be expected to take"
+    )
+    args = parser.parse_args(argv)
+    systems = []
+    for name in args.systems.split(","):
+        system = ALL_SYSTEMS[name]
+        why = system.unavailable() or (None if system.is_crdt else "not a CRDT: nothing to merge")
+        if why is not None:
+            print(f"skipping {name}: {why}", file=sys.stderr)
+            continue
+        systems.append(system)
+    results = run(args.cases.split(","), systems, args.runs, args.max_size, args.budget)
+    print()
+    print(table(results))
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

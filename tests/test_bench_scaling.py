@@ -1,0 +1,27 @@
+"""benchmarks/scaling.py runs every case and reports per-op times with their ratios."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import scaling
+from benchmarks.systems import ALL_SYSTEMS
+
+
+def test_the_scaling_cases_run_and_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scaling, "TYPED", 50)
+    monkeypatch.setitem(scaling.CASES, "replicas", (scaling._replicas, (5, 10), "us/replica"))
+    results = scaling.run(list(scaling.CASES), [ALL_SYSTEMS["crdtsync"]], runs=1, limit=10_000)
+    assert set(results) == {"typing", "random", "append", "replicas"}
+    for res in results.values():
+        assert all(us is not None and us > 0 for us in res["us"]["crdtsync"].values())
+    text = scaling.table(results)
+    assert "| replicas | 10 |" in text and "(1.00x)" in text
+
+
+def test_a_system_over_the_budget_sits_out_the_larger_sizes() -> None:
+    assert scaling._expected_s({}, "typing", 100) == 0.0
+    assert scaling._expected_s({10: None}, "typing", 100) == float("inf")
+    # 100 us per op at size 10 predicts 100 us * 10 (growth) * TYPED ops at size 100.
+    expected = 100e-6 * 10 * scaling.TYPED
+    assert scaling._expected_s({10: 100.0}, "typing", 100) == pytest.approx(expected)
