@@ -9,18 +9,18 @@ smaller one. A replica typing forward makes each character the origin of the nex
 replicas typing at the same place produce two subtrees that never interleave.
 
 Storage: characters typed one after another by one replica (consecutive counters and
-Lamport times, each the origin of the next) form one :class:`Run`. Runs sit in blocks
-(``sortedcontainers``-style list of lists) whose visible lengths are summed in a Fenwick
-tree, so position -> run is O(log blocks + block size). Each replica's runs are also kept
-sorted by counter (``IdIndex``) so id -> run is a bisect. Deleted runs stay as tombstones
-(id, Lamport time and length) because later inserts may name them as origins; with
-garbage collection on, their content is dropped.
+Lamport times, each the origin of the next) form one :class:`Run`. Runs sit in blocks of at
+most ``MAX_BLOCK_RUNS``, and blocks in chunks of at most ``MAX_CHUNK_BLOCKS``; a Fenwick tree
+per chunk sums its blocks' visible lengths and one more sums the chunks', so position -> run
+is O(log blocks + block size) and splitting a block costs O(chunk size). Each replica's runs
+are also kept sorted by counter (``IdIndex``) so id -> run is a bisect. Deleted runs stay as
+tombstones (id, Lamport time and length) because later inserts may name them as origins;
+with garbage collection on, their content is dropped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import accumulate
 from typing import Any
 
 from crdtsync._ids import IdIndex
@@ -28,8 +28,12 @@ from crdtsync._ids import IdIndex
 Dot = tuple[int, int]
 
 #: A block is split in two when it holds more runs than this. Small blocks keep the linear
-#: scan inside a block short; the Fenwick tree keeps the walk over blocks logarithmic.
+#: scan inside a block short; the Fenwick trees keep the walk over blocks logarithmic.
 MAX_BLOCK_RUNS = 64
+
+#: A chunk is split in two when it holds more blocks than this. Splitting a block renumbers
+#: the blocks after it in its chunk and rebuilds the chunk's tree, so this bounds its cost.
+MAX_CHUNK_BLOCKS = 64
 
 #: A text run stops growing (by typing on, remote or local, or by tombstones folding
 #: together) at this many characters: a str cannot grow in place, so each step copies the
@@ -98,24 +102,88 @@ class Run:
         return f"Run({self.replica}:{self.counter}+{self.length} L{self.lamport} {state})"
 
 
-class Block:
-    __slots__ = ("runs", "vis", "index")
+def _fenwick(values: list[int]) -> list[int]:
+    """A Fenwick tree (1-based, ``tree[0]`` unused) over ``values``, built in O(n)."""
+    tree = [0, *values]
+    n = len(values)
+    for i in range(1, n + 1):
+        j = i + (i & -i)
+        if j <= n:
+            tree[j] += tree[i]
+    return tree
 
-    def __init__(self, runs: list[Run], index: int) -> None:
+
+def _fenwick_add(tree: list[int], index: int, delta: int) -> None:
+    """Slot ``index`` (0-based) of ``tree`` changed by ``delta``."""
+    n = len(tree) - 1
+    i = index + 1
+    while i <= n:
+        tree[i] += delta
+        i += i & -i
+
+
+def _fenwick_prefix(tree: list[int], index: int) -> int:
+    """The sum of slots ``[0, index)``."""
+    total = 0
+    while index > 0:
+        total += tree[index]
+        index -= index & -index
+    return total
+
+
+def _fenwick_find(tree: list[int], pos: int) -> tuple[int, int]:
+    """The first slot whose running sum passes ``pos``, and ``pos`` less the slots before it."""
+    n = len(tree) - 1
+    index = 0
+    step = 1 << (n.bit_length() - 1) if n else 0
+    while step:
+        nxt = index + step
+        if nxt <= n and tree[nxt] <= pos:
+            index = nxt
+            pos -= tree[nxt]
+        step >>= 1
+    return index, pos
+
+
+class Block:
+    """Up to ``MAX_BLOCK_RUNS`` consecutive runs: slot ``index`` of ``chunk.blocks``."""
+
+    __slots__ = ("runs", "vis", "chunk", "index")
+
+    def __init__(self, runs: list[Run]) -> None:
         self.runs = runs
         self.vis = 0
-        self.index = index
+        self.chunk: Chunk
+        self.index = 0
         for run in runs:
             run.block = self
             if not run.deleted:
                 self.vis += run.length
 
 
+class Chunk:
+    """Up to ``MAX_CHUNK_BLOCKS`` consecutive blocks (never none): slot ``index`` of
+    ``Sequence.chunks``, with a Fenwick tree over its blocks' visible lengths (``fen``;
+    None until asked for, see :meth:`Sequence._chunk_tree`)."""
+
+    __slots__ = ("blocks", "vis", "fen", "index")
+
+    def __init__(self, blocks: list[Block], index: int) -> None:
+        self.blocks = blocks
+        self.vis = 0
+        self.fen: list[int] | None = None
+        self.index = index
+        for j, block in enumerate(blocks):
+            block.chunk = self
+            block.index = j
+            self.vis += block.vis
+
+
 class Sequence:
     """One Text or List: the ordered runs, their position index and edit primitives.
 
     Positions are visible indices (tombstones take no room). Every mutator keeps the block
-    lengths, the Fenwick tree and the id index in step.
+    and chunk lengths, the Fenwick trees and the id index in step.
     """
 
     def __init__(self, ids: IdIndex, is_text: bool) -> None:
@@ -124,12 +192,11 @@ class Sequence:
         self.key: Any = None
         self.is_text = is_text
         self.empty: Any = "" if is_text else []
-        self.blocks: list[Block] = [Block([], 0)]
-        #: How many of the first blocks are empty spares (see :meth:`_split_block`): the
-        #: sequence's first run is in ``blocks[_spares]``.
-        self._spares = 0
-        self._fen: list[int] | None = [0, 0]
-        self._held_slot = -1
+        self.chunks: list[Chunk] = [Chunk([Block([])], 0)]
+        #: A Fenwick tree over the chunks' visible lengths; None until asked for.
+        self._top: list[int] | None = None
+        #: A change to one block's visible length not yet in its chunk's ``vis`` and trees.
+        self._held: Block | None = None
         self._held_delta = 0
         self.vis_len = 0
         self._cache: Any = None
@@ -139,87 +206,109 @@ class Sequence:
         #: that typing on (and backspacing) skips the position search.
         self._hint: tuple[Run, int, int] | None = None
 
-    # ---- Fenwick tree over block visible lengths -------------------------------------
+    # ---- the position index -----------------------------------------------------------
     #
-    # The tree is built lazily: splitting a block in the middle shifts every later block's
-    # slot, so it drops the tree (``_fen = None``) and the next position query rebuilds it
-    # in one O(blocks) pass. A burst of remote inserts (a merge, a state load) asks for no
-    # positions and so pays for no rebuilds.
+    # Two levels of Fenwick trees: one per chunk over its blocks' visible lengths, and one
+    # over the chunks' (their ``vis``). Splitting a block renumbers only the blocks after
+    # it in its chunk and drops that chunk's tree; splitting a chunk (rarer by a factor of
+    # the chunk size) renumbers the later chunks and drops the top tree. A dropped tree is
+    # rebuilt by the next position query, so a burst of remote inserts (a merge, a state
+    # load) that asks for no positions pays for no rebuilds.
     #
-    # Changes are also held back for one slot: typing changes the same block's length again
-    # and again, so they add up in ``_held_delta`` and reach the tree (O(log B)) only when
-    # another slot changes or a position is asked for.
+    # A change to a block's visible length is held back: typing changes the same block's
+    # length again and again, so the changes add up in ``_held_delta`` and reach the
+    # chunk's ``vis`` and the two trees only when another block changes, a block splits or
+    # a position is asked for. ``block.vis`` itself is always up to date.
 
-    def _tree(self) -> list[int]:
-        """The Fenwick tree, up to date."""
-        tree = self._fen
-        if tree is None:
-            tree = [0]
-            tree.extend([b.vis for b in self.blocks])
-            n = len(tree) - 1
-            for i in range(1, n + 1):
-                j = i + (i & -i)
-                if j <= n:
-                    tree[j] += tree[i]
-            self._fen = tree
-            self._held_delta = 0  # already in the blocks' lengths it was built from
-        elif self._held_delta:
-            self._tree_add(tree, self._held_slot, self._held_delta)
-            self._held_delta = 0
-        return tree
+    @property
+    def blocks(self) -> list[Block]:
+        """Every block in order (a new list: for tests and diagnostics)."""
+        return [block for chunk in self.chunks for block in chunk.blocks]
 
-    def _fen_add(self, index: int, delta: int) -> None:
-        """Block ``index``'s visible length changed by ``delta``."""
-        if self._fen is None:
-            return
-        if index == self._held_slot:
+    def _vis_add(self, block: Block, delta: int) -> None:
+        """``block``'s visible length (already updated) changed by ``delta``."""
+        if block is self._held:
             self._held_delta += delta
             return
         if self._held_delta:
-            self._tree_add(self._fen, self._held_slot, self._held_delta)
-        self._held_slot = index
+            self._flush()
+        self._held = block
         self._held_delta = delta
 
-    @staticmethod
-    def _tree_add(tree: list[int], index: int, delta: int) -> None:
-        n = len(tree) - 1
-        i = index + 1
-        while i <= n:
-            tree[i] += delta
-            i += i & -i
+    def _flush(self) -> None:
+        """Bring the held change into its chunk's length and the trees."""
+        delta = self._held_delta
+        if delta:
+            block = self._held
+            assert block is not None
+            chunk = block.chunk
+            chunk.vis += delta
+            if chunk.fen is not None:
+                _fenwick_add(chunk.fen, block.index, delta)
+            if self._top is not None:
+                _fenwick_add(self._top, chunk.index, delta)
+            self._held_delta = 0
 
-    def _prefix(self, index: int) -> int:
-        """Visible length of blocks ``[0, index)``."""
-        tree = self._tree()
-        total = 0
-        while index > 0:
-            total += tree[index]
-            index -= index & -index
-        return total
+    def _top_tree(self) -> list[int]:
+        """The tree over the chunks, up to date (and every chunk's held change flushed)."""
+        if self._held_delta:
+            self._flush()
+        top = self._top
+        if top is None:
+            top = self._top = _fenwick([chunk.vis for chunk in self.chunks])
+        return top
+
+    @staticmethod
+    def _chunk_tree(chunk: Chunk) -> list[int]:
+        """``chunk``'s tree over its blocks; only once the held change is flushed."""
+        fen = chunk.fen
+        if fen is None:
+            fen = chunk.fen = _fenwick([block.vis for block in chunk.blocks])
+        return fen
 
     def _find_block(self, pos: int) -> tuple[Block, int]:
         """The block holding visible index ``pos`` and ``pos`` relative to its start."""
-        tree = self._tree()
-        n = len(tree) - 1
-        index = 0
-        step = 1 << (n.bit_length() - 1) if n else 0
-        while step:
-            nxt = index + step
-            if nxt <= n and tree[nxt] <= pos:
-                index = nxt
-                pos -= tree[nxt]
-            step >>= 1
-        return self.blocks[index], pos
+        c, pos = _fenwick_find(self._top_tree(), pos)
+        chunk = self.chunks[c]
+        b, pos = _fenwick_find(self._chunk_tree(chunk), pos)
+        return chunk.blocks[b], pos
+
+    def _block_start(self, block: Block) -> int:
+        """Visible length of the blocks before ``block``."""
+        chunk = block.chunk
+        before = _fenwick_prefix(self._top_tree(), chunk.index)
+        return before + _fenwick_prefix(self._chunk_tree(chunk), block.index)
+
+    def _next_block(self, block: Block) -> Block | None:
+        """The block after ``block`` (None for the last)."""
+        chunk = block.chunk
+        if block.index + 1 < len(chunk.blocks):
+            return chunk.blocks[block.index + 1]
+        if chunk.index + 1 < len(self.chunks):
+            return self.chunks[chunk.index + 1].blocks[0]
+        return None
+
+    def _block_after(self, block: Block) -> Block:
+        """The block after ``block``, which the caller knows is not the last."""
+        after = self._next_block(block)
+        assert after is not None, "position index out of step with the runs"
+        return after
+
+    def _first_block(self) -> Block:
+        return self.chunks[0].blocks[0]
 
     # ---- reading ----------------------------------------------------------------------
 
     def runs(self) -> Iterator[Run]:
-        for block in self.blocks:
-            yield from block.runs
+        for chunk in self.chunks:
+            for block in chunk.blocks:
+                yield from block.runs
 
     def value(self) -> Any:
         if self._cache is None:
-            parts = [r.content for b in self.blocks for r in b.runs if not r.deleted]
+            parts = [
+                r.content for c in self.chunks for b in c.blocks for r in b.runs if not r.deleted
+            ]
             if self.is_text:
                 self._cache = "".join(parts)
             else:
@@ -244,7 +333,7 @@ class Sequence:
     def position_of(self, run: Run) -> int:
         """Visible index of the first element of ``run``."""
         block = run.block
-        pos = self._prefix(block.index)
+        pos = self._block_start(block)
         for other in block.runs:
             if other is run:
                 return pos
@@ -262,7 +351,7 @@ class Sequence:
         i = _index_in(block.runs, run)
         while need > 0:
             if i == len(block.runs):
-                block = self.blocks[block.index + 1]
+                block = self._block_after(block)
                 i = 0
                 continue
             r = block.runs[i]
@@ -293,92 +382,42 @@ class Sequence:
         if not run.deleted:
             block.vis += run.length
             self.vis_len += run.length
-            self._fen_add(block.index, run.length)
+            self._vis_add(block, run.length)
             self._cache = None
         if len(block.runs) > MAX_BLOCK_RUNS:
             self._split_block(block)
 
     def _split_block(self, block: Block) -> None:
-        """Move the second half of an overfull ``block`` into a new block after it.
-
-        A block added in the middle shifts the slots of the blocks on one side of it. The
-        side nearer an end of the sequence moves: the blocks after it (their slots go up by
-        one), or, by taking one of the empty *spare* blocks kept at the front, the blocks
-        before it (their slots go down by one). Either way the cost is the distance to that
-        end, so editing near the start of a long document is as cheap as near its end.
-        """
-        blocks = self.blocks
-        b = block.index
+        """Move the second half of an overfull ``block`` into a new block after it, in the
+        same chunk: the later blocks of the chunk move up a slot, and its tree is dropped."""
+        self._flush()
+        chunk = block.chunk
+        blocks = chunk.blocks
         half = len(block.runs) // 2
-        right = Block(block.runs[half:], b + 1)
+        right = Block(block.runs[half:])
         del block.runs[half:]
-        if b + 1 == len(blocks):
-            # Splitting the last block (appending, or loading a state): grow the tree in
-            # O(log n) instead of dropping it.
-            block.vis -= right.vis
-            blocks.append(right)
-            self._fen_add(b, -right.vis)
-            self._fen_append(right.vis)
-        elif 2 * b >= len(blocks):
-            block.vis -= right.vis
-            blocks.insert(b + 1, right)
-            for j in range(b + 2, len(blocks)):
-                blocks[j].index = j
-            self._fen = None  # rebuilt when next asked for a position
-        else:
-            if not self._spares:
-                self._add_spares()
-                b = block.index
-            # Slots start .. b change: the last spare's and those of the blocks up to this
-            # one, which move down one. The spares before them keep their (stale) indices.
-            start = self._spares - 1
-            old_vis = [x.vis for x in blocks[start : b + 1]]
-            block.vis -= right.vis
-            del blocks[0]  # a spare
-            self._spares = start
-            blocks.insert(b, right)
-            for j in range(start, b + 1):
-                blocks[j].index = j
-            self._shift_tree_front(start, old_vis, [x.vis for x in blocks[start : b + 1]])
+        block.vis -= right.vis
+        right.chunk = chunk
+        blocks.insert(block.index + 1, right)
+        for j in range(block.index + 1, len(blocks)):
+            blocks[j].index = j
+        chunk.fen = None
+        if len(blocks) > MAX_CHUNK_BLOCKS:
+            self._split_chunk(chunk)
 
-    def _add_spares(self) -> None:
-        """Put empty blocks in front, a quarter as many as there are blocks."""
-        count = max(4, len(self.blocks) // 4)
-        self.blocks[0:0] = [Block([], 0) for _ in range(count)]
-        for j in range(self._spares, len(self.blocks)):
-            self.blocks[j].index = j
-        self._spares += count
-        self._fen = None
-
-    def _shift_tree_front(self, start: int, old: list[int], new: list[int]) -> None:
-        """Update the Fenwick tree after the values of slots ``start ..`` (0-based) changed
-        from ``old`` to ``new``, with the same total; the slots before ``start`` hold 0."""
-        if self._fen is None:
-            return
-        tree = self._tree()  # with the held change, in the slots as they were
-        n = len(tree) - 1
-        p_old = [0, *accumulate(old)]  # p[k - start]: the sum of 1-based slots 1 .. k
-        p_new = [0, *accumulate(new)]
-        end = start + len(new)
-        for i in range(start + 1, end + 1):  # slots ending inside the changed range
-            low = i & (i - 1)
-            tree[i] = p_new[i - start] - (p_new[low - start] if low > start else 0)
-        i = end + (end & -end)
-        while i <= n:  # slots whose range starts inside it and ends beyond
-            low = i & (i - 1)
-            if low > start:
-                tree[i] += p_old[low - start] - p_new[low - start]
-            i += i & -i
-
-    def _fen_append(self, value: int) -> None:
-        """Add a last slot to the Fenwick tree holding ``value``."""
-        if self._fen is None:
-            return
-        tree = self._tree()
-        i = len(tree)  # the new slot's 1-based index
-        low = i - (i & -i)
-        # tree[i] covers slots (low, i]: the sum of slots low+1 .. i-1, plus value.
-        tree.append(self._prefix(i - 1) - self._prefix(low) + value)
+    def _split_chunk(self, chunk: Chunk) -> None:
+        """Move the second half of an overfull ``chunk`` into a new chunk after it (with no
+        change held: see :meth:`_split_block`)."""
+        chunks = self.chunks
+        half = len(chunk.blocks) // 2
+        right = Chunk(chunk.blocks[half:], chunk.index + 1)
+        del chunk.blocks[half:]
+        chunk.vis -= right.vis
+        chunk.fen = None
+        chunks.insert(right.index, right)
+        for j in range(right.index + 1, len(chunks)):
+            chunks[j].index = j
+        self._top = None
 
     def split(self, run: Run, k: int) -> Run:
         """Cut ``run`` after its first ``k`` elements (0 < k < length); return the right part."""
@@ -422,7 +461,7 @@ class Sequence:
         block = run.block
         block.vis -= run.length
         self.vis_len -= run.length
-        self._fen_add(block.index, -run.length)
+        self._vis_add(block, -run.length)
         self._cache = None
         self._stamp += 1
         runs = block.runs
@@ -475,7 +514,7 @@ class Sequence:
         if pos == 0:
             run = Run(self, replica, counter, lamport, None, self._own(content), n)
             self.ids.add(run)
-            self._place(self.blocks[self._spares], 0, run)
+            self._place(self._first_block(), 0, run)
             self._hint = (run, 0, self._stamp)
             return None, lamport
         left, offset = self.locate(pos - 1)
@@ -493,7 +532,7 @@ class Sequence:
                     block = left.block
                     block.vis += n
                     self.vis_len += n
-                    self._fen_add(block.index, n)
+                    self._vis_add(block, n)
                     self._cache = None
                     self._stamp += 1
                     self._hint = (left, pos - 1 - offset, self._stamp)
@@ -563,7 +602,7 @@ class Sequence:
         block = run.block
         block.vis -= k
         self.vis_len -= k
-        self._fen_add(block.index, -k)
+        self._vis_add(block, -k)
         self._cache = None
         self._stamp += 1
         return [(run.replica, end - k, k)]
@@ -585,7 +624,7 @@ class Sequence:
         i = _index_in(block.runs, run)
         while length > 0:
             if i == len(block.runs):
-                block = self.blocks[block.index + 1]
+                block = self._block_after(block)
                 i = 0
                 continue
             run = block.runs[i]
@@ -631,7 +670,7 @@ class Sequence:
         """
         ids = self.ids
         if origin is None:
-            block, i = self.blocks[self._spares], 0
+            block, i = self._first_block(), 0
         else:
             left = ids.find(*origin)  # held: check_ready saw to that
             assert left is not None and left.seq is self
@@ -664,9 +703,10 @@ class Sequence:
                     i += 1
                     continue
                 break
-            if block.index + 1 == len(self.blocks):
+            after = self._next_block(block)
+            if after is None:
                 break
-            block = self.blocks[block.index + 1]
+            block = after
             runs = block.runs
             i = 0
         run = Run(self, replica, counter, lamport, origin, self._own(content), length)
@@ -682,10 +722,10 @@ class Sequence:
     def _run_at(self, block: Block, i: int) -> Run | None:
         """The run at slot ``i`` of ``block``, or the first after it (None at the end)."""
         while i == len(block.runs):
-            if block.index + 1 == len(self.blocks):
+            after = self._next_block(block)
+            if after is None:
                 return None
-            block = self.blocks[block.index + 1]
-            i = 0
+            block, i = after, 0
         return block.runs[i]
 
     def _extend(self, run: Run, content: Any, length: int, want_pos: bool) -> int | None:
@@ -702,7 +742,7 @@ class Sequence:
         block = run.block
         block.vis += length
         self.vis_len += length
-        self._fen_add(block.index, length)
+        self._vis_add(block, length)
         self._cache = None
         return self.position_of(run) + start if want_pos else None
 

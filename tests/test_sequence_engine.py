@@ -1,10 +1,11 @@
 """The sequence engine's own bookkeeping, checked after every step with tiny blocks.
 
 The convergence and model tests see only values; these check what makes look-ups fast:
-block numbering, per-block visible lengths, the (lazily rebuilt) Fenwick tree, the
-per-replica id index and the local-edit hint. Blocks are shrunk to four runs so that a short
-hypothesis run splits blocks at the front, middle and end many times (and id-index chunks
-are shrunk to three runs likewise).
+block and chunk numbering, their visible lengths, the (lazily rebuilt) Fenwick trees with
+the held-back change, the per-replica id index and the local-edit hint. Blocks are shrunk to
+four runs and chunks to three blocks so that a short hypothesis run splits blocks and chunks
+at the front, middle and end many times (and id-index chunks are shrunk to three runs
+likewise).
 """
 
 from __future__ import annotations
@@ -23,15 +24,32 @@ from crdtsync import _ids, _rga
 
 def check_sequence(seq: _rga.Sequence) -> None:
     """Every derived structure of ``seq`` agrees with its runs."""
+    held = seq._held_delta
+    assert held == 0 or seq._held is not None
+    # The structure as it stands, before any query flushes the held change or rebuilds a
+    # dropped tree: numbering, sizes, lengths, and each tree that is built.
+    assert seq.chunks
+    for c, chunk in enumerate(seq.chunks):
+        assert chunk.index == c
+        assert 0 < len(chunk.blocks) <= _rga.MAX_CHUNK_BLOCKS
+        lengths = []
+        for i, block in enumerate(chunk.blocks):
+            assert block.chunk is chunk and block.index == i
+            assert 0 < len(block.runs) <= _rga.MAX_BLOCK_RUNS or len(seq.blocks) == 1
+            assert block.vis == sum(r.length for r in block.runs if not r.deleted)
+            # What the trees hold for it: its length less a change held back.
+            lengths.append(block.vis - (held if block is seq._held else 0))
+        assert chunk.vis == sum(lengths)
+        if chunk.fen is not None:
+            assert chunk.fen == _rga._fenwick(lengths)
+    if seq._top is not None:
+        assert seq._top == _rga._fenwick([chunk.vis for chunk in seq.chunks])
+    # Every run reached by a plain walk, and every query agreeing with that walk.
+    walk: list[tuple[_rga.Block, int]] = []  # (block, offset in it) for each position
     total = 0
-    for i, block in enumerate(seq.blocks):
-        if i < seq._spares:
-            assert not block.runs and block.vis == 0  # a spare (its index is not used)
-        else:
-            assert block.index == i
-            assert block.runs or len(seq.blocks) == seq._spares + 1
-        assert block.vis == sum(r.length for r in block.runs if not r.deleted)
-        assert seq._prefix(i) == total
+    for block in seq.blocks:
+        assert seq._block_start(block) == total
+        start = total
         for run in block.runs:
             assert run.block is block and run.seq is seq and run.length > 0
             assert seq.ids.find(run.replica, run.counter) is run
@@ -39,11 +57,16 @@ def check_sequence(seq: _rga.Sequence) -> None:
             if not run.deleted:
                 assert seq.position_of(run) == total
                 assert seq.locate(total) == (run, 0)
+                walk.extend((block, total - start + k) for k in range(run.length))
                 total += run.length
-    assert seq.vis_len == total
-    for pos in range(total):  # the Fenwick descent agrees with a plain walk
+    assert seq.vis_len == total == sum(chunk.vis for chunk in seq.chunks)
+    for pos in range(total):  # the Fenwick descents agree with the plain walk
+        assert seq._find_block(pos) == walk[pos]
         run, offset = seq.locate(pos)
         assert seq.position_of(run) + offset == pos
+    for after, before in zip(seq.blocks[1:], seq.blocks, strict=False):
+        assert seq._next_block(before) is after
+    assert seq._next_block(seq.blocks[-1]) is None
 
 
 def check_ids(doc: crdtsync.Doc) -> None:
@@ -115,6 +138,7 @@ class SmallBlocks(RuleBasedStateMachine):
 @pytest.fixture(autouse=True)
 def _tiny_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_rga, "MAX_BLOCK_RUNS", 4)
+    monkeypatch.setattr(_rga, "MAX_CHUNK_BLOCKS", 3)
     monkeypatch.setattr(_ids, "MAX_CHUNK", 3)
 
 
@@ -128,13 +152,13 @@ def test_typing_at_the_front_of_a_long_text_keeps_the_bookkeeping() -> None:
     for i in range(300):  # a long text of separate runs
         text.insert((i * 7) % (len(text) + 1), "ab"[i % 2])
     seq = text._seq
-    for i in range(300):  # front-half block splits: they take spare blocks
+    for i in range(300):  # block and chunk splits at the front
         text.insert(i % 5, "x")
         if i % 3 == 0:
             text.delete(i % 7, 2)
-        assert seq.locate(len(text) - 1)  # keep the Fenwick tree built, to be updated
+        assert seq.locate(len(text) - 1)  # keep the Fenwick trees built, to be updated
         check_sequence(seq)
-    assert seq._spares or len(seq.blocks) < 8
+    assert len(seq.chunks) > 8
     copy = crdtsync.Doc(2)
     copy.apply_update(doc.get_update())
     assert str(copy.text("t")) == str(text)
