@@ -117,18 +117,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     configure(args.log_level, args.log_format)
     try:
-        limits = Limits(
-            max_message_size=args.max_message_size,
-            rate=args.rate,
-            burst=args.burst,
-            send_queue_bytes=args.send_queue_bytes,
-            process_send_queue_bytes=args.process_send_queue_bytes,
-            process_transfer_bytes=args.process_transfer_bytes,
-            max_rooms_per_connection=args.max_rooms_per_connection,
-            max_connections=args.max_connections,
-            max_document_bytes=args.max_document_bytes,
-            max_rooms_per_token=args.max_rooms_per_token,
-        )
+        limits = Limits(**{name: getattr(args, name) for name in _limit_fields()})
         config = ServerConfig(
             host=args.host,
             port=args.port,
@@ -159,6 +148,51 @@ def _run_serve(args: argparse.Namespace) -> int:
         what = f" ({config.db})" if isinstance(exc, sqlite3.Error) else ""
         print(f"crdtsync serve: {exc}{what}", file=sys.stderr)
         return 2
+
+
+#: The ``serve`` options that set the :class:`~crdtsync.server.limits.Limits` field of the
+#: same name (default: that field's): (flag, argparse type, help), in --help order.
+_LIMIT_OPTIONS: list[tuple[str, Callable[[str], object], str]] = [
+    ("--max-message-size", _count(1024), "bytes"),
+    ("--rate", float, "messages/s per connection"),
+    ("--burst", float, "message burst"),
+    (
+        "--send-queue-bytes",
+        _count(1024),
+        "per-connection send queue; a client that falls further behind is dropped",
+    ),
+    (
+        "--process-send-queue-bytes",
+        _count(1024),
+        "all connections' send queues; past it the longest queue's client is dropped",
+    ),
+    (
+        "--process-transfer-bytes",
+        _count(1024),
+        "parts of unfinished transfers, all connections; past it the biggest holder goes",
+    ),
+    ("--max-rooms-per-connection", _count(1), "rooms on one multiplexed connection"),
+    ("--max-connections", _count(1), "per process"),
+    (
+        "--max-document-bytes",
+        _count(1),
+        "quota of one room's stored document; an update past it is refused (4413)",
+    ),
+    (
+        "--max-rooms-per-token",
+        _count(1),
+        "rooms one token may have open at once on this process (4430 past it)",
+    ),
+]
+
+
+def _field(flag: str) -> str:
+    """The argparse dest (and Limits field) of ``flag``."""
+    return flag.removeprefix("--").replace("-", "_")
+
+
+def _limit_fields() -> list[str]:
+    return [_field(flag) for flag, _, _ in _LIMIT_OPTIONS]
 
 
 def _add_serve(
@@ -207,50 +241,8 @@ def _add_serve(
     serve.add_argument("--redis", help="Redis URL shared with the other processes")
     serve.add_argument("--redis-prefix", default="crdtsync:room:", help="Redis channel prefix")
     serve.add_argument("--node", help="this process's name in logs and the log table")
-    serve.add_argument(
-        "--max-message-size", type=_count(1024), default=d.max_message_size, help="bytes"
-    )
-    serve.add_argument("--rate", type=float, default=d.rate, help="messages/s per connection")
-    serve.add_argument("--burst", type=float, default=d.burst, help="message burst")
-    serve.add_argument(
-        "--send-queue-bytes",
-        type=_count(1024),
-        default=d.send_queue_bytes,
-        help="per-connection send queue; a client that falls further behind is dropped",
-    )
-    serve.add_argument(
-        "--process-send-queue-bytes",
-        type=_count(1024),
-        default=d.process_send_queue_bytes,
-        help="all connections' send queues; past it the longest queue's client is dropped",
-    )
-    serve.add_argument(
-        "--process-transfer-bytes",
-        type=_count(1024),
-        default=d.process_transfer_bytes,
-        help="parts of unfinished transfers, all connections; past it the biggest holder goes",
-    )
-    serve.add_argument(
-        "--max-rooms-per-connection",
-        type=_count(1),
-        default=d.max_rooms_per_connection,
-        help="rooms on one multiplexed connection",
-    )
-    serve.add_argument(
-        "--max-connections", type=_count(1), default=d.max_connections, help="per process"
-    )
-    serve.add_argument(
-        "--max-document-bytes",
-        type=_count(1),
-        default=d.max_document_bytes,
-        help="quota of one room's stored document; an update past it is refused (4413)",
-    )
-    serve.add_argument(
-        "--max-rooms-per-token",
-        type=_count(1),
-        default=d.max_rooms_per_token,
-        help="rooms one token may have open at once on this process (4430 past it)",
-    )
+    for flag, kind, help in _LIMIT_OPTIONS:
+        serve.add_argument(flag, type=kind, default=getattr(d, _field(flag)), help=help)
     serve.add_argument(
         "--compact-rows", type=_count(1), default=2000, help="log rows before a snapshot"
     )

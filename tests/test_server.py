@@ -13,14 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_server_support import close_code, relay_server, run, wait_until
+from test_server_support import (
+    close_code,
+    multiplexed,
+    relay_server,
+    run,
+    token_file,
+    wait_until,
+)
 from websockets.asyncio.client import connect as raw_connect
 from websockets.exceptions import ConnectionClosed
 
 import crdtsync
 from crdtsync.server import Limits, MemoryStorage, SQLiteStorage, TokenFile
 from crdtsync.server.relay import Relay
-from crdtsync.sync import Presence, SyncHub, SyncSession
+from crdtsync.sync import Presence, SyncSession
 from crdtsync.sync import messages as m
 from crdtsync.transports import ChannelClosed, ConnectionRefusedByServer
 from crdtsync.transports.codes import CloseCode
@@ -236,9 +243,9 @@ def test_compaction_concurrent_with_appends_from_another_process(tmp_path: Path)
 
 @pytest.fixture
 def tokens(tmp_path: Path) -> TokenFile:
-    path = tmp_path / "tokens"
-    path.write_text("writer-token write *\nviewer-token read docs/*\nother write private\n")
-    return TokenFile(path)
+    return token_file(
+        tmp_path, "writer-token write *", "viewer-token read docs/*", "other write private"
+    )
 
 
 def test_bad_and_missing_tokens_are_refused(tokens: TokenFile) -> None:
@@ -525,26 +532,14 @@ def test_multiplexed_connection_and_rooms_per_connection_limit(tokens: TokenFile
 
     async def body() -> None:
         async with relay_server(limits=limits, authenticate=tokens) as (relay, url, _):
-            hub = SyncHub()
-            docs = {name: crdtsync.Doc() for name in ("docs/1", "docs/2", "docs/3")}
+            docs = {name: crdtsync.Doc() for name in ("docs/1", "docs/2", "docs/3", "private")}
             docs["docs/1"].text("text").insert(0, "one")
             headers = {"Authorization": "Bearer viewer-token"}
-            async with raw_connect(f"{url}/", additional_headers=headers) as ws:
-                out = [x for name, d in docs.items() for x in hub.join(name, d)]
-                out += hub.join("private", crdtsync.Doc())
-                for x in out:
-                    await ws.send(x)
-
-                async def pump() -> None:
-                    while True:
-                        data = await ws.recv()
-                        assert isinstance(data, bytes)
-                        for x in hub.receive(data) + hub.poll():
-                            await ws.send(x)
-
-                task = asyncio.ensure_future(pump())
+            async with (
+                raw_connect(f"{url}/", additional_headers=headers) as ws,
+                multiplexed(ws, docs) as hub,
+            ):
                 await wait_until(lambda: len(hub.refused) == 3, what="refusals")
-                task.cancel()
             assert "more than 2 rooms" in hub.refused["docs/3"]
             assert hub.refused["private"] == "unauthorized"
             # read-only on docs/*: the local edit in docs/1 was refused, not applied

@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from test_server_support import db_url  # noqa: F401 - fixture
@@ -22,37 +22,34 @@ from crdtsync.server.relay import _write_batch
 from crdtsync.server.storage import SQLiteStorage
 
 Opener = Callable[[str], Any]  # node name -> a storage on the test's one database
+S = TypeVar("S", bound=SQLiteStorage | PostgresStorage)
+
+
+def _closed_after(make: Callable[[str], S]) -> Iterator[Callable[[str], S]]:
+    """A fixture's body: ``make`` (one storage per simulated process), and every storage it
+    made closed when the test is done."""
+    opened: list[S] = []
+
+    def open_one(node: str) -> S:
+        storage = make(node)
+        opened.append(storage)
+        return storage
+
+    yield open_one
+    for storage in opened:
+        storage.close()
+        storage.close_thread()
 
 
 @pytest.fixture
 def opener(db_url: str) -> Iterator[Opener]:  # noqa: F811
     """Opens storages on one shared database (one per simulated process), closed at the end."""
-    opened: list[Any] = []
-
-    def open_one(node: str) -> Any:
-        storage = open_storage(db_url, node=node)
-        opened.append(storage)
-        return storage
-
-    yield open_one
-    for storage in opened:
-        storage.close()
-        storage.close_thread()
+    yield from _closed_after(lambda node: open_storage(db_url, node=node))
 
 
 @pytest.fixture
 def pg(postgres_url: str) -> Iterator[Callable[[str], PostgresStorage]]:
-    opened: list[PostgresStorage] = []
-
-    def open_one(node: str) -> PostgresStorage:
-        storage = PostgresStorage(postgres_url, node=node)
-        opened.append(storage)
-        return storage
-
-    yield open_one
-    for storage in opened:
-        storage.close()
-        storage.close_thread()
+    yield from _closed_after(lambda node: PostgresStorage(postgres_url, node=node))
 
 
 def _edits(n: int, text: str = "t") -> tuple[crdtsync.Doc, list[bytes]]:

@@ -6,16 +6,23 @@ room past the limit (4430, or REFUSED on a multiplexed connection) and nobody el
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
 import string
-from typing import Any
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_server_support import close_code, relay_server, run, wait_until
+from test_server_support import (
+    close_code,
+    multiplexed,
+    relay_server,
+    run,
+    send_all,
+    token_file,
+    wait_until,
+)
 from websockets.asyncio.client import connect as raw_connect
 
 import crdtsync
@@ -23,7 +30,6 @@ from crdtsync import _encoding as enc
 from crdtsync.server import Limits, MemoryStorage, QuotaExceeded, Relay, TokenFile
 from crdtsync.server.metrics import available
 from crdtsync.server.storage import Loaded, build_doc
-from crdtsync.sync import SyncHub
 from crdtsync.sync import messages as m
 from crdtsync.transports import ConnectionRefusedByServer
 from crdtsync.transports.codes import FATAL, CloseCode
@@ -294,10 +300,8 @@ ALICE = "token:" + hashlib.sha256(b"alice").hexdigest()[:32]
 
 
 @pytest.fixture
-def tokens(tmp_path: Any) -> TokenFile:
-    path = tmp_path / "tokens"
-    path.write_text("alice write *\nbob write *\n")
-    return TokenFile(path)
+def tokens(tmp_path: Path) -> TokenFile:
+    return token_file(tmp_path, "alice write *", "bob write *")
 
 
 def test_a_token_past_its_rooms_is_refused_and_others_are_not(tokens: TokenFile) -> None:
@@ -343,29 +347,18 @@ def test_a_multiplexed_connection_is_refused_the_room_past_its_token_limit(
                 f"{url}/a", additional_headers={"Authorization": "Bearer alice"}
             )
             await wait_until(lambda: len(relay.rooms_of) == 1)
-            hub = SyncHub()
             docs = {name: crdtsync.Doc() for name in ("a", "b", "c")}
             headers = {"Authorization": "Bearer alice"}
-            async with raw_connect(f"{url}/", additional_headers=headers) as ws:
-                for x in [x for name, d in docs.items() for x in hub.join(name, d)]:
-                    await ws.send(x)
-
-                async def pump() -> None:
-                    while True:
-                        data = await ws.recv()
-                        assert isinstance(data, bytes)
-                        for x in hub.receive(data) + hub.poll():
-                            await ws.send(x)
-
-                task = asyncio.ensure_future(pump())
+            async with (
+                raw_connect(f"{url}/", additional_headers=headers) as ws,
+                multiplexed(ws, docs) as hub,
+            ):
                 await wait_until(lambda: len(hub.refused) == 1, what="a refusal")
                 # a (open elsewhere for the same token) and b fit; c is the third room.
                 assert hub.refused == {"c": "too many rooms: at most 2 open per token"}
                 docs["b"].text("t").insert(0, "still served")
-                for x in hub.poll():
-                    await ws.send(x)
+                await send_all(ws, hub.poll())
                 await wait_until(lambda: str(relay.rooms["b"].doc.text("t")) == "still served")
-                task.cancel()
             await elsewhere.close()
 
     run(body())
@@ -403,31 +396,16 @@ def test_a_multiplexed_room_past_its_quota_is_refused_and_the_others_go_on() -> 
     async def body() -> None:
         limits = Limits(max_document_bytes=2000)
         async with relay_server(limits=limits) as (relay, url, _):
-            hub = SyncHub()
             docs = {"small": crdtsync.Doc(), "big": crdtsync.Doc()}
-            async with raw_connect(f"{url}/") as ws:
-                for x in [x for name, d in docs.items() for x in hub.join(name, d)]:
-                    await ws.send(x)
-
-                async def pump() -> None:
-                    while True:
-                        data = await ws.recv()
-                        assert isinstance(data, bytes)
-                        for x in hub.receive(data) + hub.poll():
-                            await ws.send(x)
-
-                task = asyncio.ensure_future(pump())
+            async with raw_connect(f"{url}/") as ws, multiplexed(ws, docs) as hub:
                 await wait_until(lambda: {"small", "big"} <= set(relay.rooms))
                 docs["big"].text("t").insert(0, noise(2500))
-                for x in hub.poll():
-                    await ws.send(x)
+                await send_all(ws, hub.poll())
                 await wait_until(lambda: "big" in hub.refused, what="the refusal")
                 assert hub.refused["big"].startswith("forbidden: document quota exceeded")
                 assert str(relay.rooms["big"].doc.text("t")) == ""
                 docs["small"].text("t").insert(0, "fits")
-                for x in hub.poll():
-                    await ws.send(x)
+                await send_all(ws, hub.poll())
                 await wait_until(lambda: str(relay.rooms["small"].doc.text("t")) == "fits")
-                task.cancel()
 
     run(body())

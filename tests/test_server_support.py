@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from crdtsync.server import Limits, Relay, Storage
-from crdtsync.server.auth import Authenticator, allow_all
+from crdtsync.server.auth import Authenticator, TokenFile, allow_all
+from crdtsync.sync import SyncHub
 from crdtsync.transports import asyncio_stream, websocket
 
 #: No single server test may run longer than this (seconds).
@@ -57,6 +58,39 @@ async def close_code(ws: Any) -> int:
     except ConnectionClosed as exc:
         assert exc.rcvd is not None, "the server closed without a close frame"
         return int(exc.rcvd.code)
+
+
+async def send_all(ws: Any, messages: Iterable[bytes]) -> None:
+    for message in messages:
+        await ws.send(message)
+
+
+@contextlib.asynccontextmanager
+async def multiplexed(ws: Any, docs: dict[str, Any]) -> AsyncIterator[SyncHub]:
+    """Join every room of ``docs`` (name -> Doc) over ``ws``, a raw multiplexed connection;
+    inside the block a background task answers what the relay sends. Local edits go out
+    with ``send_all(ws, hub.poll())``."""
+    hub = SyncHub()
+    await send_all(ws, [x for name, doc in docs.items() for x in hub.join(name, doc)])
+
+    async def pump() -> None:
+        while True:
+            data = await ws.recv()
+            assert isinstance(data, bytes)
+            await send_all(ws, hub.receive(data) + hub.poll())
+
+    task = asyncio.ensure_future(pump())
+    try:
+        yield hub
+    finally:
+        task.cancel()
+
+
+def token_file(tmp_path: Path, *lines: str) -> TokenFile:
+    """A token file in ``tmp_path`` of ``lines`` ("TOKEN read|write [ROOM,...]")."""
+    path = tmp_path / "tokens"
+    path.write_text("".join(line + "\n" for line in lines))
+    return TokenFile(path)
 
 
 def free_port() -> int:

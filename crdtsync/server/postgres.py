@@ -30,11 +30,10 @@ import contextlib
 import logging
 import re
 import threading
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from crdtsync.server.storage import CompactResult, Loaded, RoomInfo, build_doc
+from crdtsync.server.storage import Loaded, _Connection, _Dialect, _SQLStorage
 
 if TYPE_CHECKING:
     import psycopg
@@ -80,17 +79,6 @@ CREATE TABLE IF NOT EXISTS crdtsync_replicas (
 """
 
 
-@contextlib.contextmanager
-def _snapshot(conn: psycopg.Connection[Any]) -> Iterator[None]:
-    """One consistent read snapshot (a concurrent compaction is all or nothing)."""
-    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            conn.execute("COMMIT")
-
-
 def is_postgres_url(db: str) -> bool:
     """Whether ``--db`` names a PostgreSQL database rather than a SQLite file."""
     return db.startswith(("postgresql://", "postgres://"))
@@ -109,7 +97,7 @@ def redact_url(url: str) -> str:
     return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
 
 
-class PostgresStorage:
+class PostgresStorage(_SQLStorage):
     """Rooms in a PostgreSQL database, shared by every process given the same URL.
 
     Threads as for :class:`~crdtsync.server.storage.SQLiteStorage`: appends and commits on
@@ -127,6 +115,12 @@ class PostgresStorage:
         assert storage.load("room").rows[-1][0] == seq
         storage.close()
     """
+
+    # Read committed: a compaction's guarded write waits for a concurrent compaction of the
+    # room and then sees its result. Appends are not held up: they lock crdtsync_rooms.
+    _DIALECT = _Dialect(
+        "crdtsync_log", "crdtsync_snapshot", "crdtsync_replicas", "%s", begin_write="BEGIN"
+    )
 
     def __init__(
         self,
@@ -260,8 +254,7 @@ class PostgresStorage:
         return seq
 
     def commit(self) -> None:
-        with self._lock:
-            claims = list(self._claims.items())
+        claims = self._pending_claims()
         self._replace_reader()
         if not (self._rows or self._next or claims):
             return
@@ -288,10 +281,7 @@ class PostgresStorage:
             raise
         self._next.clear()
         self._rows.clear()
-        with self._lock:
-            for key, identity in claims:
-                if self._claims.get(key) == identity:
-                    del self._claims[key]
+        self._claims_committed(claims)
 
     def _replace_reader(self) -> None:
         """A broken claim connection is replaced here, on the writer thread: connecting
@@ -310,40 +300,34 @@ class PostgresStorage:
 
     # ---- event loop thread ------------------------------------------------------------------
 
-    def claim(self, room: str, replica: int, identity: str) -> str:
+    def _committed_owner(self, room: str, replica: int, identity: str) -> str | None:
         """Atomic across processes: the first INSERT of the id wins (one statement in
         autocommit); the owner stored then. Where the database does not answer at once
         (a lock, a lost connection) the claim waits for the next commit, as SQLite's do."""
         import psycopg
 
-        key = (room, replica)
-        with self._lock:
-            pending = self._claims.get(key)
-            if pending is not None:
-                return pending
-            reader = self._reader
-            if not (reader.closed or reader.broken):
-                try:
-                    inserted = reader.execute(
-                        "INSERT INTO crdtsync_replicas VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                        (room, str(replica), identity),
-                    ).rowcount
-                    if inserted == 1:
-                        return identity
-                    row = reader.execute(
-                        "SELECT identity FROM crdtsync_replicas WHERE room = %s AND replica = %s",
-                        (room, str(replica)),
-                    ).fetchone()
-                    if row is not None:
-                        return str(row[0])
-                except psycopg.Error as exc:
-                    log.warning(
-                        "replica claim deferred to the next commit: %s",
-                        exc,
-                        extra={"event": "claim_deferred", "room": room},
-                    )
-            self._claims[key] = identity
-            return identity
+        reader = self._reader
+        if reader.closed or reader.broken:
+            return None
+        try:
+            inserted = reader.execute(
+                "INSERT INTO crdtsync_replicas VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                (room, str(replica), identity),
+            ).rowcount
+            if inserted == 1:
+                return identity
+            row = reader.execute(
+                "SELECT identity FROM crdtsync_replicas WHERE room = %s AND replica = %s",
+                (room, str(replica)),
+            ).fetchone()
+        except psycopg.Error as exc:
+            log.warning(
+                "replica claim deferred to the next commit: %s",
+                exc,
+                extra={"event": "claim_deferred", "room": room},
+            )
+            return None
+        return None if row is None else str(row[0])
 
     def close(self) -> None:
         """Commit what is left and close (once the writer thread is done with it)."""
@@ -360,136 +344,37 @@ class PostgresStorage:
 
     # ---- worker threads ---------------------------------------------------------------------
 
-    def load(self, room: str) -> Loaded:
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[psycopg.Connection[Any]]:
         conn = self._thread_conn()
-        with _snapshot(conn):
-            loaded = Loaded()
-            snap = conn.execute(
-                "SELECT upto, data FROM crdtsync_snapshot WHERE room = %s", (room,)
-            ).fetchone()
-            if snap is not None:
-                loaded.last_seq = loaded.snapshot_upto = int(snap[0])
-                loaded.snapshot = bytes(snap[1])
-            for seq, data in conn.execute(
-                "SELECT seq, data FROM crdtsync_log WHERE room = %s AND seq > %s ORDER BY seq",
-                (room, loaded.last_seq),
-            ):
-                loaded.rows.append((int(seq), bytes(data)))
-                loaded.last_seq = int(seq)
-            for replica, identity in conn.execute(
-                "SELECT replica, identity FROM crdtsync_replicas WHERE room = %s", (room,)
-            ):
-                loaded.owners[int(replica)] = str(identity)
-            return loaded
-
-    def tail(self, room: str, after: int) -> Loaded:
-        conn = self._thread_conn()
-        with _snapshot(conn):
-            loaded = Loaded(last_seq=after)
-            snap = conn.execute(
-                "SELECT upto, data FROM crdtsync_snapshot WHERE room = %s AND upto > %s",
-                (room, after),
-            ).fetchone()
-            if snap is not None:
-                loaded.last_seq = loaded.snapshot_upto = int(snap[0])
-                loaded.snapshot = bytes(snap[1])
-            for seq, node, data in conn.execute(
-                "SELECT seq, node, data FROM crdtsync_log WHERE room = %s AND seq > %s "
-                "ORDER BY seq",
-                (room, after),
-            ):
-                if node != self.node:
-                    loaded.rows.append((int(seq), bytes(data)))
-                loaded.last_seq = max(loaded.last_seq, int(seq))
-            return loaded
-
-    def compact(self, room: str) -> CompactResult | None:
-        started = time.perf_counter()
-        loaded = self.load(room)
-        if not loaded.rows:
-            return None
-        doc = build_doc(loaded.updates, max_pending=self.max_pending)
-        if doc.pending:
-            raise RuntimeError(f"room {room!r}: {doc.pending} logged updates do not integrate")
-        state = doc.get_update()
-        conn = self._thread_conn()
-        # Read committed: the guarded write below waits for a concurrent compaction of the
-        # room and then sees its result. Appends are not held up: they lock crdtsync_rooms.
-        conn.execute("BEGIN")
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
-            if loaded.snapshot_upto is None:
-                done = conn.execute(
-                    "INSERT INTO crdtsync_snapshot (room, upto, data) VALUES (%s, %s, %s) "
-                    "ON CONFLICT (room) DO NOTHING",
-                    (room, loaded.last_seq, state),
-                ).rowcount
-            else:
-                done = conn.execute(
-                    "UPDATE crdtsync_snapshot SET upto = %s, data = %s, updated = now() "
-                    "WHERE room = %s AND upto = %s",
-                    (loaded.last_seq, state, room, loaded.snapshot_upto),
-                ).rowcount
-            if done != 1:
-                conn.execute("ROLLBACK")  # another process compacted meanwhile
-                return None
-            # Rows up to last_seq were all committed when load() read them (seqs commit in
-            # order); rows appended since are above it and stay.
-            deleted = conn.execute(
-                "DELETE FROM crdtsync_log WHERE room = %s AND seq <= %s", (room, loaded.last_seq)
-            ).rowcount
-            conn.execute("COMMIT")
-        except BaseException:
+            yield conn
+        finally:
             with contextlib.suppress(Exception):
-                conn.execute("ROLLBACK")
-            raise
-        return CompactResult(deleted, len(state), time.perf_counter() - started)
+                conn.execute("COMMIT")
+
+    def _write_snapshot(self, conn: _Connection, room: str, loaded: Loaded, state: bytes) -> bool:
+        if loaded.snapshot_upto is None:
+            done = conn.execute(
+                "INSERT INTO crdtsync_snapshot (room, upto, data) VALUES (%s, %s, %s) "
+                "ON CONFLICT (room) DO NOTHING",
+                (room, loaded.last_seq, state),
+            ).rowcount
+        else:
+            done = conn.execute(
+                "UPDATE crdtsync_snapshot SET upto = %s, data = %s, updated = now() "
+                "WHERE room = %s AND upto = %s",
+                (loaded.last_seq, state, room, loaded.snapshot_upto),
+            ).rowcount
+        return done == 1
+
+    def _lock_room(self, conn: _Connection, room: str) -> None:
+        """Take the room's row, as a writer does: the appends in progress to it commit first."""
+        conn.execute("SELECT seq FROM crdtsync_rooms WHERE room = %s FOR UPDATE", (room,))
 
     def maintenance(self) -> None:
         """Nothing: the database server vacuums and checkpoints on its own."""
-
-    # ---- management (``crdtsync rooms``) ------------------------------------------------------
-
-    def rooms(self) -> list[RoomInfo]:
-        """*(worker thread)* Every room with a snapshot, log rows or claimed replica ids,
-        sorted by name, read in one consistent snapshot."""
-        conn = self._thread_conn()
-        with _snapshot(conn):
-            found: dict[str, RoomInfo] = {}
-            for room, rows, size in conn.execute(
-                "SELECT room, COUNT(*), COALESCE(SUM(octet_length(data)), 0) "
-                "FROM crdtsync_log GROUP BY room"
-            ):
-                found[room] = RoomInfo(str(room), log_rows=int(rows), log_bytes=int(size))
-            for room, size in conn.execute(
-                "SELECT room, octet_length(data) FROM crdtsync_snapshot"
-            ):
-                found.setdefault(room, RoomInfo(str(room))).snapshot_bytes = int(size)
-            for room, count in conn.execute(
-                "SELECT room, COUNT(*) FROM crdtsync_replicas GROUP BY room"
-            ):
-                found.setdefault(room, RoomInfo(str(room))).owners = int(count)
-            return [found[name] for name in sorted(found)]
-
-    def delete(self, room: str) -> int:
-        """*(worker thread)* Remove the room's log, snapshot and replica owners in one
-        transaction, after the appends in progress to it were committed (it takes the
-        room's lock, as a writer does); the number of rows removed."""
-        conn = self._thread_conn()
-        conn.execute("BEGIN")
-        try:
-            conn.execute("SELECT seq FROM crdtsync_rooms WHERE room = %s FOR UPDATE", (room,))
-            removed = 0
-            for table in ("crdtsync_log", "crdtsync_snapshot", "crdtsync_replicas"):
-                removed += conn.execute(
-                    f"DELETE FROM {table} WHERE room = %s",
-                    (room,),
-                ).rowcount
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(Exception):
-                conn.execute("ROLLBACK")
-            raise
-        return removed
 
     def close_thread(self) -> None:
         """*(worker thread)* Close this thread's connection, if it opened one."""

@@ -41,9 +41,10 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, ClassVar, Protocol
 
 from crdtsync._doc import Doc
 
@@ -159,11 +160,219 @@ def build_doc(updates: list[bytes], *, max_pending: int) -> Doc:
     return doc
 
 
-class SQLiteStorage:
+class _Cursor(Protocol):
+    """What the shared SQL code reads of a cursor (sqlite3's and psycopg's both fit)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class _Connection(Protocol):
+    """What the shared SQL code needs of a connection (sqlite3's and psycopg's both fit)."""
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ..., /) -> _Cursor: ...
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    """How a SQL store names its tables, marks a parameter and starts a write transaction
+    (the tables' columns are the same in every store)."""
+
+    log: str
+    snapshots: str
+    owners: str
+    param: str
+    begin_write: str
+
+    def sql(self, template: str) -> str:
+        """``template`` with ``{log}``, ``{snapshots}``, ``{owners}`` and ``{p}`` filled in."""
+        return template.format(
+            log=self.log, snapshots=self.snapshots, owners=self.owners, p=self.param
+        )
+
+
+class _SQLStorage:
+    """The log, snapshot and compaction logic that :class:`SQLiteStorage` and
+    :class:`~crdtsync.server.postgres.PostgresStorage` share: the same tables under other
+    names, read and folded the same way. A subclass supplies the connections, how a read
+    snapshot is taken, and the guarded snapshot write of a compaction."""
+
+    _DIALECT: ClassVar[_Dialect]
+    node: str
+    max_pending: int
+    _lock: threading.Lock
+    #: Claims not committed yet: (room, replica) -> identity; written by the next commit.
+    _claims: dict[tuple[str, int], str]
+
+    def _thread_conn(self) -> _Connection:
+        raise NotImplementedError
+
+    def _reading(self) -> contextlib.AbstractContextManager[_Connection]:
+        """This thread's connection, inside one consistent read snapshot (a concurrent
+        compaction is all or nothing)."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[_Connection]:
+        """This thread's connection, inside a write transaction: committed at the end,
+        rolled back if anything in it raised."""
+        conn = self._thread_conn()
+        conn.execute(self._DIALECT.begin_write)
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.execute("ROLLBACK")
+            raise
+
+    def _write_snapshot(self, conn: _Connection, room: str, loaded: Loaded, state: bytes) -> bool:
+        """Store ``state`` as the room's snapshot up to ``loaded.last_seq`` unless another
+        process compacted the room since ``loaded`` was read (then False: nothing written)."""
+        raise NotImplementedError
+
+    def _lock_room(self, conn: _Connection, room: str) -> None:
+        """Wait, inside a write transaction, until no other writer may append to ``room``."""
+
+    def _committed_owner(self, room: str, replica: int, identity: str) -> str | None:
+        """*(event loop thread)* The owner of ``replica`` the database holds now (``identity``
+        if it could be made the owner at once); None: the next commit decides."""
+        raise NotImplementedError
+
+    # ---- writer thread ----------------------------------------------------------------------
+
+    def _pending_claims(self) -> list[tuple[tuple[str, int], str]]:
+        with self._lock:
+            return list(self._claims.items())
+
+    def _claims_committed(self, claims: list[tuple[tuple[str, int], str]]) -> None:
+        """Forget the claims a commit wrote (unless claimed again meanwhile)."""
+        with self._lock:
+            for key, identity in claims:
+                if self._claims.get(key) == identity:
+                    del self._claims[key]
+
+    # ---- event loop thread ------------------------------------------------------------------
+
+    def claim(self, room: str, replica: int, identity: str) -> str:
+        key = (room, replica)
+        with self._lock:
+            owner = self._claims.get(key)
+            if owner is None:
+                owner = self._committed_owner(room, replica, identity)
+            if owner is None:
+                self._claims[key] = owner = identity
+            return owner
+
+    # ---- worker threads ---------------------------------------------------------------------
+
+    def _read(self, conn: _Connection, room: str, after: int, *, own: bool) -> Loaded:
+        """The room's snapshot if it covers more than ``after``, then the log rows past
+        both (this process's own too if ``own``); ``last_seq`` counts every row read."""
+        sql = self._DIALECT.sql
+        loaded = Loaded(last_seq=after)
+        snap = conn.execute(
+            sql("SELECT upto, data FROM {snapshots} WHERE room = {p} AND upto > {p}"),
+            (room, after),
+        ).fetchone()
+        if snap is not None:
+            loaded.last_seq = loaded.snapshot_upto = int(snap[0])
+            loaded.snapshot = bytes(snap[1])
+        for seq, node, data in conn.execute(
+            sql("SELECT seq, node, data FROM {log} WHERE room = {p} AND seq > {p} ORDER BY seq"),
+            (room, loaded.last_seq),
+        ):
+            if own or node != self.node:
+                loaded.rows.append((int(seq), bytes(data)))
+            loaded.last_seq = max(loaded.last_seq, int(seq))
+        return loaded
+
+    def load(self, room: str) -> Loaded:
+        with self._reading() as conn:
+            loaded = self._read(conn, room, 0, own=True)
+            for replica, identity in conn.execute(
+                self._DIALECT.sql("SELECT replica, identity FROM {owners} WHERE room = {p}"),
+                (room,),
+            ):
+                loaded.owners[int(replica)] = str(identity)
+            return loaded
+
+    def tail(self, room: str, after: int) -> Loaded:
+        with self._reading() as conn:
+            return self._read(conn, room, after, own=False)
+
+    def compact(self, room: str) -> CompactResult | None:
+        started = time.perf_counter()
+        loaded = self.load(room)
+        if not loaded.rows:
+            return None
+        doc = build_doc(loaded.updates, max_pending=self.max_pending)
+        if doc.pending:
+            # Cannot happen when rows are appended in integration order; if it did, the
+            # snapshot would lack what still waits, so keep the log as it is.
+            raise RuntimeError(f"room {room!r}: {doc.pending} logged updates do not integrate")
+        state = doc.get_update()
+        with self._writing() as conn:
+            if not self._write_snapshot(conn, room, loaded, state):
+                return None  # another process compacted meanwhile
+            # Rows up to last_seq were all committed when load() read them (seqs commit in
+            # order); rows appended since are above it and stay.
+            deleted = conn.execute(
+                self._DIALECT.sql("DELETE FROM {log} WHERE room = {p} AND seq <= {p}"),
+                (room, loaded.last_seq),
+            ).rowcount
+        return CompactResult(deleted, len(state), time.perf_counter() - started)
+
+    # ---- management (``crdtsync rooms``) ------------------------------------------------------
+
+    def rooms(self) -> list[RoomInfo]:
+        """*(worker thread)* Every room with a snapshot, log rows or claimed replica ids,
+        sorted by name, read in one consistent snapshot of the database."""
+        sql = self._DIALECT.sql
+        with self._reading() as conn:
+            found: dict[str, RoomInfo] = {}
+            for room, rows, size in conn.execute(
+                sql(
+                    "SELECT room, COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM {log} GROUP BY room"
+                )
+            ):
+                found[room] = RoomInfo(str(room), log_rows=int(rows), log_bytes=int(size))
+            for room, size in conn.execute(sql("SELECT room, LENGTH(data) FROM {snapshots}")):
+                found.setdefault(room, RoomInfo(str(room))).snapshot_bytes = int(size)
+            for room, count in conn.execute(
+                sql("SELECT room, COUNT(*) FROM {owners} GROUP BY room")
+            ):
+                found.setdefault(room, RoomInfo(str(room))).owners = int(count)
+            return [found[name] for name in sorted(found)]
+
+    def delete(self, room: str) -> int:
+        """*(worker thread)* Remove every row of ``room`` (log, snapshot, replica owners) in
+        one transaction, once no writer may append to it; the number of rows removed (0: no
+        such room). A server that has the room loaded keeps its copy in memory (see
+        docs/server.md, "Managing rooms")."""
+        dialect = self._DIALECT
+        removed = 0
+        with self._writing() as conn:
+            self._lock_room(conn, room)
+            for table in (dialect.log, dialect.snapshots, dialect.owners):
+                removed += conn.execute(
+                    f"DELETE FROM {table} WHERE room = {dialect.param}", (room,)
+                ).rowcount
+        return removed
+
+
+class SQLiteStorage(_SQLStorage):
     """The embedded default: one SQLite file (WAL). ``synchronous="FULL"`` also survives
     power loss (an fsync per commit); the default ``"NORMAL"`` survives a crash or kill of
     the process, which is what losing nothing acknowledged across restarts needs, at a
     fraction of the cost (SQLite's documented WAL guarantee)."""
+
+    # (IMMEDIATE: a compaction or delete takes the write lock first, as _begin() does)
+    _DIALECT = _Dialect("log", "snapshots", "owners", "?", begin_write="BEGIN IMMEDIATE")
 
     def __init__(
         self,
@@ -188,8 +397,7 @@ class SQLiteStorage:
         self._conn = self._connect(autocheckpoint=False, busy_ms=busy_timeout_ms, shared=True)
         #: The loop's connection, for claim() lookups only (reads: never waits for writers).
         self._reader = self._connect(autocheckpoint=False, busy_ms=busy_timeout_ms, shared=True)
-        #: Claims not committed yet: (room, replica) -> identity; written by the next commit.
-        self._claims: dict[tuple[str, int], str] = {}
+        self._claims = {}
         self._lock = threading.Lock()
         self._busy_since: float | None = None  # the current wait for a lock began
         self._busy_reported = False  # ... and was logged (then so is its end)
@@ -318,8 +526,7 @@ class SQLiteStorage:
         return seq
 
     def commit(self) -> None:
-        with self._lock:
-            claims = list(self._claims.items())
+        claims = self._pending_claims()
         if claims:
             self._begin()
         if not self._in_txn:
@@ -335,30 +542,19 @@ class SQLiteStorage:
             self._rollback()  # the claims stay pending: the next commit writes them
             raise
         self._in_txn = False
-        with self._lock:
-            for key, identity in claims:
-                if self._claims.get(key) == identity:
-                    del self._claims[key]
+        self._claims_committed(claims)
 
     # ---- event loop thread ------------------------------------------------------------------
 
-    def claim(self, room: str, replica: int, identity: str) -> str:
-        key = (room, replica)
-        with self._lock:
-            pending = self._claims.get(key)
-            if pending is not None:
-                return pending
-            # A committed claim (ours or another process's). A read in WAL mode: it waits
-            # for no writer. Two processes claiming one id within one commit of each other
-            # both win here; the first commit is what a later load sees.
-            row = self._reader.execute(
-                "SELECT identity FROM owners WHERE room = ? AND replica = ?",
-                (room, str(replica)),
-            ).fetchone()
-            if row is not None:
-                return str(row[0])
-            self._claims[key] = identity
-            return identity
+    def _committed_owner(self, room: str, replica: int, identity: str) -> str | None:
+        # A committed claim (ours or another process's). A read in WAL mode: it waits for no
+        # writer. Two processes claiming one id within one commit of each other both win
+        # here; the first commit is what a later load sees.
+        row = self._reader.execute(
+            "SELECT identity FROM owners WHERE room = ? AND replica = ?",
+            (room, str(replica)),
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def close(self) -> None:
         """Commit what is left and close (once the writer thread is done with it)."""
@@ -371,127 +567,30 @@ class SQLiteStorage:
 
     # ---- worker threads ---------------------------------------------------------------------
 
-    def load(self, room: str) -> Loaded:
-        conn = self._thread_conn()
-        conn.execute("BEGIN")  # one read snapshot: a concurrent compaction is all or nothing
-        try:
-            loaded = Loaded()
-            snap = conn.execute(
-                "SELECT upto, data FROM snapshots WHERE room = ?", (room,)
-            ).fetchone()
-            if snap is not None:
-                loaded.last_seq = loaded.snapshot_upto = int(snap[0])
-                loaded.snapshot = bytes(snap[1])
-            for seq, data in conn.execute(
-                "SELECT seq, data FROM log WHERE room = ? AND seq > ? ORDER BY seq",
-                (room, loaded.last_seq),
-            ):
-                loaded.rows.append((int(seq), bytes(data)))
-                loaded.last_seq = int(seq)
-            for replica, identity in conn.execute(
-                "SELECT replica, identity FROM owners WHERE room = ?", (room,)
-            ):
-                loaded.owners[int(replica)] = str(identity)
-            return loaded
-        finally:
-            conn.execute("COMMIT")
-
-    def tail(self, room: str, after: int) -> Loaded:
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
         conn = self._thread_conn()
         conn.execute("BEGIN")
         try:
-            loaded = Loaded(last_seq=after)
-            snap = conn.execute(
-                "SELECT upto, data FROM snapshots WHERE room = ? AND upto > ?", (room, after)
-            ).fetchone()
-            if snap is not None:
-                loaded.last_seq = loaded.snapshot_upto = int(snap[0])
-                loaded.snapshot = bytes(snap[1])
-            for seq, node, data in conn.execute(
-                "SELECT seq, node, data FROM log WHERE room = ? AND seq > ? ORDER BY seq",
-                (room, after),
-            ):
-                if node != self.node:
-                    loaded.rows.append((int(seq), bytes(data)))
-                loaded.last_seq = max(loaded.last_seq, int(seq))
-            return loaded
+            yield conn
         finally:
             conn.execute("COMMIT")
 
-    def compact(self, room: str) -> CompactResult | None:
-        started = time.perf_counter()
-        conn = self._thread_conn()
-        loaded = self.load(room)
-        if not loaded.rows:
-            return None
-        before = loaded.snapshot_upto
-        doc = build_doc(loaded.updates, max_pending=self.max_pending)
-        if doc.pending:
-            # Cannot happen when rows are appended in integration order; if it did, the
-            # snapshot would lack what still waits, so keep the log as it is.
-            raise RuntimeError(f"room {room!r}: {doc.pending} logged updates do not integrate")
-        state = doc.get_update()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            now = conn.execute("SELECT upto FROM snapshots WHERE room = ?", (room,)).fetchone()
-            if (int(now[0]) if now is not None else None) != before:
-                conn.execute("ROLLBACK")  # another process compacted meanwhile
-                return None
-            conn.execute(
-                "INSERT OR REPLACE INTO snapshots (room, upto, data, updated) VALUES (?,?,?,?)",
-                (room, loaded.last_seq, state, time.time()),
-            )
-            deleted = conn.execute(
-                "DELETE FROM log WHERE room = ? AND seq <= ?", (room, loaded.last_seq)
-            ).rowcount
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
-        return CompactResult(deleted, len(state), time.perf_counter() - started)
+    def _write_snapshot(self, conn: _Connection, room: str, loaded: Loaded, state: bytes) -> bool:
+        now = conn.execute("SELECT upto FROM snapshots WHERE room = ?", (room,)).fetchone()
+        if (int(now[0]) if now is not None else None) != loaded.snapshot_upto:
+            return False
+        conn.execute(
+            "INSERT OR REPLACE INTO snapshots (room, upto, data, updated) VALUES (?,?,?,?)",
+            (room, loaded.last_seq, state, time.time()),
+        )
+        return True
+
+    def _lock_room(self, conn: _Connection, room: str) -> None:
+        """Nothing more: the write transaction holds the file's write lock already."""
 
     def maintenance(self) -> None:
         self._thread_conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-    # ---- management (``crdtsync rooms``; any thread, own connection) --------------------------
-
-    def rooms(self) -> list[RoomInfo]:
-        """*(worker thread)* Every room with a snapshot, log rows or claimed replica ids,
-        sorted by name, read in one consistent snapshot of the database."""
-        conn = self._thread_conn()
-        conn.execute("BEGIN")
-        try:
-            found: dict[str, RoomInfo] = {}
-            for room, rows, size in conn.execute(
-                "SELECT room, COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM log GROUP BY room"
-            ):
-                found[room] = RoomInfo(str(room), log_rows=int(rows), log_bytes=int(size))
-            for room, size in conn.execute("SELECT room, LENGTH(data) FROM snapshots"):
-                found.setdefault(room, RoomInfo(str(room))).snapshot_bytes = int(size)
-            for room, count in conn.execute("SELECT room, COUNT(*) FROM owners GROUP BY room"):
-                found.setdefault(room, RoomInfo(str(room))).owners = int(count)
-            return [found[name] for name in sorted(found)]
-        finally:
-            conn.execute("COMMIT")
-
-    def delete(self, room: str) -> int:
-        """*(worker thread)* Remove every row of ``room`` (log, snapshot, replica owners) in
-        one transaction; the number of rows removed (0: no such room). Waits for the write
-        lock like a compaction does. A server that has the room loaded keeps its copy in
-        memory (see docs/server.md, "Managing rooms")."""
-        conn = self._thread_conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            removed = 0
-            for table in ("log", "snapshots", "owners"):
-                removed += conn.execute(f"DELETE FROM {table} WHERE room = ?", (room,)).rowcount
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
-        return removed
 
     def close_thread(self) -> None:
         """*(worker thread)* Close this thread's connection, if it opened one."""
