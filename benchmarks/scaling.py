@@ -127,7 +127,7 @@ def _expected_s(done: dict[int, float | None], case: str, size: int) -> float:
     per_op = done[last]
     if per_op is None:
         return float("inf")
-    ops = size if case == "append" else TYPED if case != "replicas" else size
+    ops = TYPED if case in ("typing", "random") else size
     return per_op * 1e-6 * ops * size / last
 
 

@@ -524,17 +524,7 @@ class Sequence:
                 lamport = left.lamport + left.length
                 if self._may_grow(left, n):
                     # Typing on at the end of our own latest run: grow it in place.
-                    if self.is_text:
-                        left.content = left.content + content
-                    else:
-                        left.content.extend(content)
-                    left.length += n
-                    block = left.block
-                    block.vis += n
-                    self.vis_len += n
-                    self._vis_add(block, n)
-                    self._cache = None
-                    self._stamp += 1
+                    self._extend(left, content, n, False)
                     self._hint = (left, pos - 1 - offset, self._stamp)
                     return origin, lamport
         else:
@@ -729,6 +719,8 @@ class Sequence:
         return block.runs[i]
 
     def _extend(self, run: Run, content: Any, length: int, want_pos: bool) -> int | None:
+        """Grow ``run`` at its end by ``length`` elements (typed on, here or remotely);
+        their visible index if ``want_pos``."""
         self._stamp += 1
         start = run.length
         run.length += length
