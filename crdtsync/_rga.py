@@ -145,20 +145,33 @@ def _fenwick_find(tree: list[int], pos: int) -> tuple[int, int]:
     return index, pos
 
 
-class Block:
-    """Up to ``MAX_BLOCK_RUNS`` consecutive runs: slot ``index`` of ``chunk.blocks``."""
+#: Above every run's ``(lamport, replica)``: the ``low`` of a block with no runs.
+_NO_RUNS = (float("inf"), 0)
 
-    __slots__ = ("runs", "vis", "chunk", "index")
+
+class Block:
+    """Up to ``MAX_BLOCK_RUNS`` consecutive runs: slot ``index`` of ``chunk.blocks``.
+
+    ``low`` is at most the ``(lamport, replica)`` of every run in it (not always the least:
+    a run that leaves does not raise it), so that placing a remote run can pass a block
+    of newer siblings without looking at their runs one by one.
+    """
+
+    __slots__ = ("runs", "vis", "chunk", "index", "low")
 
     def __init__(self, runs: list[Run]) -> None:
         self.runs = runs
         self.vis = 0
         self.chunk: Chunk
         self.index = 0
+        self.low: tuple[float, int] = _NO_RUNS
         for run in runs:
             run.block = self
             if not run.deleted:
                 self.vis += run.length
+            key = (run.lamport, run.replica)
+            if key < self.low:
+                self.low = key
 
 
 class Chunk:
@@ -378,6 +391,9 @@ class Sequence:
         block.runs.insert(i, run)
         run.block = block
         run.slot = i
+        key = (run.lamport, run.replica)
+        if key < block.low:
+            block.low = key
         self._stamp += 1
         if not run.deleted:
             block.vis += run.length
@@ -396,6 +412,7 @@ class Sequence:
         half = len(block.runs) // 2
         right = Block(block.runs[half:])
         del block.runs[half:]
+        block.low = min((run.lamport, run.replica) for run in block.runs)
         block.vis -= right.vis
         right.chunk = chunk
         blocks.insert(block.index + 1, right)
@@ -580,6 +597,7 @@ class Sequence:
             return None
         k = run.length - keep
         self.ids.move_start(nxt, end - k)
+        # Still above ``run``'s Lamport time, so the block's ``low`` holds.
         nxt.lamport -= k
         nxt.origin = (run.replica, end - k - 1)
         nxt.length += k
@@ -684,8 +702,10 @@ class Sequence:
                 nxt = runs[i] if i < len(runs) else self._run_at(block, i)
                 if nxt is None or (nxt.lamport, nxt.replica) < (lamport, replica):
                     return self._extend(left, content, length, want_pos)
-        # Skip newer siblings (and, being contiguous after them, their descendants).
+        # Skip newer siblings (and, being contiguous after them, their descendants); a
+        # block whose every run is newer is passed whole.
         runs = block.runs
+        key = (lamport, replica)
         while True:
             if i < len(runs):
                 nxt = runs[i]
@@ -698,7 +718,7 @@ class Sequence:
                 break
             block = after
             runs = block.runs
-            i = 0
+            i = len(runs) if after.low > key else 0
         run = Run(self, replica, counter, lamport, origin, self._own(content), length)
         if deleter is not None:
             run.deleted = True
