@@ -82,7 +82,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--scaling",
         action="store_true",
         help="the scaling cases instead (benchmarks/scaling.py: per-op time at 10k-1M "
-        "characters and 100-1000 replicas); with --systems, --runs and --out",
+        "characters and 100-1000 replicas); with --systems, --runs, --out and --budget",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=60.0,
+        help="with --scaling: seconds one run of a larger size may be expected to take",
     )
     args = parser.parse_args(argv)
     if args.runs is not None and args.runs < 1:
@@ -312,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         forwarded.append(str(args.out / "scaling.json"))
         if args.runs:
             forwarded += ["--runs", str(args.runs)]
+        forwarded += ["--budget", str(args.budget)]
         args.out.mkdir(parents=True, exist_ok=True)
         return scaling.main(forwarded)
     cases = all_cases(args.n, args.seed, args.traces)

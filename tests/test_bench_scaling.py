@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from benchmarks import scaling
@@ -25,3 +27,29 @@ def test_a_system_over_the_budget_sits_out_the_larger_sizes() -> None:
     # 100 us per op at size 10 predicts 100 us * 10 (growth) * TYPED ops at size 100.
     expected = 100e-6 * 10 * scaling.TYPED
     assert scaling._expected_s({10: 100.0}, "typing", 100) == pytest.approx(expected)
+
+
+def test_the_suite_entry_forwards_its_options(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from benchmarks import run as runner
+
+    seen: list[list[str]] = []
+    monkeypatch.setattr(scaling, "main", lambda argv: seen.append(list(argv)) or 0)
+    runner.main(
+        [
+            "--scaling",
+            "--systems",
+            "crdtsync",
+            "--runs",
+            "2",
+            "--budget",
+            "7.5",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    argv = seen[0]
+    assert argv[argv.index("--budget") + 1] == "7.5"
+    assert argv[argv.index("--runs") + 1] == "2"
+    assert argv[argv.index("--json") + 1] == str(tmp_path / "scaling.json")
