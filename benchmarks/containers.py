@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -38,7 +37,8 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.memory import child_rss, current_rss, traced_load  # noqa: E402
+from benchmarks.memory import child_rss, print_rss_growth, traced_load  # noqa: E402
+from benchmarks.report import print_table  # noqa: E402
 from benchmarks.systems import ALL_SYSTEMS  # noqa: E402
 
 SIZES = (10_000, 100_000)
@@ -205,15 +205,7 @@ def memory_child(system: str, kind: str, state_file: str) -> int:
     _fill(system, warm, kind, 10, True)
     _load(system, kind, _encode(system, warm))
     del warm
-    gc.collect()
-    before = current_rss()
-    doc, content = _load(system, kind, state)
-    del content
-    gc.collect()
-    after = current_rss()
-    print(json.dumps({"rss": after - before}))
-    del doc
-    return 0
+    return print_rss_growth(lambda: _load(system, kind, state))
 
 
 def run(
@@ -325,11 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         systems.append(name)
     results = run(args.cases.split(","), systems, args.runs, args.max_size, not args.no_rss)
-    print()
-    print(table(results))
-    if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2))
-    return 0
+    return print_table(table(results), results, args.json)
 
 
 if __name__ == "__main__":

@@ -93,6 +93,21 @@ def rss_bytes(system: System, state: bytes, kind: Kind, timeout: float = 600) ->
     return child_rss(["benchmarks.memory", system.name, kind], state, timeout)
 
 
+def print_rss_growth(load: Callable[[], tuple[Any, Any]]) -> int:
+    """In a memory child, after its warm-up: print ``{"rss": bytes}``, the RSS growth of
+    ``load()``, which returns the loaded document and the content read back (dropped
+    before measuring: only the document counts)."""
+    gc.collect()
+    before = current_rss()
+    doc, content = load()
+    del content
+    gc.collect()
+    after = current_rss()
+    print(json.dumps({"rss": after - before}))
+    del doc
+    return 0
+
+
 def child_main(argv: list[str]) -> int:
     name, kind, state_file = argv
     system = ALL_SYSTEMS[name]
@@ -111,16 +126,12 @@ def child_main(argv: list[str]) -> int:
         warm.set_map("warm", {"a": 1})
     system.load(warm.encode_state(), kind).read(kind)
     del warm
-    gc.collect()
-    before = current_rss()
-    replica = system.load(state, kind)
-    content = replica.read(kind)
-    del content
-    gc.collect()
-    after = current_rss()
-    print(json.dumps({"rss": after - before}))
-    del replica
-    return 0
+
+    def load() -> tuple[Any, Any]:
+        replica = system.load(state, kind)
+        return replica, replica.read(kind)
+
+    return print_rss_growth(load)
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.memory import child_rss, current_rss, traced_load
+from benchmarks.memory import child_rss, print_rss_growth, traced_load
 from benchmarks.report import format_ratio, format_value
 from benchmarks.systems import ALL_SYSTEMS
 
@@ -785,15 +785,7 @@ def memory_child(system: str, root: str, state_file: str) -> int:
     warm.build({"warm": 1}, "items", [Record({"a": 1}, {"t": ["warm"]}, {"m": {"k": 1}})])
     load(system, root, warm.encode_state())
     del warm
-    gc.collect()
-    before = current_rss()
-    doc, content = load(system, root, state)
-    del content
-    gc.collect()
-    after = current_rss()
-    print(json.dumps({"rss": after - before}))
-    del doc
-    return 0
+    return print_rss_growth(lambda: load(system, root, state))
 
 
 # ---- the runner ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,3 +237,13 @@ def charts(report: Report, out_dir: Path, dpi: int = 80) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def print_table(text: str, results: Any, json_path: Path | None) -> int:
+    """The end of a standalone benchmark script: print its table (after a blank line)
+    and, if asked, write its results as JSON; the exit status."""
+    print()
+    print(text)
+    if json_path is not None:
+        json_path.write_text(json.dumps(results, indent=2))
+    return 0

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import random
 import statistics
 import sys
@@ -34,6 +33,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.report import print_table  # noqa: E402
 from benchmarks.systems import ALL_SYSTEMS, System  # noqa: E402
 
 TYPED = 2000  # characters typed, or single characters inserted, per timed run
@@ -210,11 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         systems.append(system)
     results = run(args.cases.split(","), systems, args.runs, args.max_size, args.budget)
-    print()
-    print(table(results))
-    if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2))
-    return 0
+    return print_table(table(results), results, args.json)
 
 
 if __name__ == "__main__":
