@@ -38,7 +38,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.memory import child_rss, print_rss_growth, traced_load  # noqa: E402
-from benchmarks.report import print_table  # noqa: E402
+from benchmarks.report import format_ratio, print_table  # noqa: E402
 from benchmarks.systems import ALL_SYSTEMS  # noqa: E402
 
 SIZES = (10_000, 100_000)
@@ -87,16 +87,10 @@ def _fill(system: str, doc: Any, kind: str, n: int, one_txn: bool) -> None:
     if system == "loro":
         commit = doc.commit
         insert = c.insert
-        if kind == "map":
-            for i in range(n):
-                insert(_key(i), i)
-                if not one_txn:
-                    commit()
-        else:
-            for i in range(n):
-                insert(_element(i), True)
-                if not one_txn:
-                    commit()
+        for i in range(n):
+            insert(*((_key(i), i) if kind == "map" else (_element(i), True)))
+            if not one_txn:
+                commit()
         commit()
         return
     if one_txn:
@@ -279,15 +273,9 @@ def table(results: dict[str, Any]) -> str:
                 else:
                     theirs = {p: got[p] for p in peers}
                 cells = [_fmt(metric, got[s]) for s in systems]
-                ratios = [_ratio(ours, theirs[p]) for p in peers]
+                ratios = [format_ratio(ours, theirs[p]) for p in peers]
                 lines.append(f"| {case} | {n:,} | {metric} | " + " | ".join(cells + ratios) + " |")
     return "\n".join(lines)
-
-
-def _ratio(ours: float | None, theirs: float | None) -> str:
-    if ours is None or theirs is None or theirs <= 0:
-        return ""
-    return f"{ours / theirs:.2f}x"
 
 
 def _systems(results: dict[str, Any]) -> list[str]:

@@ -164,14 +164,16 @@ class Block:
         self.vis = 0
         self.chunk: Chunk
         self.index = 0
-        self.low: tuple[float, int] = _NO_RUNS
+        self.low = _low(runs)
         for run in runs:
             run.block = self
             if not run.deleted:
                 self.vis += run.length
-            key = (run.lamport, run.replica)
-            if key < self.low:
-                self.low = key
+
+
+def _low(runs: list[Run]) -> tuple[float, int]:
+    """The least ``(lamport, replica)`` of ``runs`` (see ``Block.low``)."""
+    return min(((run.lamport, run.replica) for run in runs), default=_NO_RUNS)
 
 
 class Chunk:
@@ -412,7 +414,7 @@ class Sequence:
         half = len(block.runs) // 2
         right = Block(block.runs[half:])
         del block.runs[half:]
-        block.low = min((run.lamport, run.replica) for run in block.runs)
+        block.low = _low(block.runs)
         block.vis -= right.vis
         right.chunk = chunk
         blocks.insert(block.index + 1, right)
@@ -705,7 +707,6 @@ class Sequence:
         # Skip newer siblings (and, being contiguous after them, their descendants); a
         # block whose every run is newer is passed whole.
         runs = block.runs
-        key = (lamport, replica)
         while True:
             if i < len(runs):
                 nxt = runs[i]
@@ -718,7 +719,7 @@ class Sequence:
                 break
             block = after
             runs = block.runs
-            i = len(runs) if after.low > key else 0
+            i = len(runs) if after.low > (lamport, replica) else 0
         run = Run(self, replica, counter, lamport, origin, self._own(content), length)
         if deleter is not None:
             run.deleted = True
