@@ -21,7 +21,7 @@ import logging
 import secrets
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from crdtsync import _encoding as enc
@@ -48,7 +48,7 @@ from crdtsync.types.events import (
 )
 from crdtsync.types.list import List
 from crdtsync.types.lwwmap import LWWMap
-from crdtsync.types.orset import ORSet, element_key
+from crdtsync.types.orset import Key, ORSet, element_key
 from crdtsync.types.text import SequenceContainer, Text
 
 __all__ = ["Doc", "Transaction", "DEFAULT_MAX_PENDING", "REISSUED"]
@@ -88,8 +88,8 @@ class _Changes:
         #: A Text's mark count before this transaction's first mark (None: no mark).
         self.marks_before: int | None = None
         self.keys: set[str] = set()
-        self.added: dict[bytes, Any] = {}
-        self.removed: dict[bytes, Any] = {}
+        self.added: dict[Key, Any] = {}
+        self.removed: dict[Key, Any] = {}
         self.amount = 0
 
 
@@ -740,16 +740,18 @@ class Doc:
                 return self._local_set_add(container, element)
         counter, _ = self._tick(1)
         dot = (self._replica, counter)
-        superseded = container._dots_of(element)
+        key = element_key(element)
+        superseded = container._dots(key)
         if txn._undo is not None:
             txn._undo.append(("a", container, element, dot, bool(superseded)))
-        appeared = container._add_dot(element, dot)
-        container._remove_dots(superseded)
+        appeared = container._add_dot(element, dot, key)
+        if superseded:
+            container._remove_dots(superseded)
         txn._entries.append((enc.SET_ADD, counter, container._key, element, superseded))
         if appeared and (container._observers or self._deep):
-            txn._changes_for(container).added.setdefault(element_key(element), element)
+            txn._changes_for(container).added.setdefault(key, element)
 
-    def _local_set_remove(self, container: ORSet, dots: builtins.list[Dot]) -> None:
+    def _local_set_remove(self, container: ORSet, dots: Sequence[Dot]) -> None:
         txn = self._txn
         if txn is None:
             with Transaction(self, None, True):
@@ -758,8 +760,8 @@ class Doc:
         container._touch((self._replica, counter))
         removed = None
         if txn._undo is not None:
-            owners, elements = container._owner, container._elements
-            removed = [(elements[owners[d]][0], d) for d in dots if d in owners]
+            owners = container._owner
+            removed = [(container._element(owners[d]), d) for d in dots if d in owners]
         gone = container._remove_dots(dots)
         if removed:
             txn._undo.append(("r", container, removed))  # type: ignore[union-attr]

@@ -28,6 +28,7 @@ import msgpack
 
 from crdtsync._bulk import BULK_BYTES, without_gc
 from crdtsync._clock import MAX_CLOCK, MAX_REPLICA_ID, PREFIX
+from crdtsync._dotruns import is_normal, normalized
 from crdtsync._errors import DecodeError
 from crdtsync._nesting import valid_child_name
 from crdtsync._values import ChildRef, is_element, is_value
@@ -79,6 +80,11 @@ FACT_DELETE = 0  # root, deleter replica, deleter counter, [replica, counter, le
 FACT_LIVE = 1  # root, [replica, counter]* (sender's version), [replica, counter]* (live
 #               dots), [replica, counter]* (the last change to the set by each replica)
 
+#: The superseded dots of a SET_ADD that supersedes none: one shared object, and a tuple,
+#: so that the entries of a transaction of many adds hold no object the cyclic garbage
+#: collector must keep visiting.
+NO_DOTS: tuple[Dot, ...] = ()
+
 #: Every counter and Lamport time an update carries, including the last one of a run, is at
 #: most this (the clock ceiling, see crdtsync._clock.CLOCK_CEILING).
 MAX_COUNTER = MAX_CLOCK
@@ -105,7 +111,8 @@ class Segment:
 class Update:
     segments: list[Segment] = field(default_factory=list)
     #: (FACT_DELETE, root, deleter, [(replica, counter, length)...]) or
-    #: (FACT_LIVE, root, {replica: counter}, [dots], {replica: counter})
+    #: (FACT_LIVE, root, {replica: counter}, [(replica, counter, length)...] (the live
+    #: dots as sorted, maximal runs), {replica: counter}) (either wire form)
     facts: list[tuple[Any, ...]] = field(default_factory=list)
 
 
@@ -204,6 +211,17 @@ class _Tables:
 
     def anchor(self, anchor: Any) -> Any:
         return None if anchor is None else [self.replica(anchor[0]), anchor[1], anchor[2]]
+
+    def dot_run_pairs(self, runs: Any) -> list[int]:
+        """Runs of dots as the flat pairs the wire holds (in memory they stay runs)."""
+        flat: list[int] = []
+        for r, c, n in runs:
+            index = self.replica(r)
+            if n == 1:
+                flat += (index, c)
+            else:
+                flat += [x for counter in range(c, c + n) for x in (index, counter)]
+        return flat
 
     def ranges(self, ranges: Any) -> list[int]:
         flat: list[int] = []
@@ -346,7 +364,7 @@ def _encode_facts(update: Update, tables: _Tables) -> list[Any]:
                     FACT_LIVE,
                     tables.root(root),
                     tables.dots(sorted(version.items())),
-                    tables.dots(sorted(live)),
+                    tables.dot_run_pairs(live),
                     tables.dots(sorted(touched.items())),
                 ]
             )
@@ -462,6 +480,34 @@ class _Reader:
         if len(flat) % 2:
             raise _fail("dots come in pairs")
         return [self.dot(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+    def dot_runs(self, value: Any) -> list[tuple[int, int, int]]:
+        """Flat pairs ``replica_index, counter`` (checked as :meth:`dot` checks them) as
+        sorted, maximal runs of consecutive counters, without a tuple per dot: the live
+        dots of a set's state are one pair per element."""
+        flat = _list(value, "dots")
+        if len(flat) % 2:
+            raise _fail("dots come in pairs")
+        replicas = self.replicas
+        n = len(replicas)
+        runs: list[tuple[int, int, int]] = []
+        index = first = last = -1
+        for k in range(0, len(flat), 2):
+            i, c = flat[k], flat[k + 1]
+            if not (type(i) is int and 0 <= i < n and type(c) is int and 1 <= c <= MAX_COUNTER):
+                self.dot(i, c)  # raises the precise error
+            if i == index and c == last + 1:
+                last = c
+                continue
+            if index >= 0:
+                runs.append((replicas[index], first, last - first + 1))
+            index, first, last = i, c, c
+        if index >= 0:
+            runs.append((replicas[index], first, last - first + 1))
+        # Sorted pairs (as writers send them) give sorted runs; anything else is put right.
+        if not is_normal(runs):
+            runs = normalized(runs)
+        return runs
 
     def ranges(self, value: Any) -> list[tuple[int, int, int]]:
         flat = _list(value, "ranges")
@@ -592,6 +638,7 @@ def _decode_segment_loop(raw: Any, rd: _Reader) -> Segment:
     root_index = 0
     offset = 0
     key: tuple[RootKey, int] | None = None  # (the current sequence root, its index)
+    set_key: tuple[RootKey, int] | None = None  # (the current set root, its index)
     i, n = 2, len(seg)
 
     while i < n:
@@ -687,11 +734,17 @@ def _decode_segment_loop(raw: Any, rd: _Reader) -> Segment:
             else:
                 entries.append((MAP_DEL, c, map_root, _lamport(c, offset), fields[0]))
         elif tag == SET_ADD:
-            element, dots = _fields(seg, i, 2)
+            # The hot path of loading a set: every element of a state is one of these.
+            if i + 2 > n:
+                raise _fail("segment ends inside a change")
+            element, dots = seg[i], seg[i + 1]
             i += 2
-            if not is_element(element):
+            if set_key is None or set_key[1] != root_index:
+                set_key = (rd.root(root_index, SET_KINDS), root_index)
+            if not ((type(element) is str and element.isascii()) or is_element(element)):
                 raise _fail("unsupported set element")
-            entries.append((SET_ADD, c, rd.root(root_index, SET_KINDS), element, rd.dots(dots)))
+            superseded = NO_DOTS if type(dots) is list and not dots else rd.dots(dots)
+            entries.append((SET_ADD, c, set_key[0], element, superseded))
         elif tag == SET_REM:
             (dots,) = _fields(seg, i, 1)
             i += 1
@@ -756,7 +809,7 @@ def _decode_fact(raw: Any, rd: _Reader) -> tuple[Any, ...]:
         touched: dict[int, int] = {}
         for r, c in rd.dots(fact[4]):
             touched[r] = max(touched.get(r, 0), c)
-        return (FACT_LIVE, rd.root(fact[1], SET_KINDS), version, rd.dots(fact[3]), touched)
+        return (FACT_LIVE, rd.root(fact[1], SET_KINDS), version, rd.dot_runs(fact[3]), touched)
     raise _fail("unknown fact")
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from crdtsync import _encoding as enc
 from crdtsync._bulk import without_gc
+from crdtsync._dotruns import DotRuns
 from crdtsync._encoding import Entry, RootKey, Segment, Update
 from crdtsync._errors import DecodeError
 from crdtsync.types._marks import Mark
@@ -155,9 +156,12 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
                 if not held(r, c + n - 1):
                     return (r, c + n - 1)
         else:
-            for r, c in (*fact[2].items(), *fact[3], *fact[4].items()):
+            for r, c in (*fact[2].items(), *fact[4].items()):
                 if not held(r, c):
                     return (r, c)
+            for r, c, n in fact[3]:  # held is a prefix of each replica's counters
+                if not held(r, c + n - 1):
+                    return (r, c + n - 1)
     return tops
 
 
@@ -314,9 +318,11 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
                 lamport = max(lamport, e[3])
             elif tag == enc.SET_ADD:
                 container = _container(doc, e[2], True)
-                if container._add_dot(e[3], (r, e[1])) and (container._observers or doc._deep):
-                    txn._changes_for(container).added.setdefault(element_key(e[3]), e[3])
-                removals.append((container, e[4]))
+                key = element_key(e[3])
+                if container._add_dot(e[3], (r, e[1]), key) and (container._observers or doc._deep):
+                    txn._changes_for(container).added.setdefault(key, e[3])
+                if e[4]:
+                    removals.append((container, e[4]))
             elif tag == enc.SET_REM:
                 container = _container(doc, e[2], True)
                 container._touch((r, e[1]))
@@ -342,14 +348,12 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
                 container = _container(doc, fact[1], True)
                 if container is None:
                     continue
-                version, live = fact[2], set(fact[3])
+                version = fact[2]
                 # Removes reach us folded into this fact, so take over the sender's record
                 # of the last change by each replica: we must pass the fact on in turn.
                 for dot in fact[4].items():
                     container._touch(dot)
-                dead = [
-                    d for d in container._owner if d[1] <= version.get(d[0], 0) and d not in live
-                ]
+                dead = DotRuns(fact[3]).dead(container._owner, version)
                 if dead:
                     effect = True
                     doc._note_set_removed(txn, container, container._remove_dots(dead))

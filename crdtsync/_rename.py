@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from crdtsync import _encoding as enc
+from crdtsync._dotruns import normalized
 from crdtsync._encoding import Entry, Segment, Update
 from crdtsync._nesting import RootKey, child_name, parse_child_name
 from crdtsync._values import ChildRef
@@ -104,5 +105,6 @@ def rename_replica(update: Update, old: int, new: int) -> Update:
         if fact[0] == enc.FACT_DELETE:
             out.facts.append((fact[0], key, dot(fact[2]), ranges(fact[3])))
         else:  # FACT_LIVE
-            out.facts.append((fact[0], key, version(fact[2]), dots(fact[3]), version(fact[4])))
+            live = normalized(ranges(fact[3]))  # (the renamed replica's runs move)
+            out.facts.append((fact[0], key, version(fact[2]), live, version(fact[4])))
     return out

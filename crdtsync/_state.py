@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from crdtsync import _encoding as enc
+from crdtsync._dotruns import dot_runs
 from crdtsync._encoding import Entry, Segment, Update
 from crdtsync._rga import Run
 from crdtsync.types.counter import Counter
@@ -119,10 +120,11 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
         elif isinstance(root, ORSet):
             for dot, ekey in root._owner.items():
                 if want(*dot):
-                    element = root._elements[ekey][0]
+                    element = root._element(ekey)
                     extra[dot[0]].append((enc.SET_ADD, dot[1], key, element, []))
             if any(c > since.get(r, 0) for r, c in root._touched.items()):
-                facts.append((enc.FACT_LIVE, key, dict(vv), root._live_dots(), dict(root._touched)))
+                live = dot_runs(root._live_dots())
+                facts.append((enc.FACT_LIVE, key, dict(vv), live, dict(root._touched)))
         elif isinstance(root, Counter):
             for r, c in root._dots.items():
                 if want(r, c):

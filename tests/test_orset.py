@@ -192,3 +192,71 @@ def test_add_seen_directly_then_covered_by_relayed_state():
     c.apply_update(ups[1])
     assert "z" not in c.set("s")
     assert c.version == a.version
+
+
+# A reference ORSWOT beside the real one: live dots -> element key, and a version vector.
+# Three or four replicas add and discard a few colliding elements (1, True and 1.0 are
+# distinct elements; "a" and b"a" too) and merge in random order, with duplicates and
+# whole-state syncs: every replica's live dots must be exactly the model's, so an element
+# that concurrent adds left with several dots keeps each of them until each is removed.
+_POOL = [1, True, 1.0, "a", b"a", None]
+_orswot_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "add", "add", "discard", "sync", "sync", "state"]),
+        st.integers(0, 3),
+        st.integers(0, 3),
+        st.one_of(st.just("a"), st.sampled_from(_POOL)),  # "a" often: adds collide
+    ),
+    max_size=40,
+)
+
+
+def _model_merge(into: tuple[dict, dict], other: tuple[dict, dict]) -> None:
+    live, vv = into
+    o_live, o_vv = other
+    kept = {d: k for d, k in live.items() if d in o_live or d[1] > o_vv.get(d[0], 0)}
+    kept.update({d: k for d, k in o_live.items() if d in live or d[1] > vv.get(d[0], 0)})
+    live.clear()
+    live.update(kept)
+    for r, c in o_vv.items():
+        vv[r] = max(vv.get(r, 0), c)
+
+
+@given(n=st.integers(3, 4), ops=_orswot_ops)
+@settings(max_examples=budget(60))
+def test_live_dots_match_a_reference_orswot(n, ops):
+    from crdtsync.types.orset import canonical_encoding
+
+    docs = [crdtsync.Doc(r + 1) for r in range(n)]
+    models: list[tuple[dict, dict]] = [({}, {}) for _ in range(n)]
+    for op, i, j, element in ops:
+        i, j = i % n, j % n
+        doc, (live, vv) = docs[i], models[i]
+        key = canonical_encoding(element)
+        if op in ("add", "discard"):
+            mine = [d for d, k in live.items() if k == key]
+            if op == "discard" and not mine:
+                doc.set("s").discard(element)
+                continue
+            for d in mine:
+                del live[d]
+            vv[i + 1] = vv.get(i + 1, 0) + 1
+            if op == "add":
+                live[(i + 1, vv[i + 1])] = key
+                doc.set("s").add(element)
+            else:
+                doc.set("s").discard(element)
+        else:
+            since = None if op == "state" else docs[j].version
+            update = doc.get_update(since)
+            docs[j].apply_update(update)
+            docs[j].apply_update(update)  # a duplicate changes nothing
+            _model_merge(models[j], models[i])
+    for doc, (live, _) in zip(docs, models, strict=True):
+        s = doc.set("s")
+        assert s._live_dots() == sorted(live)
+        assert sorted(canonical_encoding(e) for e in s) == sorted(set(live.values()))
+        for element in _POOL:
+            dots = sorted(d for d, k in live.items() if k == canonical_encoding(element))
+            assert list(s._dots_of(element)) == dots
+            assert (element in s) == bool(dots)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from crdtsync import _encoding as enc
+from crdtsync._dotruns import DotRuns
 from crdtsync._encoding import Update
 from crdtsync.types.counter import Counter
 from crdtsync.types.lwwmap import LWWMap
@@ -134,9 +135,7 @@ def unbacked_facts(doc: Doc, update: Update) -> str | None:
             root = doc._roots.get(key)
             if not isinstance(root, ORSet):
                 continue
-            live_dots = set(live)
-            removes = any(d[1] <= version.get(d[0], 0) and d not in live_dots for d in root._owner)
-            if not removes:
+            if not DotRuns(live).dead(root._owner, version):
                 continue
             if tops is None:
                 tops = enc.coverage(update)

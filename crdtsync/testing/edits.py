@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from crdtsync._doc import Doc
 from crdtsync.types import Counter, List, LWWMap, ORSet, Text
-from crdtsync.types.orset import element_key
+from crdtsync.types.orset import canonical_encoding
 
 __all__ = [
     "KINDS",
@@ -340,7 +340,7 @@ def _exact(value: Any) -> Any:
     if isinstance(value, dict):
         return ("dict", tuple(sorted((k, _exact(v)) for k, v in value.items())))
     if isinstance(value, frozenset | set):
-        return ("set", tuple(sorted(element_key(v) for v in value)))
+        return ("set", tuple(sorted(canonical_encoding(v) for v in value)))
     raise TypeError(f"unexpected value type {type(value).__name__}")
 
 
@@ -348,7 +348,7 @@ def _exact_roots(doc: Doc) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, root in doc.roots().items():
         if isinstance(root, ORSet):
-            keys = tuple(sorted(element_key(v) for v in root))
+            keys = tuple(sorted(canonical_encoding(v) for v in root))
             if keys:
                 out[name] = ("set", keys)
     for name, value in snapshot(doc).items():
