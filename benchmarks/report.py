@@ -184,11 +184,50 @@ def notes_lines(report: Report) -> list[str]:
     return [f"- {line}" for line in lines]
 
 
+#: The cases the load table compares: one document state, and the same edits made 10 times.
+LOAD_CASES = ("B4", "B4x10")
+
+
+def load_markdown(report: Report) -> str:
+    """The load table: loading each of LOAD_CASES' states (parseTime, which includes
+    reading the text back) and the memory the loaded document holds, per system, with how
+    each grows from B4 to B4x10 (10x the edits: 10x is linear). Empty without them."""
+    by_id = {case.id: case for case in report.cases}
+    cases = [by_id[name] for name in LOAD_CASES if name in by_id]
+    if not cases:
+        return ""
+    systems = report.systems
+    lines = [
+        "| load | " + " | ".join(systems) + " |",
+        "| :- | " + " | ".join("-:" for _ in systems) + " |",
+    ]
+    for metric in ("parseTime", "memUsed"):
+        for case in cases:
+            cells = [cell(case, system, metric) for system in systems]
+            lines.append(f"| {case.id} {metric} | " + " | ".join(cells) + " |")
+        if len(cases) == 2:
+            growth = []
+            for system in systems:
+                one, ten = (case.systems.get(system) for case in cases)
+                if one is None or ten is None:
+                    growth.append("")
+                else:
+                    growth.append(format_ratio(ten.median(metric), one.median(metric)))
+            lines.append(
+                f"| {cases[1].id} / {cases[0].id} ({metric}) | " + " | ".join(growth) + " |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def full_markdown(report: Report, wall_s: float | None = None) -> str:
     parts = ["# crdtsync benchmarks", "", *environment_lines(report.meta)]
     if wall_s is not None:
         parts.append(f"- wall time of this run: {wall_s:.0f} s")
-    parts += ["", markdown(report), *notes_lines(report), ""]
+    parts += ["", markdown(report)]
+    loads = load_markdown(report)
+    if loads:
+        parts += ["## Load", "", loads]
+    parts += [*notes_lines(report), ""]
     return "\n".join(parts)
 
 
@@ -196,7 +235,8 @@ def full_markdown(report: Report, wall_s: float | None = None) -> str:
 
 
 def charts(report: Report, out_dir: Path, dpi: int = 80) -> list[Path]:
-    """time.png and docsize.png: one horizontal bar per system and case, log scale.
+    """time.png, docsize.png and parsetime.png (the load time): one horizontal bar per
+    system and case, log scale.
 
     Raises ImportError when matplotlib is missing.
     """
@@ -206,7 +246,11 @@ def charts(report: Report, out_dir: Path, dpi: int = 80) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    specs = (("time", "time (ms, log scale)", 1e3), ("docSize", "docSize (bytes, log scale)", 1.0))
+    specs = (
+        ("time", "time (ms, log scale)", 1e3),
+        ("docSize", "docSize (bytes, log scale)", 1.0),
+        ("parseTime", "parseTime: load and read back (ms, log scale)", 1e3),
+    )
     for metric, xlabel, scale in specs:
         cases = [c for c in report.cases if any(r.median(metric) for r in c.systems.values())]
         if not cases:

@@ -319,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.runs:
             forwarded += ["--runs", str(args.runs)]
         forwarded += ["--budget", str(args.budget)]
+        if not args.no_charts:
+            forwarded += ["--chart", str(args.out / "scaling.png")]
         args.out.mkdir(parents=True, exist_ok=True)
         return scaling.main(forwarded)
     cases = all_cases(args.n, args.seed, args.traces)

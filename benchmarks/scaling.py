@@ -190,6 +190,41 @@ def _systems(results: dict[str, Any]) -> list[str]:
     return list(first["us"])
 
 
+def chart(results: dict[str, Any], path: Path, dpi: int = 80) -> Path:
+    """``path`` (PNG): one panel per case, per-op time against size on log-log axes, a
+    line per system (flat is what the cases look for). Raises ImportError without
+    matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmarks.report import COLORS
+
+    fig, axes = plt.subplots(1, len(results), figsize=(3.2 * len(results), 3.0), squeeze=False)
+    for ax, (name, res) in zip(axes[0], results.items(), strict=True):
+        for system, per in res["us"].items():
+            points = [(size, us) for size, us in per.items() if us is not None]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, marker="o", label=system, color=COLORS.get(system))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("replicas" if name == "replicas" else "size", fontsize=8)
+        ax.set_ylabel(res["unit"].split(",")[0].split(" ")[0], fontsize=8)
+        ax.grid(which="major", linewidth=0.5, alpha=0.5)
+        ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(
+        "per-op time as documents and rooms grow (lower and flatter is better)", fontsize=10
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks --scaling", description=__doc__)
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated cases")
@@ -197,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-size", type=int, help="skip sizes above this (a quick look)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--chart", type=Path, help="also draw the results here (PNG)")
     parser.add_argument(
         "--budget", type=float, default=60.0, help="seconds a run may be expected to take"
     )
@@ -210,6 +246,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         systems.append(system)
     results = run(args.cases.split(","), systems, args.runs, args.max_size, args.budget)
+    if args.chart is not None:
+        try:
+            print(f"wrote {chart(results, args.chart)}")
+        except ImportError:
+            print("chart skipped: matplotlib is not installed", file=sys.stderr)
     return print_table(table(results), results, args.json)
 
 

@@ -53,3 +53,20 @@ def test_the_suite_entry_forwards_its_options(
     assert argv[argv.index("--budget") + 1] == "7.5"
     assert argv[argv.index("--runs") + 1] == "2"
     assert argv[argv.index("--json") + 1] == str(tmp_path / "scaling.json")
+    assert argv[argv.index("--chart") + 1] == str(tmp_path / "scaling.png")
+    runner.main(["--scaling", "--no-charts", "--out", str(tmp_path)])
+    assert "--chart" not in seen[1]
+
+
+def test_the_chart_draws_every_case(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    results = {
+        "typing": {"unit": "us/char", "sizes": [10, 100], "us": {"crdtsync": {10: 2.0, 100: 2.1}}},
+        "replicas": {
+            "unit": "us/replica",
+            "sizes": [5, 10],
+            "us": {"crdtsync": {5: 9.0, 10: None}, "loro": {5: 30.0, 10: 60.0}},
+        },
+    }
+    path = scaling.chart(results, tmp_path / "scaling.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
