@@ -329,7 +329,7 @@ def _encode_segments(update: Update, tables: _Tables) -> tuple[list[Any], bool]:
             elif tag == MAP_DEL:
                 out += (MAP_DEL, e[4])
             elif tag == SET_ADD:
-                out += (SET_ADD, e[3], tables.dots(e[4]))
+                out += (SET_ADD, e[3], tables.dots(e[4]) if e[4] else [])
             elif tag == SET_REM:
                 out += (SET_REM, tables.dots(e[3]))
             elif tag == COUNTER:

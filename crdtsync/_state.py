@@ -11,6 +11,7 @@ can drop the ones we removed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from crdtsync import _encoding as enc
@@ -111,17 +112,20 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
                     extra[m.replica].append(mark)
         if isinstance(root, LWWMap):
             for name, e in root._entries.items():
-                if want(e.replica, e.counter):
+                lo = lows.get(e.replica)  # (want inline: per entry)
+                if lo is not None and e.counter >= lo:
                     if e.deleted:
                         entry: Entry = (enc.MAP_DEL, e.counter, key, e.lamport, name)
                     else:
                         entry = (enc.MAP_SET, e.counter, key, e.lamport, name, e.value)
                     extra[e.replica].append(entry)
         elif isinstance(root, ORSet):
-            for dot, ekey in root._owner.items():
-                if want(*dot):
-                    element = root._element(ekey)
-                    extra[dot[0]].append((enc.SET_ADD, dot[1], key, element, []))
+            non_str = root._others
+            for (r, c), ekey in root._owner.items():  # (want and _element inline: per element)
+                lo = lows.get(r)
+                if lo is not None and c >= lo:
+                    element = ekey if isinstance(ekey, str) else non_str[ekey]
+                    extra[r].append((enc.SET_ADD, c, key, element, enc.NO_DOTS))
             if any(c > since.get(r, 0) for r, c in root._touched.items()):
                 live = dot_runs(root._live_dots())
                 facts.append((enc.FACT_LIVE, key, dict(vv), live, dict(root._touched)))
@@ -159,7 +163,7 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
     for r, lo in sorted(lows.items()):
         top = vv[r]
         runs = _run_entries(doc._ids.runs_from(r, lo), lo, gc)
-        others = sorted(extra[r], key=lambda e: e[1])
+        others = sorted(extra[r], key=itemgetter(1))
         entries: list[Entry] = []
         c = lo
         oi = 0
@@ -168,8 +172,12 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
                 c = _emit(entries, others[oi], c)
                 oi += 1
             c = _emit(entries, tuple(run_entry), c)
-        for other in others[oi:]:
-            c = _emit(entries, other, c)
+        for other in others[oi:]:  # (_emit inline: every element of a set's state is one)
+            oc = other[1]
+            if oc > c:
+                entries.append((enc.SKIP, c, oc - c))
+            entries.append(other)
+            c = oc + 1  # (only inserts, never among these, span more than one counter)
         if c <= top:
             entries.append((enc.SKIP, c, top - c + 1))
         update.segments.append(Segment(r, lo, top + 1, entries))
