@@ -13,6 +13,9 @@ pycrdt and loro in one process, alternating the systems run by run:
   replica applies their R states in the order of their replica ids, ascending and then
   descending (one of the two makes every replica's first character skip all the others
   before it); the time per replica of the slower order.
+- **merge**: M1 at size N (see ``cases.py``): two replicas of an N-character text each
+  make N random single-character edits offline, then each applies the other's diff (both
+  diffs computed, both applied, both texts read); the time per edit merged (of 2N).
 
 Each row reports the median of ``--runs`` runs and, for each system, the ratio of the
 per-op time at each size to the per-op time at the smallest size: flat is 1.0.
@@ -22,17 +25,19 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import random
 import statistics
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from time import perf_counter
-from typing import Any
+from typing import Any, cast
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.cases import SEED, MergeInput, merge_case, merge_replicas  # noqa: E402
 from benchmarks.report import print_table  # noqa: E402
 from benchmarks.systems import ALL_SYSTEMS, System  # noqa: E402
 
@@ -40,6 +45,7 @@ TYPED = 2000  # characters typed, or single characters inserted, per timed run
 SIZES = (10_000, 100_000, 1_000_000)
 APPENDS = (10_000, 100_000, 1_000_000)
 REPLICAS = (100, 400, 1000)
+MERGES = (10_000, 30_000, 100_000)
 CHARS_PER_REPLICA = 100
 
 
@@ -110,11 +116,28 @@ def _replicas(system: System, r: int) -> float:
     return worst / r
 
 
+def _merge(system: System, n: int) -> float:
+    base, edits_a, edits_b = cast(MergeInput, merge_case(SEED, n, n).prepare())
+    a, b = merge_replicas(system, base, edits_a, edits_b)
+    gc.collect()
+    t0 = perf_counter()
+    for_a = b.diff(a.version())
+    for_b = a.diff(b.version())
+    a.apply_update(for_a)
+    b.apply_update(for_b)
+    text = a.text()
+    same = text == b.text()
+    elapsed = perf_counter() - t0
+    assert same
+    return elapsed / (2 * n)
+
+
 CASES: dict[str, tuple[Callable[[System, int], float], Sequence[int], str]] = {
     "typing": (_typing, SIZES, "us/char typed at the end of N chars"),
     "random": (_random, SIZES, "us/insert at random places in N chars of words"),
     "append": (_append, APPENDS, "us/append, N appends in one transaction"),
     "replicas": (_replicas, REPLICAS, "us/replica, R replicas' 100 chars merged (worse order)"),
+    "merge": (_merge, MERGES, "us/edit, two replicas' N offline edits each merged (M1 at N)"),
 }
 
 
@@ -127,8 +150,26 @@ def _expected_s(done: dict[int, float | None], case: str, size: int) -> float:
     per_op = done[last]
     if per_op is None:
         return float("inf")
-    ops = TYPED if case in ("typing", "random") else size
+    ops = TYPED if case in ("typing", "random") else 2 * size if case == "merge" else size
     return per_op * 1e-6 * ops * size / last
+
+
+def _expected_wall(done: dict[int, float]) -> Callable[[int], float]:
+    """Seconds a whole run (set-up included: a text built by N random edits costs some
+    systems N^2) at a size should take, from the wall times of the sizes done so far:
+    the last one's, grown as fast as it grew from the one before (at least linearly)."""
+
+    def at(size: int) -> float:
+        if not done:
+            return 0.0
+        sizes = sorted(done)
+        last = sizes[-1]
+        power = 1.0
+        if len(sizes) > 1 and 0 < done[sizes[-2]] < done[last]:
+            power = max(1.0, math.log(done[last] / done[sizes[-2]]) / math.log(last / sizes[-2]))
+        return float(done[last] * (size / last) ** power)
+
+    return at
 
 
 def _cell(us: float | None) -> str:
@@ -147,15 +188,24 @@ def run(
         body, sizes, unit = CASES[name]
         sizes = [s for s in sizes if limit is None or s <= limit]
         rows: dict[str, dict[int, float | None]] = {s.name: {} for s in systems}
+        walls: dict[str, dict[int, float]] = {s.name: {} for s in systems}
         for system in systems:  # a warm-up (imports, first-call costs), not timed
             body(system, sizes[0])
         for size in sizes:
-            # A system whose smaller size predicts more than the budget here sits it out.
-            running = [s for s in systems if _expected_s(rows[s.name], name, size) <= budget]
+            # A system whose smaller sizes predict more than the budget here, by the time
+            # per op or by the whole run's, sits it out.
+            running = [
+                s
+                for s in systems
+                if _expected_s(rows[s.name], name, size) <= budget
+                and _expected_wall(walls[s.name])(size) <= budget
+            ]
             samples: dict[str, list[float]] = {s.name: [] for s in running}
             for _ in range(runs):
                 for system in running:  # alternate, so that drift hits every system alike
+                    t0 = perf_counter()
                     samples[system.name].append(body(system, size) * 1e6)
+                    walls[system.name][size] = perf_counter() - t0
             for system in systems:
                 got = samples.get(system.name)
                 rows[system.name][size] = statistics.median(got) if got else None

@@ -13,8 +13,9 @@ from benchmarks.systems import ALL_SYSTEMS
 def test_the_scaling_cases_run_and_report(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(scaling, "TYPED", 50)
     monkeypatch.setitem(scaling.CASES, "replicas", (scaling._replicas, (5, 10), "us/replica"))
+    monkeypatch.setitem(scaling.CASES, "merge", (scaling._merge, (100, 300), "us/edit"))
     results = scaling.run(list(scaling.CASES), [ALL_SYSTEMS["crdtsync"]], runs=1, limit=10_000)
-    assert set(results) == {"typing", "random", "append", "replicas"}
+    assert set(results) == {"typing", "random", "append", "replicas", "merge"}
     for res in results.values():
         assert all(us is not None and us > 0 for us in res["us"]["crdtsync"].values())
     text = scaling.table(results)
@@ -70,3 +71,12 @@ def test_the_chart_draws_every_case(tmp_path: Path) -> None:
     }
     path = scaling.chart(results, tmp_path / "scaling.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_run_whose_whole_time_grows_fast_sits_out_the_larger_sizes() -> None:
+    # Set-up included: 1 s at 10k and 4 s at 20k grew as N^2, so 40k predicts 16 s.
+    assert scaling._expected_wall({})(40_000) == 0.0
+    assert scaling._expected_wall({10_000: 1.0})(40_000) == pytest.approx(4.0)
+    assert scaling._expected_wall({10_000: 1.0, 20_000: 4.0})(40_000) == pytest.approx(16.0)
+    # Growing slower than linearly still predicts linear growth.
+    assert scaling._expected_wall({10_000: 1.0, 20_000: 1.1})(40_000) == pytest.approx(2.2)
