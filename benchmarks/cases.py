@@ -609,10 +609,9 @@ def merge_replicas(
     return a, b
 
 
-def run_merge(
-    system: System, base: str, edits_a: Sequence[TextOp], edits_b: Sequence[TextOp]
-) -> Outcome:
-    a, b = merge_replicas(system, base, edits_a, edits_b)
+def merge_both(a: Replica, b: Replica) -> tuple[float, tuple[bytes, bytes], str, str]:
+    """M1's timed part: each replica's diff for the other computed and applied, both texts
+    read back. Seconds taken, the two diffs (for a, for b) and the two texts."""
     gc.collect()
     t0 = perf_counter()
     for_a = b.diff(a.version())
@@ -621,7 +620,14 @@ def run_merge(
     b.apply_update(for_b)
     text_a = a.text()
     text_b = b.text()
-    time_s = perf_counter() - t0
+    return perf_counter() - t0, (for_a, for_b), text_a, text_b
+
+
+def run_merge(
+    system: System, base: str, edits_a: Sequence[TextOp], edits_b: Sequence[TextOp]
+) -> Outcome:
+    a, b = merge_replicas(system, base, edits_a, edits_b)
+    time_s, (for_a, for_b), text_a, text_b = merge_both(a, b)
     update_size = (len(for_a) + len(for_b)) / 2
     encode_s, state, parse_s, parsed_ok = _encode_and_parse(system, a, "text", text_a)
     return Outcome(

@@ -37,7 +37,7 @@ from typing import Any, cast
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.cases import SEED, MergeInput, merge_case, merge_replicas  # noqa: E402
+from benchmarks.cases import SEED, MergeInput, merge_both, merge_case, merge_replicas  # noqa: E402
 from benchmarks.report import print_table  # noqa: E402
 from benchmarks.systems import ALL_SYSTEMS, System  # noqa: E402
 
@@ -118,17 +118,8 @@ def _replicas(system: System, r: int) -> float:
 
 def _merge(system: System, n: int) -> float:
     base, edits_a, edits_b = cast(MergeInput, merge_case(SEED, n, n).prepare())
-    a, b = merge_replicas(system, base, edits_a, edits_b)
-    gc.collect()
-    t0 = perf_counter()
-    for_a = b.diff(a.version())
-    for_b = a.diff(b.version())
-    a.apply_update(for_a)
-    b.apply_update(for_b)
-    text = a.text()
-    same = text == b.text()
-    elapsed = perf_counter() - t0
-    assert same
+    elapsed, _, text_a, text_b = merge_both(*merge_replicas(system, base, edits_a, edits_b))
+    assert text_a == text_b
     return elapsed / (2 * n)
 
 
