@@ -167,6 +167,14 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
         entries: list[Entry] = []
         c = lo
         oi = 0
+        if not others:  # (a replica that only typed: _emit inline, one call less per run)
+            for run_entry in runs:
+                rc = run_entry[1]
+                if rc > c:
+                    entries.append((enc.SKIP, c, rc - c))
+                entries.append(tuple(run_entry))
+                c = rc + run_entry[6]
+            runs = ()
         for run_entry in runs:
             while oi < len(others) and others[oi][1] < run_entry[1]:
                 c = _emit(entries, others[oi], c)
