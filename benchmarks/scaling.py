@@ -145,22 +145,18 @@ def _expected_s(done: dict[int, float | None], case: str, size: int) -> float:
     return per_op * 1e-6 * ops * size / last
 
 
-def _expected_wall(done: dict[int, float]) -> Callable[[int], float]:
+def _expected_wall(done: dict[int, float], size: int) -> float:
     """Seconds a whole run (set-up included: a text built by N random edits costs some
-    systems N^2) at a size should take, from the wall times of the sizes done so far:
+    systems N^2) at ``size`` should take, from the wall times of the sizes done so far:
     the last one's, grown as fast as it grew from the one before (at least linearly)."""
-
-    def at(size: int) -> float:
-        if not done:
-            return 0.0
-        sizes = sorted(done)
-        last = sizes[-1]
-        power = 1.0
-        if len(sizes) > 1 and 0 < done[sizes[-2]] < done[last]:
-            power = max(1.0, math.log(done[last] / done[sizes[-2]]) / math.log(last / sizes[-2]))
-        return float(done[last] * (size / last) ** power)
-
-    return at
+    if not done:
+        return 0.0
+    sizes = sorted(done)
+    last = sizes[-1]
+    power = 1.0
+    if len(sizes) > 1 and 0 < done[sizes[-2]] < done[last]:
+        power = max(1.0, math.log(done[last] / done[sizes[-2]]) / math.log(last / sizes[-2]))
+    return float(done[last] * (size / last) ** power)
 
 
 def _cell(us: float | None) -> str:
@@ -189,7 +185,7 @@ def run(
                 s
                 for s in systems
                 if _expected_s(rows[s.name], name, size) <= budget
-                and _expected_wall(walls[s.name])(size) <= budget
+                and _expected_wall(walls[s.name], size) <= budget
             ]
             samples: dict[str, list[float]] = {s.name: [] for s in running}
             for _ in range(runs):

@@ -108,12 +108,8 @@ class DotRuns:
                 continue
             firsts = starts.get(r)
             if firsts is not None:
-                if len(firsts) == 1:
-                    if firsts[0] <= c < ends[r][0]:
-                        continue
-                else:
-                    i = bisect_right(firsts, c) - 1
-                    if i >= 0 and c < ends[r][i]:
-                        continue
+                i = bisect_right(firsts, c) - 1
+                if i >= 0 and c < ends[r][i]:
+                    continue
             out.append(dot)
         return out

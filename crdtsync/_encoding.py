@@ -21,6 +21,7 @@ caller touches a document, so a :class:`DecodeError` always leaves it unchanged.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ import msgpack
 
 from crdtsync._bulk import BULK_BYTES, without_gc
 from crdtsync._clock import MAX_CLOCK, MAX_REPLICA_ID, PREFIX
-from crdtsync._dotruns import is_normal, normalized
+from crdtsync._dotruns import dot_runs, is_normal, normalized
 from crdtsync._errors import DecodeError
 from crdtsync._nesting import valid_child_name
 from crdtsync._values import ChildRef, is_element, is_value
@@ -490,20 +491,14 @@ class _Reader:
             raise _fail("dots come in pairs")
         replicas = self.replicas
         n = len(replicas)
-        runs: list[tuple[int, int, int]] = []
-        index = first = last = -1
-        for k in range(0, len(flat), 2):
-            i, c = flat[k], flat[k + 1]
-            if not (type(i) is int and 0 <= i < n and type(c) is int and 1 <= c <= MAX_COUNTER):
-                self.dot(i, c)  # raises the precise error
-            if i == index and c == last + 1:
-                last = c
-                continue
-            if index >= 0:
-                runs.append((replicas[index], first, last - first + 1))
-            index, first, last = i, c, c
-        if index >= 0:
-            runs.append((replicas[index], first, last - first + 1))
+
+        def checked() -> Iterator[Dot]:
+            for k in range(0, len(flat), 2):
+                i, c = flat[k], flat[k + 1]
+                ok = type(i) is int and 0 <= i < n and type(c) is int and 1 <= c <= MAX_COUNTER
+                yield (replicas[i], c) if ok else self.dot(i, c)  # (dot: the precise error)
+
+        runs = dot_runs(checked())
         # Sorted pairs (as writers send them) give sorted runs; anything else is put right.
         if not is_normal(runs):
             runs = normalized(runs)

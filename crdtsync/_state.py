@@ -167,19 +167,16 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
         entries: list[Entry] = []
         c = lo
         oi = 0
-        if not others:  # (a replica that only typed: _emit inline, one call less per run)
-            for run_entry in runs:
-                rc = run_entry[1]
-                if rc > c:
-                    entries.append((enc.SKIP, c, rc - c))
-                entries.append(tuple(run_entry))
-                c = rc + run_entry[6]
-            runs = ()
+        n_others = len(others)
         for run_entry in runs:
-            while oi < len(others) and others[oi][1] < run_entry[1]:
+            rc = run_entry[1]
+            while oi < n_others and others[oi][1] < rc:
                 c = _emit(entries, others[oi], c)
                 oi += 1
-            c = _emit(entries, tuple(run_entry), c)
+            if rc > c:  # (_emit inline: one call less per run of text)
+                entries.append((enc.SKIP, c, rc - c))
+            entries.append(tuple(run_entry))
+            c = rc + run_entry[6]
         for other in others[oi:]:  # (_emit inline: every element of a set's state is one)
             oc = other[1]
             if oc > c:

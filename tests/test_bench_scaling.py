@@ -75,8 +75,8 @@ def test_the_chart_draws_every_case(tmp_path: Path) -> None:
 
 def test_a_run_whose_whole_time_grows_fast_sits_out_the_larger_sizes() -> None:
     # Set-up included: 1 s at 10k and 4 s at 20k grew as N^2, so 40k predicts 16 s.
-    assert scaling._expected_wall({})(40_000) == 0.0
-    assert scaling._expected_wall({10_000: 1.0})(40_000) == pytest.approx(4.0)
-    assert scaling._expected_wall({10_000: 1.0, 20_000: 4.0})(40_000) == pytest.approx(16.0)
+    assert scaling._expected_wall({}, 40_000) == 0.0
+    assert scaling._expected_wall({10_000: 1.0}, 40_000) == pytest.approx(4.0)
+    assert scaling._expected_wall({10_000: 1.0, 20_000: 4.0}, 40_000) == pytest.approx(16.0)
     # Growing slower than linearly still predicts linear growth.
-    assert scaling._expected_wall({10_000: 1.0, 20_000: 1.1})(40_000) == pytest.approx(2.2)
+    assert scaling._expected_wall({10_000: 1.0, 20_000: 1.1}, 40_000) == pytest.approx(2.2)
