@@ -118,7 +118,7 @@ class QuietMeansLevel(NetworkMachine):
                     b,
                     dict(net[a].doc.version),
                     s.peer_version,
-                    len(s._outbox),
+                    s._box.waiting(s),
                     s._ack_due,
                     {k: sorted(v) for k, v in s._transfers.items()},
                 )

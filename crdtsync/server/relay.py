@@ -66,7 +66,13 @@ from crdtsync.server.auth import Access, Authenticator, allow_all
 from crdtsync.server.limits import Limits, TokenBucket
 from crdtsync.server.metrics import metrics_for
 from crdtsync.server.storage import Loaded, MemoryStorage, Storage, build_doc
-from crdtsync.sync import DEFAULT_MAX_MESSAGE_SIZE, Presence, PresenceChange, SyncSession
+from crdtsync.sync import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Presence,
+    PresenceChange,
+    SharedOutbox,
+    SyncSession,
+)
 from crdtsync.sync import messages as m
 from crdtsync.transports.base import Channel, ChannelClosed
 from crdtsync.transports.codes import CloseCode, reason_text
@@ -284,6 +290,8 @@ class Room:
         self.opened = time.monotonic()
         self._unsubscribe = doc.on_update(self._on_update, _internal=True)
         self._unsubscribe_presence = self.presence.on_change(self._on_presence)
+        #: What the document took, recorded once for every member's session.
+        self.outbox = SharedOutbox(doc)
 
     def _on_update(self, update: bytes, origin: Any) -> None:
         if self.failed:
@@ -321,6 +329,7 @@ class Room:
     def close(self) -> None:
         self._unsubscribe()
         self._unsubscribe_presence()
+        self.outbox.close()
         if self.idle_handle is not None:
             self.idle_handle.cancel()
 
@@ -343,6 +352,7 @@ class Member:
             max_presence_states=room.relay.limits.presence_per_room,
             presence_filter=lambda states: room.relay._own_presence(self, states),
             update_check=lambda parsed, whole: room.relay._check_update(self, parsed, whole),
+            outbox=room.outbox,
         )
         #: Replies to send at the next flush (after the commit).
         self.pending: list[bytes] = []

@@ -6,6 +6,7 @@ docs/protocol.md specifies the messages.
 """
 
 from crdtsync._errors import ProtocolError
+from crdtsync.sync._outbox import SharedOutbox
 from crdtsync.sync.awareness import DEFAULT_PRESENCE_TIMEOUT, Presence, PresenceChange
 from crdtsync.sync.hub import SyncHub
 from crdtsync.sync.messages import PROTOCOL_VERSION
@@ -18,6 +19,7 @@ __all__ = [
     "Presence",
     "PresenceChange",
     "ProtocolError",
+    "SharedOutbox",
     "SyncHub",
     "SyncSession",
 ]

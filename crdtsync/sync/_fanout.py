@@ -72,7 +72,12 @@ class MergeBase:
                 left_out |= replicas[u]
         if any(replicas[u] & left_out for u in chosen):
             return None  # a replica with changes both in and out of the subset
-        kept = [packed for r, packed in self.segments if r not in left_out]
+        return self.without(left_out)
+
+    def without(self, replicas: set[int]) -> bytes:
+        """The merge of the updates that touch none of ``replicas``, when every other
+        update touches only those (which the caller knows)."""
+        kept = [packed for r, packed in self.segments if r not in replicas]
         return enc.join_segments(self.tables, kept)
 
 

@@ -22,7 +22,6 @@ nothing more.
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -31,8 +30,9 @@ from crdtsync import _encoding as enc
 from crdtsync._doc import Doc, _splittable
 from crdtsync._errors import DecodeError, PendingOverflowError, ProtocolError, ReplicaIdConflict
 from crdtsync._merge import merge_updates, split_update
+from crdtsync.sync import _outbox
 from crdtsync.sync import messages as m
-from crdtsync.sync._fanout import MergeBase, merge_all
+from crdtsync.sync._outbox import OwnOutbox, SharedOutbox
 from crdtsync.sync.awareness import Presence, PresenceChange
 
 __all__ = [
@@ -91,6 +91,7 @@ class SyncSession:
         update_check: Callable[[enc.Update, bool], None] | None = None,
         max_transfer_bytes: int = MAX_TRANSFER_BYTES,
         max_presence_states: int | None = None,
+        outbox: SharedOutbox | None = None,
     ) -> None:
         if max_message_size < 256:
             raise ValueError("max_message_size must be at least 256 bytes")
@@ -121,7 +122,6 @@ class SyncSession:
         self._sent: dict[int, int] = {}  # what we sent it since (it may not have it yet)
         self._told: dict[int, int] = {}  # the version we last told it we hold
         self._last_ack: dict[int, int] | None = None  # the version in its last ACK
-        self._outbox: list[bytes] = []  # updates the doc took that this peer may lack
         self._ack_due = False
         self._asking = False  # a HELLO(wants_hello=False) is unanswered
         self._gaps_since_ask = 0
@@ -145,7 +145,17 @@ class SyncSession:
         #: the peer did not hold those counters already (it drops what it holds).
         self._peer_known = True
         self._early_own = 0
-        self._unsubscribe = doc.on_update(self._collect, _internal=True)
+        #: False from start() until the peer states its version (HELLO, DIFF or ACK).
+        self._answered = True
+        #: The updates the doc took that this peer may lack (see crdtsync.sync._outbox).
+        self._box: OwnOutbox | SharedOutbox
+        if outbox is None:
+            self._box = OwnOutbox(doc, self)
+        else:
+            if outbox.doc is not doc:
+                raise ValueError("a shared outbox serves the sessions of its own document")
+            self._box = outbox
+            outbox.join(self)
         self._unsubscribe_presence = (
             presence.on_change(self._presence_changed) if presence is not None else None
         )
@@ -161,8 +171,11 @@ class SyncSession:
     def synced(self) -> bool:
         """True when the peer is known to hold exactly what this document holds and nothing
         is in flight on this side."""
-        if self._outbox or self._transfers or self._ack_due:
-            return False  # (cheap, and so first: clients ask after every message)
+        if self._transfers or self._ack_due or not self._answered or self._box.waiting(self):
+            # (Cheap, and so first: clients ask after every message. Until the peer states
+            # its version after start(), in a HELLO, DIFF or ACK, we cannot know all it
+            # holds: an UPDATE says what it carries, not what else the peer has.)
+            return False
         mine = {r: c for r, c in self.doc._vv.items() if c}
         peer = {r: c for r, c in self._peer.items() if c}
         return mine == peer
@@ -174,7 +187,7 @@ class SyncSession:
             self._transfers.clear()  # what it held for unfinished transfers goes now
             self._diff_versions.clear()
             self._transfer_bytes = 0
-            self._unsubscribe()
+            self._box.leave(self)
             if self._unsubscribe_presence is not None:
                 self._unsubscribe_presence()
 
@@ -188,6 +201,7 @@ class SyncSession:
         self._done.clear()
         self._floor = -1
         self._peer_known = False
+        self._answered = False
         self._early_own = 0
         self._asking = True
         self._gaps_since_ask = 0
@@ -215,6 +229,8 @@ class SyncSession:
     def _dispatch(self, msg: m.Message) -> list[bytes]:
         if not self._peer_known:
             self._first_message(msg)
+        if isinstance(msg, m.Hello | m.Diff | m.Ack):
+            self._answered = True  # (each states all the peer holds)
         if isinstance(msg, m.Hello | m.Diff | m.Ack) and self._own_id_taken(msg.version):
             # The document re-issued its changes under a fresh id: tell the peer what we
             # hold now (it holds the changes under our old id that we lack).
@@ -274,35 +290,35 @@ class SyncSession:
             # must learn what we hold now.
             self._epoch = self.doc._replica_epoch
             out += self._ask()
-        if self._outbox:
-            outbox, self._outbox = tuple(self._outbox), []
-            lows, tops = _summary(outbox)
+        taken = self._box.take(self)
+        if taken is not None:
+            outbox, lows, tops = taken.updates, taken.lows, taken.tops
             peer, sent = self._peer, self._sent
-            if all(low > peer.get(r, 0) and low > sent.get(r, 0) for r, low in lows.items()):
+            if _above(lows, peer) and _above(lows, sent):
                 # The peer holds none of it (a relay's room, every tick): one merge, which
                 # the room's other sessions share.
-                merged = outbox[0] if len(outbox) == 1 else _merged(outbox)
-                out += self._send_update(merged, tops)
+                merged = taken.merged()
+                out += self._send_update(merged, tops, above_sent=True)
             else:
                 known = dict(peer)
                 _join(known, sent)
                 fresh: list[bytes] = []
                 overlap = False
                 for update in outbox:
-                    spans = _spans(update)
-                    if all(top <= known.get(r, 0) for r, _, top in spans):
+                    covered = _outbox.spans(update)
+                    if all(top <= known.get(r, 0) for r, _, top in covered):
                         dropped = True  # the peer holds all of it (or was sent it)
                         continue
                     fresh.append(update)
-                    overlap = overlap or any(low <= known.get(r, 0) for r, low, _ in spans)
+                    overlap = overlap or any(low <= known.get(r, 0) for r, low, _ in covered)
                 if fresh and overlap:
                     # Part of it is already there (say, a whole state the application
                     # applied): send only what the peer lacks, not the whole thing again.
                     merged = self.doc.get_update(known)
                     out += self._send_update(merged, _coverage(merged))
                 elif fresh:
-                    merged = fresh[0] if len(fresh) == 1 else _merged(tuple(fresh))
-                    out += self._send_update(merged, _summary(tuple(fresh))[1])
+                    merged = fresh[0] if len(fresh) == 1 else _outbox.merged(tuple(fresh))
+                    out += self._send_update(merged, _outbox.summary(tuple(fresh))[1])
         if dropped and self._told != self.doc._vv:
             # Only changes the peer already holds came in (say, relayed by a third peer):
             # tell it our version, or it would never learn that we are level.
@@ -337,7 +353,7 @@ class SyncSession:
             self._join_peer(hello.version)
         self._last_ack = dict(hello.version)
         # Everything collected so far is inside the diff we are about to send.
-        self._outbox = []
+        self._box.skip(self)
         diff = self.doc.get_update(hello.version)
         out = self._parts(diff, diff_version=dict(self.doc._vv))
         self._told = dict(self.doc._vv)
@@ -420,6 +436,7 @@ class SyncSession:
             if isinstance(exc, ReplicaIdConflict):
                 raise
             raise ProtocolError(f"the peer sent an update this document rejects: {exc}") from exc
+        self._box.integrated(update, parsed)
         if version is not None:
             self._join_peer(version)
         tops = enc.coverage(parsed)
@@ -535,13 +552,10 @@ class SyncSession:
 
     # ---- helpers -------------------------------------------------------------------------------
 
-    def _collect(self, update: bytes, origin: Any) -> None:
-        if origin is not self:
-            self._outbox.append(update)
-        else:
-            # Something the peer sent went in (perhaps late, once another session filled
-            # the gap it waited on): the peer should hear our new version.
-            self._ack_due = True
+    def _took_from_peer(self) -> None:
+        """Something the peer sent went in (perhaps late, once another session filled the
+        gap it waited on): the peer should hear our new version."""
+        self._ack_due = True
 
     def _presence_changed(self, change: PresenceChange) -> None:
         if change.origin is not self and change.origin != "timeout":
@@ -561,10 +575,16 @@ class SyncSession:
         elif top > doc._own_shared:
             doc._own_shared = top
 
-    def _send_update(self, update: bytes, covers: dict[int, int]) -> list[bytes]:
-        """UPDATE messages carrying ``update``, which covers ``covers``."""
+    def _send_update(
+        self, update: bytes, covers: dict[int, int], above_sent: bool = False
+    ) -> list[bytes]:
+        """UPDATE messages carrying ``update``, which covers ``covers`` (``above_sent``:
+        every counter of which is above what was sent before)."""
         self._sending_own(covers.get(self.doc._replica, 0))
-        _join(self._sent, covers)
+        if above_sent:
+            self._sent.update(covers)  # (a relay's session, every tick: no comparing)
+        else:
+            _join(self._sent, covers)
         return self._parts(update, diff_version=None)
 
     def _parts(self, update: bytes, diff_version: dict[int, int] | None) -> list[bytes]:
@@ -586,59 +606,20 @@ def _join(into: dict[int, int], version: dict[int, int]) -> None:
             into[r] = c
 
 
+def _above(lows: dict[int, int], version: dict[int, int]) -> bool:
+    """Whether every counter in ``lows`` is above what ``version`` holds of its replica."""
+    get = version.get
+    # A plain loop: all() over a generator costs twice as much, for every session and tick.
+    for r, low in lows.items():  # noqa: SIM110
+        if low <= get(r, 0):
+            return False
+    return True
+
+
 def _covers(version: dict[int, int], other: dict[int, int]) -> bool:
     return all(version.get(r, 0) >= c for r, c in other.items())
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _parsed(update: bytes) -> enc.Update:
-    """``update`` (our own document's) decoded. Cached: a relay hands the same update to
-    every session of a room, and each would otherwise decode it again, to see what it
-    covers and to merge it into its peer's next message. Callers must not change it."""
-    return enc.decode_update(update, None)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _spans(update: bytes) -> tuple[tuple[int, int, int], ...]:
-    """(replica, lowest counter, highest counter) for each replica ``update`` covers."""
-    lows: dict[int, int] = {}
-    tops: dict[int, int] = {}
-    for seg in _parsed(update).segments:
-        r = seg.replica
-        if seg.start < lows.get(r, seg.start + 1):
-            lows[r] = seg.start
-        if seg.end - 1 > tops.get(r, 0):
-            tops[r] = seg.end - 1
-    return tuple((r, lows[r], tops[r]) for r in tops)
-
-
-@functools.lru_cache(maxsize=256)
-def _summary(updates: tuple[bytes, ...]) -> tuple[dict[int, int], dict[int, int]]:
-    """Replica -> lowest counter, and replica -> highest counter, that ``updates`` cover.
-    Cached like _merged. Callers must not change the dicts."""
-    lows: dict[int, int] = {}
-    tops: dict[int, int] = {}
-    for update in updates:
-        for r, low, top in _spans(update):
-            if low < lows.get(r, low + 1):
-                lows[r] = low
-            if top > tops.get(r, 0):
-                tops[r] = top
-    return lows, tops
-
-
-@functools.lru_cache(maxsize=256)
-def _merged(updates: tuple[bytes, ...]) -> bytes:
-    """The updates (our own document's) as one. Cached: the sessions of a relay's room
-    whose peers sent none of them poll the same updates, and share one merge (and its
-    bytes) instead of each merging them again."""
-    return merge_all(updates, _parsed, _merge_base)
-
-
-#: The last merge _merged built, which the merges of its subsets are made from.
-_merge_base: list[MergeBase | None] = [None]
-
-
 def _coverage(update: bytes) -> dict[int, int]:
     """Replica -> highest counter ``update`` covers."""
-    return {r: top for r, _, top in _spans(update)}
+    return {r: top for r, _, top in _outbox.spans(update)}
