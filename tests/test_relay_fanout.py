@@ -40,6 +40,9 @@ def test_a_tick_reaches_each_client_as_one_update_without_its_own_changes(writer
                 assert len(got) == 1, f"{len(got)} updates for {others} writers' changes"
             states = {str(d.text("t")) for d in docs}
             assert len(states) == 1 and all(d.to_py() == docs[0].to_py() for d in docs)
+            # The room's sessions read one record of what it took (crdtsync/sync/_outbox.py).
+            room = relay.rooms["fan"]
+            assert all(m.session._box is room.outbox for m in room.members.values())
             for client in clients:
                 await client.close()
             await asyncio.sleep(0)
