@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from crdtsync import _encoding as enc
@@ -189,7 +190,7 @@ class _Tick:
         self.updates = updates
         self.origins = origins
         self.all = Taken(updates, *summary(updates), self._merge_all)
-        self._by_origin: dict[Any, list[int]] | None = None
+        self._by_origin: dict[int, list[int]] | None = None
         self._holders: dict[int, Any] | None = None
         self._base: list[MergeBase | None] | None = None
 
@@ -197,10 +198,12 @@ class _Tick:
         """What ``session`` sends of these: all but what its own peer sent."""
         by_origin = self._by_origin
         if by_origin is None:
+            # By id: an origin may be any object, hashable or not (the log keeps each one
+            # alive, so no two of them share an id).
             by_origin = self._by_origin = {}
             for i, origin in enumerate(self.origins):
-                by_origin.setdefault(origin, []).append(i)
-        own = by_origin.get(session)
+                by_origin.setdefault(id(origin), []).append(i)
+        own = by_origin.get(id(session))
         if own is None:
             return self.all
         updates = self.updates
@@ -210,7 +213,7 @@ class _Tick:
         pieces = [updates[: own[0]]]
         pieces += [updates[a + 1 : b] for a, b in zip(own, own[1:], strict=False)]
         pieces.append(updates[own[-1] + 1 :])
-        rest: tuple[bytes, ...] = sum(pieces, ())
+        rest = tuple(chain.from_iterable(pieces))
         replicas = {r for i in own for r, _, _ in spans(updates[i])}
         holders = self._holders_by_replica()
         if any(holders[r] is not session for r in replicas):
@@ -270,7 +273,10 @@ class SharedOutbox:
         self._log: list[bytes] = []
         self._origins: list[Any] = []
         self._offset = 0  # the position of _log[0] since the outbox was made
-        self._cursors: dict[SyncSession, int] = {}  # session -> the position it read up to
+        #: id(session) -> the session, and the position in the log it has read up to (by id:
+        #: an origin need not be hashable, and looking one up must not fail)
+        self._sessions: dict[int, SyncSession] = {}
+        self._cursors: dict[int, int] = {}
         self._trim_at = 64
         self._tick: _Tick | None = None  # the last range taken
         self._unsubscribe = doc.on_update(self._record, _internal=True)
@@ -283,8 +289,9 @@ class SharedOutbox:
         self._tick = None
 
     def _record(self, update: bytes, origin: Any) -> None:
-        if origin in self._cursors:
-            origin._took_from_peer()
+        session = self._sessions.get(id(origin))
+        if session is not None and session is origin:
+            session._took_from_peer()
         self._log.append(update)
         self._origins.append(origin)
         if len(self._log) >= self._trim_at:
@@ -302,18 +309,19 @@ class SharedOutbox:
 
     def join(self, session: SyncSession) -> None:
         """Record for ``session`` from now on."""
-        self._cursors[session] = self._offset + len(self._log)
+        self._sessions[id(session)] = session
+        self._cursors[id(session)] = self._offset + len(self._log)
 
     def waiting(self, session: SyncSession) -> bool:
-        first = self._cursors[session] - self._offset
+        first = self._cursors[id(session)] - self._offset
         return any(origin is not session for origin in self._origins[first:])
 
     def take(self, session: SyncSession) -> Taken | None:
-        start = self._cursors[session]
+        start = self._cursors[id(session)]
         end = self._offset + len(self._log)
         if start == end:
             return None
-        self._cursors[session] = end
+        self._cursors[id(session)] = end
         tick = self._tick
         if tick is None or tick.start != start or tick.end != end:
             # The first session polled since the document took these: sum up for all.
@@ -322,7 +330,7 @@ class SharedOutbox:
         return tick.taken(session)
 
     def skip(self, session: SyncSession) -> None:
-        self._cursors[session] = self._offset + len(self._log)
+        self._cursors[id(session)] = self._offset + len(self._log)
 
     def integrated(self, update: bytes, decoded: enc.Update) -> None:
         # The other sessions will look at it at their next poll: spare them its decoding.
@@ -330,4 +338,5 @@ class SharedOutbox:
             remember(update, decoded)
 
     def leave(self, session: SyncSession) -> None:
-        self._cursors.pop(session, None)
+        self._sessions.pop(id(session), None)
+        self._cursors.pop(id(session), None)
