@@ -5,6 +5,7 @@ for the others' next renewal (every 15 s with the default 30 s timeout)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -166,5 +167,24 @@ def test_presence_query_is_answered_only_for_own_clients(
         await r.aclose()
         for person in (ann, bob):
             await person.client.close()
+
+    run(body())
+
+
+def test_a_client_leaving_a_freshly_opened_room_is_seen_to_leave() -> None:
+    """States a room hears before its first housekeeping tick are stamped with the
+    housekeeping clock: that tick must not time them out (silently, at once), or a client
+    leaving after it stays present for the others until their own timeout (30 s)."""
+
+    async def body() -> None:
+        async with relay_server() as (relay, url, _tcp):
+            ann, bob = Person("ann"), Person("bob")
+            await ann.join(f"{url}/fresh")
+            await join_and_time(bob, f"{url}/fresh", [ann])
+            # The room's first tick, as Relay._housekeep does it (about 1 s after start).
+            relay.rooms["fresh"].presence.tick(asyncio.get_running_loop().time())
+            await ann.client.close()
+            await wait_until(lambda: ann.id not in bob.presence.states, 5, "ann to leave")
+            await bob.client.close()
 
     run(body())

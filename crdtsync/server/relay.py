@@ -256,6 +256,10 @@ class Room:
         self.name = name
         self.doc = doc
         self.presence = Presence(doc.replica_id, timeout=relay.presence_timeout)
+        # Start on the clock Relay._housekeep ticks it with: until then its time is 0, so
+        # the first tick would find every state heard before it stale and drop it
+        # unannounced (a client leaving after that tick then leaves no trace elsewhere).
+        self.presence.tick(asyncio.get_running_loop().time())
         self.members: dict[int, Member] = {}
         #: Replica id -> the identity of the client that owns it here (Relay._check_owners).
         self.owners: dict[int, str] = {}

@@ -4,7 +4,7 @@ At each poll a session sends its peer the updates its document took since the la
 less the ones that peer sent itself. By default a session records them on its own
 (:class:`OwnOutbox`). A relay holds many sessions on one document, a room: if each of them
 recorded every update and summed up its own outbox at every tick, a room would cost its
-updates times its sessions, which at a hundred typists was most of the relay's time. A
+updates times its sessions each tick, which grows with the square of the room. A
 :class:`SharedOutbox` records each update once for all of a document's sessions and sums
 up a tick once; a session then pays only for leaving out its own peer's updates.
 
@@ -174,7 +174,7 @@ class OwnOutbox:
         self._unsubscribe()
 
 
-#: In :attr:`_Tick.holders`: a replica whose changes came from more than one origin.
+#: In ``_Tick._holders``: a replica whose changes came from more than one origin.
 _SEVERAL = object()
 
 
