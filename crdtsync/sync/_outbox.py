@@ -48,12 +48,16 @@ def parsed(update: bytes) -> enc.Update:
 def remember(update: bytes, decoded: enc.Update) -> None:
     """Keep ``decoded`` as what :func:`parsed` returns for ``update``: a session that has
     just integrated an update it decoded spares the outboxes a second decode."""
-    cache = _parsed_cache
+    _keep(_parsed_cache, update, decoded)
+
+
+def _keep(cache: dict[bytes, Any], update: bytes, value: Any) -> None:
+    """``cache[update] = value``, in a cache of at most PARSED_CACHE_SIZE entries."""
     if len(cache) >= PARSED_CACHE_SIZE:
         # Oldest first (dicts keep insertion order): drop a slice, not one per insert.
         for stale in list(cache)[: PARSED_CACHE_SIZE // 8]:
             del cache[stale]
-    cache[update] = decoded
+    cache[update] = value
 
 
 _spans_cache: dict[bytes, tuple[tuple[int, int, int], ...]] = {}
@@ -73,10 +77,7 @@ def spans(update: bytes) -> tuple[tuple[int, int, int], ...]:
         if seg.end - 1 > tops.get(r, 0):
             tops[r] = seg.end - 1
     found = tuple((r, lows[r], tops[r]) for r in tops)
-    if len(_spans_cache) >= PARSED_CACHE_SIZE:
-        for stale in list(_spans_cache)[: PARSED_CACHE_SIZE // 8]:
-            del _spans_cache[stale]
-    _spans_cache[update] = found
+    _keep(_spans_cache, update, found)
     return found
 
 

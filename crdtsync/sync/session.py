@@ -32,7 +32,7 @@ from crdtsync._errors import DecodeError, PendingOverflowError, ProtocolError, R
 from crdtsync._merge import merge_updates, split_update
 from crdtsync.sync import _outbox
 from crdtsync.sync import messages as m
-from crdtsync.sync._outbox import OwnOutbox, SharedOutbox
+from crdtsync.sync._outbox import OwnOutbox, SharedOutbox, Taken
 from crdtsync.sync.awareness import Presence, PresenceChange
 
 __all__ = [
@@ -317,8 +317,8 @@ class SyncSession:
                     merged = self.doc.get_update(known)
                     out += self._send_update(merged, _coverage(merged))
                 elif fresh:
-                    merged = fresh[0] if len(fresh) == 1 else _outbox.merged(tuple(fresh))
-                    out += self._send_update(merged, _outbox.summary(tuple(fresh))[1])
+                    rest = Taken.of(tuple(fresh))
+                    out += self._send_update(rest.merged(), rest.tops)
         if dropped and self._told != self.doc._vv:
             # Only changes the peer already holds came in (say, relayed by a third peer):
             # tell it our version, or it would never learn that we are level.
