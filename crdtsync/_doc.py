@@ -31,7 +31,7 @@ from crdtsync._cursor import Cursor, decode_cursor
 from crdtsync._encoding import Entry, Segment, Update
 from crdtsync._errors import DecodeError, PendingOverflowError, ReplicaIdConflict
 from crdtsync._ids import IdIndex
-from crdtsync._integrate import check_ready, integrate, integrate_keystroke
+from crdtsync._integrate import check_ready, integrate, integrate_keystrokes
 from crdtsync._nesting import Slot, child_name
 from crdtsync._values import check_str
 from crdtsync.types._base import Container
@@ -880,7 +880,7 @@ class Doc:
                     self._replica_id_taken(seg.end - 1)
                     break
         data = bytes(update)
-        if integrate_keystroke(self, data, parsed, origin):
+        if integrate_keystrokes(self, data, parsed, origin):
             if self._pending_count:
                 self._wake()
             return parsed

@@ -165,57 +165,113 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
     return tops
 
 
-def integrate_keystroke(doc: Doc, data: bytes, update: Update, origin: Any) -> bool:
-    """Integrate the commonest remote update, one edit typed by one replica, without the
-    general machinery of :func:`check_ready` and :func:`integrate`; False, with nothing
-    done, for any other update.
+def integrate_keystrokes(doc: Doc, data: bytes, update: Update, origin: Any) -> bool:
+    """Integrate the commonest remote updates, keystrokes (one replica's, or a relay's merge
+    of many replicas' typed within a tick), without the general machinery of
+    :func:`check_ready` and :func:`integrate`; False, with nothing done, for any other
+    update.
 
-    It takes one live insert or one delete that is its replica's next change, into a
-    sequence that exists and has no observers, whose references are all held and valid.
-    Anything else (a duplicate, a gap, a bad origin, events to build) goes the general way,
-    which parks, drops or refuses it.
+    It takes an update whose every segment continues its replica's changes (one segment
+    per replica) with live inserts and deletes in sequences that exist and have no
+    observers, where every origin is held before the update or typed earlier in the same
+    segment, every delete targets what is held or what the update inserts, and every
+    Lamport time is newer than its origin's. Everything is checked before anything changes,
+    then it applies the changes as :func:`integrate` does (inserts by Lamport time, then
+    deletes). Anything else (a duplicate, a gap, a bad origin, events to build) goes the
+    general way, which parks, drops or refuses it.
     """
     segments = update.segments
-    if len(segments) != 1 or update.facts:
+    if not segments or update.facts or doc._deep:
         return False
-    seg = segments[0]
-    if len(seg.entries) != 1:
-        return False
-    e = seg.entries[0]
-    tag = e[0]
-    replica = seg.replica
     vv = doc._vv
-    if e[1] != vv.get(replica, 0) + 1 or (tag != enc.INS and tag != enc.DEL):
-        return False
-    container: Any = doc._roots.get(e[2])
-    if container is None or container._observers or doc._deep:
-        return False
-    seq = container._seq
-    if tag == enc.INS:
-        dot = e[4]
-        if e[7] is not None:
+    tops: dict[int, int] = {}
+    for seg in segments:
+        replica = seg.replica
+        if replica in tops or seg.start != vv.get(replica, 0) + 1:
             return False
-        if dot is not None:
-            run = doc._ids.find(dot[0], dot[1])
-            if run is None or run.seq is not seq or run.lamport + dot[1] - run.counter >= e[3]:
+        tops[replica] = seg.end - 1
+    roots = doc._roots
+    find = doc._ids.find
+    INS, DEL = enc.INS, enc.DEL
+    inserts: list[tuple[int, int, Any, Entry]] = []  # (lamport, replica, sequence, entry)
+    deletes: list[tuple[Any, Dot, list[tuple[int, int, int]]]] = []
+    changes = 0
+    key: Any = None
+    seq: Any = None
+    for seg in segments:
+        replica = seg.replica
+        entries = seg.entries
+        changes += len(entries)
+        for k, e in enumerate(entries):
+            tag = e[0]
+            if tag != INS and tag != DEL:
                 return False
-        seq.integrate(replica, e[1], e[3], dot, e[5], e[6], None, False)
-        vv[replica] = e[1] + e[6] - 1
-        if e[3] + e[6] - 1 > doc._lamport:
-            doc._lamport = e[3] + e[6] - 1
-    else:
-        ranges = e[3]
+            if e[2] is not key:
+                container: Any = roots.get(e[2])
+                if container is None or container._observers:
+                    return False
+                key, seq = e[2], container._seq
+            if tag == INS:
+                if e[7] is not None:
+                    return False
+                dot = e[4]
+                if dot is not None:
+                    o_replica, o_counter = dot
+                    if o_counter <= vv.get(o_replica, 0):
+                        run = find(o_replica, o_counter)
+                        if (
+                            run is None
+                            or run.seq is not seq
+                            or run.lamport + o_counter - run.counter >= e[3]
+                        ):
+                            return False
+                    elif o_replica != replica or not _typed_before(entries, k, o_counter, e):
+                        return False
+                inserts.append((e[3], replica, seq, e))
+            else:
+                for r, c, n in e[3]:
+                    top = tops.get(r)
+                    if c + n - 1 > (vv.get(r, 0) if top is None else top):
+                        return False
+                deletes.append((seq, (replica, e[1]), e[3]))
+    if changes >= BULK_CHANGES:
+        return False  # integrate pauses the garbage collector for these
+    if len(segments) > 1:
+        # Origins before the elements that name them, as in _integrate ((Lamport, replica)
+        # pairs are unique, so the sequences are never compared).
+        inserts.sort()
+    lamport = doc._lamport
+    for time, r, seq, e in inserts:
+        seq.integrate(r, e[1], time, e[4], e[5], e[6], None, False)
+        if time + e[6] - 1 > lamport:
+            lamport = time + e[6] - 1
+    gc = doc._gc
+    for seq, deleter, ranges in deletes:
         for r, c, n in ranges:
-            if c + n - 1 > vv.get(r, 0):
-                return False
-        deleter = (replica, e[1])
-        for r, c, n in ranges:
-            seq.delete_range(r, c, n, deleter, doc._gc, None)
-        vv[replica] = e[1]
+            seq.delete_range(r, c, n, deleter, gc, None)
+    vv.update(tops)
+    doc._lamport = lamport
     # No observers here, so no events: only the listeners (see Doc._publish).
     doc._notify(doc._internal_callbacks, data, origin, None)
     doc._notify(doc._update_callbacks, data, origin, None)
     return True
+
+
+def _typed_before(entries: list[Entry], k: int, counter: int, e: Entry) -> bool:
+    """Whether ``counter`` of the segment's replica is an element that an insert before
+    ``entries[k]`` (which is ``e``) made in the same sequence, older than ``e``."""
+    if counter >= e[1]:
+        return False
+    for j in range(k - 1, -1, -1):
+        prev = entries[j]
+        if prev[1] <= counter:
+            return bool(
+                prev[0] == enc.INS
+                and counter < prev[1] + prev[6]
+                and prev[2] == e[2]
+                and prev[3] + counter - prev[1] < e[3]
+            )
+    return False
 
 
 def _check_continues(doc: Doc, replica: int, have: int, e: Entry) -> None:
