@@ -183,38 +183,43 @@ def integrate_keystrokes(doc: Doc, data: bytes, update: Update, origin: Any) -> 
     segments = update.segments
     if not segments or update.facts or doc._deep:
         return False
+    if len(data) >= BULK_CHANGES and sum(len(s.entries) for s in segments) >= BULK_CHANGES:
+        return False  # integrate pauses the garbage collector for these
     vv = doc._vv
+    roots = doc._roots
+    find = doc._ids.find
+    INS, DEL = enc.INS, enc.DEL
+    # Each replica's highest counter once its segment (seen so far) is in: what a delete
+    # may target (a later segment's inserts are not counted: the general way takes those).
     tops: dict[int, int] = {}
+    # (lamport, replica, sequence, entry, the run holding its origin if held before)
+    inserts: list[tuple[int, int, Any, Entry, Any]] = []
+    deletes: list[tuple[Any, Dot, list[tuple[int, int, int]]]] = []
+    key: Any = None
+    seq: Any = None
     for seg in segments:
         replica = seg.replica
         if replica in tops or seg.start != vv.get(replica, 0) + 1:
             return False
         tops[replica] = seg.end - 1
-    roots = doc._roots
-    find = doc._ids.find
-    INS, DEL = enc.INS, enc.DEL
-    inserts: list[tuple[int, int, Any, Entry]] = []  # (lamport, replica, sequence, entry)
-    deletes: list[tuple[Any, Dot, list[tuple[int, int, int]]]] = []
-    changes = 0
-    key: Any = None
-    seq: Any = None
-    for seg in segments:
-        replica = seg.replica
         entries = seg.entries
-        changes += len(entries)
         for k, e in enumerate(entries):
             tag = e[0]
-            if tag != INS and tag != DEL:
+            if tag == INS:
+                _, c, root, lamport, dot, _, _, deleter = e
+                if deleter is not None:
+                    return False
+            elif tag == DEL:
+                root = e[2]
+            else:
                 return False
-            if e[2] is not key:
-                container: Any = roots.get(e[2])
+            if root is not key:
+                container: Any = roots.get(root)
                 if container is None or container._observers:
                     return False
-                key, seq = e[2], container._seq
+                key, seq = root, container._seq
             if tag == INS:
-                if e[7] is not None:
-                    return False
-                dot = e[4]
+                run = None
                 if dot is not None:
                     o_replica, o_counter = dot
                     if o_counter <= vv.get(o_replica, 0):
@@ -222,27 +227,25 @@ def integrate_keystrokes(doc: Doc, data: bytes, update: Update, origin: Any) -> 
                         if (
                             run is None
                             or run.seq is not seq
-                            or run.lamport + o_counter - run.counter >= e[3]
+                            or run.lamport + o_counter - run.counter >= lamport
                         ):
                             return False
                     elif o_replica != replica or not _typed_before(entries, k, o_counter, e):
                         return False
-                inserts.append((e[3], replica, seq, e))
+                inserts.append((lamport, replica, seq, e, run))
             else:
                 for r, c, n in e[3]:
                     top = tops.get(r)
                     if c + n - 1 > (vv.get(r, 0) if top is None else top):
                         return False
                 deletes.append((seq, (replica, e[1]), e[3]))
-    if changes >= BULK_CHANGES:
-        return False  # integrate pauses the garbage collector for these
     if len(segments) > 1:
         # Origins before the elements that name them, as in _integrate ((Lamport, replica)
         # pairs are unique, so the sequences are never compared).
         inserts.sort()
     lamport = doc._lamport
-    for time, r, seq, e in inserts:
-        seq.integrate(r, e[1], time, e[4], e[5], e[6], None, False)
+    for time, r, seq, e, left in inserts:
+        seq.integrate(r, e[1], time, e[4], e[5], e[6], None, False, left)
         if time + e[6] - 1 > lamport:
             lamport = time + e[6] - 1
     gc = doc._gc

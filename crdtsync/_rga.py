@@ -50,7 +50,13 @@ def _index_in(runs: list[Run], run: Run) -> int:
     i = run.slot
     if i < len(runs) and runs[i] is run:
         return i
-    i = run.slot = runs.index(run)
+    try:
+        # Runs put before it since moved it right, usually by a few slots (and a merge
+        # of runs before it, by a slot or two to the left).
+        i = runs.index(run, i - 2 if i > 2 else 0)
+    except ValueError:  # (rare: the error message costs a repr of the run)
+        i = runs.index(run)
+    run.slot = i
     return i
 
 
@@ -165,8 +171,9 @@ class Block:
         self.chunk: Chunk
         self.index = 0
         self.low = _low(runs)
-        for run in runs:
+        for slot, run in enumerate(runs):
             run.block = self
+            run.slot = slot
             if not run.deleted:
                 self.vis += run.length
 
@@ -672,17 +679,20 @@ class Sequence:
         length: int,
         deleter: Dot | None,
         want_pos: bool,
+        left: Run | None = None,
     ) -> int | None:
         """Place a remote run by the RGA rule; return its visible index if ``want_pos``.
 
         ``content`` is None for a tombstone whose content was dropped; ``deleter`` is set
-        for a run that arrives already deleted.
+        for a run that arrives already deleted. ``left``: the run that held the origin
+        when the caller looked it up (it may have been split since: checked here).
         """
         ids = self.ids
         if origin is None:
             block, i = self._first_block(), 0
         else:
-            left = ids.find(*origin)  # held: check_ready saw to that
+            if left is None or origin[1] >= left.counter + left.length or left.replica != origin[0]:
+                left = ids.find(*origin)  # held: check_ready saw to that
             assert left is not None and left.seq is self
             k = origin[1] - left.counter + 1
             split = k < left.length
