@@ -40,12 +40,23 @@ rooms (each client watches the others of its room).
 
 Client and server share the machine: on a small one the clients compete with the relay
 for CPU, which shows in the latency figures.
+
+Each worker process stands in for many client processes, and with all their documents in
+one heap every full collection of Python's cyclic garbage collector scans all of them: at
+100 clients in 2 workers, pauses of up to 300 ms, 50 times longer than a real client's,
+which holds one document (docs/performance.md, "Garbage collection"). So by default
+(``--worker-gc freeze``) a worker moves what survived its young collections out of the
+collector's view once a second (``gc.collect(1)`` then ``gc.freeze()``), as
+docs/performance.md suggests for processes that hold many documents; ``--worker-gc
+default`` leaves the collector as it is. Both systems' workers do the same; the server is
+never changed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import hashlib
 import json
 import multiprocessing as mp
@@ -378,6 +389,16 @@ def _typing() -> Any:
     return keystroke
 
 
+async def _freeze_every(period: float) -> None:
+    """Keep the worker's long-lived objects (its clients' documents) out of the cyclic
+    collector's full collections (see the module docstring): young cyclic garbage is
+    collected first, so only what survived is frozen."""
+    while True:
+        await asyncio.sleep(period)
+        gc.collect(1)
+        gc.freeze()
+
+
 async def run_clients(
     cfg: dict[str, Any], first: int, count: int, replica_ids: list[int], final: Any
 ) -> dict[str, Any]:
@@ -424,6 +445,7 @@ async def run_clients(
             while len(sent[i]) < client.own_progress():
                 sent[i].append(now)
 
+    freezer = asyncio.create_task(_freeze_every(1.0)) if cfg["worker_gc"] == "freeze" else None
     await asyncio.gather(*(typist(i) for i in range(count)))
     typed_end = time.monotonic()
     for i, client in enumerate(clients):
@@ -447,6 +469,8 @@ async def run_clients(
         for i, c in enumerate(clients)
     ]
     done = [complete(i) for i in range(count)]
+    if freezer is not None:
+        freezer.cancel()
     for c in clients:
         await c.close()
     return {
@@ -573,6 +597,7 @@ def run_load(args: argparse.Namespace, system: str, clients: int) -> dict[str, A
         "url": url,
         "room": args.room,
         "drain_timeout": args.drain_timeout,
+        "worker_gc": args.worker_gc,
         # everyone starts typing together, after all connections are up
         "start": time.monotonic() + 3.0 + clients * 0.01,
     }
@@ -646,6 +671,7 @@ def summarize(cfg: dict[str, Any], results: list[dict[str, Any]], procs: int) ->
         "rate_per_client": cfg["rate"],
         "seconds": cfg["seconds"],
         "pattern": cfg["pattern"],
+        "worker_gc": cfg["worker_gc"],
         "client_procs": procs,
         "edits": total_edits,
         "edits_per_s": round(total_edits / typing, 1),
@@ -723,6 +749,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="use this running server (ws://HOST:PORT)")
     parser.add_argument("--room", default=f"load-{os.getpid()}")
     parser.add_argument("--drain-timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--worker-gc",
+        choices=("freeze", "default"),
+        default="freeze",
+        help="freeze: the workers keep their documents out of full GC collections once a "
+        "second (each worker stands in for many client processes); default: leave the "
+        "collector as it is",
+    )
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("server_args", nargs="*", help="after --: extra crdtsync serve options")
     args = parser.parse_args(argv)

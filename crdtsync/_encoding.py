@@ -100,7 +100,7 @@ MAX_COUNTER = MAX_CLOCK
 Entry = tuple[Any, ...]
 
 
-@dataclass
+@dataclass(slots=True)
 class Segment:
     replica: int
     start: int
@@ -108,17 +108,22 @@ class Segment:
     entries: list[Entry]
 
 
-@dataclass
+@dataclass(slots=True)
 class Update:
     segments: list[Segment] = field(default_factory=list)
     #: (FACT_DELETE, root, deleter, [(replica, counter, length)...]) or
     #: (FACT_LIVE, root, {replica: counter}, [(replica, counter, length)...] (the live
     #: dots as sorted, maximal runs), {replica: counter}) (either wire form)
     facts: list[tuple[Any, ...]] = field(default_factory=list)
+    #: What :func:`coverage` returns, once someone who worked it out anyway left it here
+    #: (an update is not changed after decoding). Read-only: it may be shared.
+    covers: dict[int, int] | None = field(default=None, compare=False, repr=False)
 
 
 def coverage(update: Update) -> dict[int, int]:
-    """Replica -> highest counter the update covers."""
+    """Replica -> highest counter the update covers (do not change the dict)."""
+    if update.covers is not None:
+        return update.covers
     tops: dict[int, int] = {}
     for seg in update.segments:
         if seg.end - 1 > tops.get(seg.replica, 0):

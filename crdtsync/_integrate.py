@@ -253,6 +253,7 @@ def integrate_keystrokes(doc: Doc, data: bytes, update: Update, origin: Any) -> 
         for r, c, n in ranges:
             seq.delete_range(r, c, n, deleter, gc, None)
     vv.update(tops)
+    update.covers = tops  # (one segment per replica: tops is the update's coverage)
     doc._lamport = lamport
     # No observers here, so no events: only the listeners (see Doc._publish).
     doc._notify(doc._internal_callbacks, data, origin, None)

@@ -442,7 +442,8 @@ class SyncSession:
         tops = enc.coverage(parsed)
         self._join_peer(tops)
         vv = self.doc._vv
-        gap = any(vv.get(r, 0) < top for r, top in tops.items())
+        # (What the document lacks of the update waits in its buffer: none waits, no gap.)
+        gap = bool(self.doc._pending_count) and any(vv.get(r, 0) < top for r, top in tops.items())
         if vv != self._told:
             self._ack_due = True
         if incomplete:
