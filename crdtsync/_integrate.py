@@ -199,11 +199,11 @@ def integrate_keystrokes(doc: Doc, data: bytes, update: Update, origin: Any) -> 
     seq: Any = None
     for seg in segments:
         replica = seg.replica
-        if replica in tops or seg.start != vv.get(replica, 0) + 1:
+        if seg.start != vv.get(replica, 0) + 1:
             return False
         tops[replica] = seg.end - 1
         entries = seg.entries
-        for k, e in enumerate(entries):
+        for e in entries:
             tag = e[0]
             if tag == INS:
                 _, c, root, lamport, dot, _, _, deleter = e
@@ -230,7 +230,7 @@ def integrate_keystrokes(doc: Doc, data: bytes, update: Update, origin: Any) -> 
                             or run.lamport + o_counter - run.counter >= lamport
                         ):
                             return False
-                    elif o_replica != replica or not _typed_before(entries, k, o_counter, e):
+                    elif o_replica != replica or not _typed_before(entries, o_counter, e):
                         return False
                 inserts.append((lamport, replica, seq, e, run))
             else:
@@ -239,6 +239,8 @@ def integrate_keystrokes(doc: Doc, data: bytes, update: Update, origin: Any) -> 
                     if c + n - 1 > (vv.get(r, 0) if top is None else top):
                         return False
                 deletes.append((seq, (replica, e[1]), e[3]))
+    if len(tops) < len(segments):
+        return False  # a replica's changes in two segments
     if len(segments) > 1:
         # Origins before the elements that name them, as in _integrate ((Lamport, replica)
         # pairs are unique, so the sequences are never compared).
@@ -261,12 +263,12 @@ def integrate_keystrokes(doc: Doc, data: bytes, update: Update, origin: Any) -> 
     return True
 
 
-def _typed_before(entries: list[Entry], k: int, counter: int, e: Entry) -> bool:
+def _typed_before(entries: list[Entry], counter: int, e: Entry) -> bool:
     """Whether ``counter`` of the segment's replica is an element that an insert before
-    ``entries[k]`` (which is ``e``) made in the same sequence, older than ``e``."""
+    ``e`` (one of ``entries``) made in the same sequence, older than ``e``."""
     if counter >= e[1]:
         return False
-    for j in range(k - 1, -1, -1):
+    for j in range(entries.index(e) - 1, -1, -1):
         prev = entries[j]
         if prev[1] <= counter:
             return bool(

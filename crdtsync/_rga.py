@@ -708,11 +708,15 @@ class Sequence:
                 and left.deleter == deleter
                 and (content is None) == (left.content is None)
                 and (deleter is None) != left.deleted
-                and self._may_grow(left, length)
+                and (left.length + length <= MAX_TEXT_RUN or not self.is_text or content is None)
             ):
                 runs = block.runs
                 nxt = runs[i] if i < len(runs) else self._run_at(block, i)
-                if nxt is None or (nxt.lamport, nxt.replica) < (lamport, replica):
+                if (
+                    nxt is None
+                    or nxt.lamport < lamport
+                    or (nxt.lamport == lamport and nxt.replica < replica)
+                ):
                     return self._extend(left, content, length, want_pos)
         # Skip newer siblings (and, being contiguous after them, their descendants); a
         # block whose every run is newer is passed whole.
