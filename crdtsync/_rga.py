@@ -151,6 +151,11 @@ def _fenwick_find(tree: list[int], pos: int) -> tuple[int, int]:
     return index, pos
 
 
+#: Held changes of other blocks that reach the trees between two position queries; past
+#: this many the trees are dropped instead (see Sequence._flush). An update costs about the
+#: depth of two trees, a rebuild the breadth of one.
+_TREE_UPDATES = 4
+
 #: Above every run's ``(lamport, replica)``: the ``low`` of a block with no runs.
 _NO_RUNS = (float("inf"), 0)
 
@@ -220,6 +225,8 @@ class Sequence:
         #: A change to one block's visible length not yet in its chunk's ``vis`` and trees.
         self._held: Block | None = None
         self._held_delta = 0
+        #: Held changes brought into the trees since a position was last asked for.
+        self._unread = 0
         self.vis_len = 0
         self._cache: Any = None
         #: Bumped by every change to the runs; a cached look-up is valid while it holds.
@@ -265,16 +272,25 @@ class Sequence:
             assert block is not None
             chunk = block.chunk
             chunk.vis += delta
-            if chunk.fen is not None:
-                _fenwick_add(chunk.fen, block.index, delta)
-            if self._top is not None:
-                _fenwick_add(self._top, chunk.index, delta)
+            if self._unread < _TREE_UPDATES:
+                self._unread += 1
+                if chunk.fen is not None:
+                    _fenwick_add(chunk.fen, block.index, delta)
+                if self._top is not None:
+                    _fenwick_add(self._top, chunk.index, delta)
+            else:
+                # Changes to many blocks and no position asked for (remote edits all over
+                # the text): updating the trees costs more than the rebuilds of the next
+                # query, which rebuilds only the trees it reads.
+                chunk.fen = None
+                self._top = None
             self._held_delta = 0
 
     def _top_tree(self) -> list[int]:
         """The tree over the chunks, up to date (and every chunk's held change flushed)."""
         if self._held_delta:
             self._flush()
+        self._unread = 0
         top = self._top
         if top is None:
             top = self._top = _fenwick([chunk.vis for chunk in self.chunks])

@@ -148,6 +148,16 @@ def test_bookkeeping_with_tiny_blocks() -> None:
     SmallBlocks.TestCase().runTest()
 
 
+@pytest.mark.parametrize("updates", [0, 1])
+def test_bookkeeping_when_bursts_drop_the_trees(
+    updates: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``_TREE_UPDATES`` changes to other blocks without a query, the position trees
+    are dropped rather than updated: the next query must rebuild what it reads."""
+    monkeypatch.setattr(_rga, "_TREE_UPDATES", updates)
+    SmallBlocks.TestCase().runTest()
+
+
 def test_typing_at_the_front_of_a_long_text_keeps_the_bookkeeping() -> None:
     doc = crdtsync.Doc(1)
     text = doc.text("t")
