@@ -107,6 +107,22 @@ def _add_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
     demo.set_defaults(handler=_run_demo)
 
 
+def _freeze_what_lives_forever() -> None:
+    """Move what the server process holds before it serves (modules, classes, functions:
+    tens of thousands of objects that live as long as it does) out of the cyclic garbage
+    collector's full collections, which would otherwise rescan all of it every time, in
+    the middle of serving (see docs/performance.md, "Garbage collection"). Only this
+    command does it: the process is ours, where an application embedding the relay is
+    not."""
+    import gc
+
+    import crdtsync.server.relay  # noqa: F401  (imported now, so frozen with the rest)
+    import crdtsync.transports.websocket  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
+
+
 def _run_serve(args: argparse.Namespace) -> int:
     import asyncio
     import sqlite3
@@ -142,6 +158,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     except (ValueError, OSError, ImportError, AttributeError, TypeError) as exc:
         print(f"crdtsync serve: {exc}", file=sys.stderr)
         return 2
+    _freeze_what_lives_forever()
     try:
         return asyncio.run(run(config, authenticate=auth))
     except (ConfigError, OSError, sqlite3.Error) as exc:  # the port is taken, the db unusable
