@@ -246,6 +246,8 @@ def integrate_keystrokes(doc: Doc, data: bytes, update: Update, origin: Any) -> 
         # pairs are unique, so the sequences are never compared).
         inserts.sort()
     lamport = doc._lamport
+    # (A run found above is still in its sequence here: inserts split runs but never fold
+    # one into another, which only deletes do, and they come after.)
     for time, r, seq, e, left in inserts:
         seq.integrate(r, e[1], time, e[4], e[5], e[6], None, False, left)
         if time + e[6] - 1 > lamport:
