@@ -231,3 +231,16 @@ def test_the_cases_it_takes_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
         assert spy.taken == 1, segments
         observed.apply_update(data)
         same_state(plain, observed)
+
+
+def test_what_the_shortcut_integrated_keeps_its_coverage() -> None:
+    """The session reads an integrated update's coverage from it (``Update.covers``): it
+    must be what summing the segments gives."""
+    first, tick = typed_and_backspaced()
+    plain, _ = readers()
+    plain.apply_update(first)
+    parsed = plain._apply(tick, "relay")
+    assert parsed.covers is not None
+    summed = enc.coverage(enc.decode_update(tick))
+    assert parsed.covers == summed == {10: 8, 11: 1}
+    assert enc.coverage(parsed) is parsed.covers
