@@ -199,6 +199,7 @@ def integrate_keystrokes(doc: Doc, data: bytes, update: Update, origin: Any) -> 
     seq: Any = None
     for seg in segments:
         replica = seg.replica
+        # (So one segment per replica: two would both start here, which decoding refuses.)
         if seg.start != vv.get(replica, 0) + 1:
             return False
         tops[replica] = seg.end - 1
@@ -206,7 +207,7 @@ def integrate_keystrokes(doc: Doc, data: bytes, update: Update, origin: Any) -> 
         for e in entries:
             tag = e[0]
             if tag == INS:
-                _, c, root, lamport, dot, _, _, deleter = e
+                _, _, root, lamport, dot, _, _, deleter = e
                 if deleter is not None:
                     return False
             elif tag == DEL:
@@ -239,8 +240,6 @@ def integrate_keystrokes(doc: Doc, data: bytes, update: Update, origin: Any) -> 
                     if c + n - 1 > (vv.get(r, 0) if top is None else top):
                         return False
                 deletes.append((seq, (replica, e[1]), e[3]))
-    if len(tops) < len(segments):
-        return False  # a replica's changes in two segments
     if len(segments) > 1:
         # Origins before the elements that name them, as in _integrate ((Lamport, replica)
         # pairs are unique, so the sequences are never compared).

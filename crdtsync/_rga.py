@@ -707,7 +707,7 @@ class Sequence:
         if origin is None:
             block, i = self._first_block(), 0
         else:
-            if left is None or origin[1] >= left.counter + left.length or left.replica != origin[0]:
+            if left is None or origin[1] >= left.counter + left.length:  # (split since)
                 left = ids.find(*origin)  # held: check_ready saw to that
             assert left is not None and left.seq is self
             k = origin[1] - left.counter + 1
@@ -724,7 +724,7 @@ class Sequence:
                 and left.deleter == deleter
                 and (content is None) == (left.content is None)
                 and (deleter is None) != left.deleted
-                and (left.length + length <= MAX_TEXT_RUN or not self.is_text or content is None)
+                and self._may_grow(left, length)
             ):
                 runs = block.runs
                 nxt = runs[i] if i < len(runs) else self._run_at(block, i)
