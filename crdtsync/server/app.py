@@ -53,6 +53,8 @@ class ServerConfig:
     resync_interval: float = 5.0
     #: Seconds accepted updates wait to be committed and sent together (Relay.tick).
     tick: float = 0.005
+    #: A room of N members waits at least N times this (Relay.tick_per_member).
+    tick_per_member: float = 0.0004
     shutdown_timeout: float = 10.0
     #: WebSocket keepalive: a ping every ping_interval seconds; a client from which nothing
     #: came for ping_interval + ping_timeout seconds while the server was reading is closed
@@ -147,6 +149,7 @@ async def run(
         idle_unload=config.idle_unload,
         resync_interval=config.resync_interval,
         tick=config.tick,
+        tick_per_member=config.tick_per_member,
     )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -279,6 +279,8 @@ class Room:
         self.failed = False
         #: Updates accepted since the last flush, for the next batch of the writer thread.
         self.unwritten: list[bytes] = []
+        #: Loop time the room last became due for a flush (Relay._mark).
+        self.dirty_since = 0.0
         #: Batches holding this room's updates handed to the writer, not yet committed.
         #: While nonzero, nothing is polled and messages for the room are held.
         self.in_flight = 0
@@ -497,6 +499,7 @@ class Relay:
         on_change: Callable[[ChangeEvent], Any] | None = None,
         validate: Callable[[ValidateEvent], str | None] | None = None,
         tick: float = 0.005,
+        tick_per_member: float = 0.0004,
     ) -> None:
         self.node = node or secrets.token_hex(6)
         #: Called after each commit that changed a room (see ChangeEvent); sync or async.
@@ -508,6 +511,10 @@ class Relay:
         #: Seconds a room's accepted updates wait to be committed and sent together (0: at
         #: the next turn of the event loop).
         self.tick = tick
+        #: A room of N members waits at least N times this (unless ``tick`` is 0): each wait
+        #: ends in a message to every member, so a room then costs at most
+        #: 1/tick_per_member messages a second (2,500 by default) whatever its size.
+        self.tick_per_member = tick_per_member
         self.storage: Storage = storage if storage is not None else MemoryStorage(node=self.node)
         self.authenticate_hook = authenticate
         self.limits = limits or Limits()
@@ -539,6 +546,7 @@ class Relay:
         self._backlog: dict[str, list[tuple[int, bytes]]] = {}
         self._dirty: set[Room] = set()
         self._flush_handle: asyncio.Handle | None = None
+        self._flush_at = 0.0  # (loop time the flush handle is due)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="crdtsync-io")
         #: The one thread that appends and commits, batch after batch, in order.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crdtsync-writer")
@@ -1226,23 +1234,54 @@ class Relay:
     # ---- flushing ------------------------------------------------------------------------------
 
     def _mark(self, room: Room) -> None:
-        self._dirty.add(room)
-        if self._flush_handle is None:
-            # One flush per tick: what rooms took meanwhile is stored as one batch and sent
-            # as one merged update per recipient (sessions share equal merges).
-            loop = asyncio.get_running_loop()
-            if self.tick > 0:
-                self._flush_handle = loop.call_later(self.tick, self._flush)
-            else:
+        # One flush per tick: what rooms took meanwhile is stored as one batch and sent as
+        # one merged update per recipient (sessions share equal merges).
+        loop = asyncio.get_running_loop()
+        if self.tick <= 0:
+            self._dirty.add(room)
+            if self._flush_handle is None:
                 self._flush_handle = loop.call_soon(self._flush)
+            return
+        if room not in self._dirty:
+            self._dirty.add(room)
+            room.dirty_since = loop.time()
+        due = room.dirty_since + self._interval(room)
+        if self._flush_handle is None or due < self._flush_at:
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+            self._flush_handle = loop.call_at(due, self._timed_flush)
+            self._flush_at = due
 
-    def _flush(self) -> None:
+    def _timed_flush(self) -> None:
+        self._flush(force=False)
+
+    def _interval(self, room: Room) -> float:
+        """How long a room's changes wait before they are committed and sent: the tick, or
+        longer in a large room (every wait ends in a message to each member: the relay's
+        cost per wait grows with the room, and so does the wait). A tick of 0: none."""
+        if self.tick <= 0:
+            return 0.0
+        return max(self.tick, self.tick_per_member * len(room.members))
+
+    def _flush(self, force: bool = True) -> None:
         """Cut: hand the rooms' unwritten updates to the writer thread as one batch (those
-        rooms are in flight until it is committed); poll the other rooms that changed."""
+        rooms are in flight until it is committed); poll the other rooms that changed.
+        ``force``: every room that changed; else (the timer) those whose wait is over."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        dirty, self._dirty = self._dirty, set()
+        if force or self.tick <= 0:
+            dirty, self._dirty = self._dirty, set()
+        else:
+            # Every room due within the next tick goes now, so that rooms share flushes
+            # (and commits) as they did with one tick for all.
+            soon = asyncio.get_running_loop().time() + self.tick
+            dirty = {r for r in self._dirty if r.dirty_since + self._interval(r) <= soon}
+            self._dirty -= dirty
+            if self._dirty:
+                due = min(r.dirty_since + self._interval(r) for r in self._dirty)
+                self._flush_handle = asyncio.get_running_loop().call_at(due, self._timed_flush)
+                self._flush_at = due
         batch: list[tuple[Room, list[bytes]]] = []
         for room in dirty:
             if room.unwritten and not room.failed:
