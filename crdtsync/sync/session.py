@@ -165,7 +165,7 @@ class SyncSession:
     @property
     def peer_version(self) -> dict[int, int]:
         """What the peer is known to hold (from its HELLO, DIFFs, UPDATEs and ACKs)."""
-        return dict(self._peer)
+        return {r: c for r, c in self._peer.items() if c}  # (an ACK may state zeros)
 
     @property
     def synced(self) -> bool:
@@ -258,7 +258,9 @@ class SyncSession:
             )
             if not stale:
                 self._last_ack = dict(msg.version)
-            self._join_peer(msg.version)
+                self._peer.update(now)  # (it covers what we knew: the join, at C speed)
+            else:
+                self._join_peer(now)
             out: list[bytes] = []
             if stalled:
                 # The peer made no progress since its last ACK yet lacks what we sent: a
@@ -267,9 +269,10 @@ class SyncSession:
                 out += self._parts(diff, diff_version=dict(self.doc._vv))
                 self._told = dict(self.doc._vv)
                 _join(self._sent, self.doc._vv)
-            if self._asking and not self._holds_all_peer_holds():
+            holds_all = self._holds_all_peer_holds()
+            if self._asking and not holds_all:
                 return out + self._count_gap()
-            return out + self._maybe_ask()
+            return out + self._maybe_ask(holds_all)
         if isinstance(msg, m.Awareness):
             if self.presence is not None:
                 states = msg.states
@@ -545,8 +548,12 @@ class SyncSession:
         self._told = dict(self.doc._vv)
         return [m.encode_message(m.Hello(self._told, False))]
 
-    def _maybe_ask(self) -> list[bytes]:
-        if not self._holds_all_peer_holds():
+    def _maybe_ask(self, holds_all: bool | None = None) -> list[bytes]:
+        """Ask for what the peer holds and we lack, unless asked already (``holds_all``:
+        whether we hold all it holds, if the caller just found out)."""
+        if holds_all is None:
+            holds_all = self._holds_all_peer_holds()
+        if not holds_all:
             return [] if self._asking else self._ask()
         self._asking = False  # we hold all the peer holds: nothing left to ask for
         return []
