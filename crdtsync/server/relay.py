@@ -265,6 +265,9 @@ class Room:
         self.owners: dict[int, str] = {}
         #: The last seq of the shared log this process has read (for repair from the log).
         self.last_seq = last_seq
+        #: The highest seq the document is known to hold with every row before it: what
+        #: it was loaded from, then each commit of this process (Relay._compact).
+        self.committed_seq = last_seq
         #: Seqs received from other processes over Redis, not yet covered by last_seq.
         self.remote_seqs: set[int] = set()
         self.rows_since_compact = 0
@@ -1330,7 +1333,9 @@ class Relay:
                 self._fail(room)
             return
         seqs = future.result()
-        for room, _ in batch:
+        for (room, _), room_seqs in zip(batch, seqs, strict=True):
+            if room_seqs:
+                room.committed_seq = max(room.committed_seq, room_seqs[-1])
             if not room.in_flight and not room.failed:
                 self._poll(room)
         if self.bridge is not None:
@@ -1544,7 +1549,20 @@ class Relay:
             # what the room accepted so far (waits, off the loop, while a lock delays it).
             await self._wait_committed(room.name)
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._executor, self.storage.compact, room.name)
+            result = None
+            compact_with = getattr(self.storage, "compact_with", None)
+            if compact_with is not None and self.bridge is None and not room.doc.pending:
+                # With no bus, this process is the room's only writer (compact_with checks
+                # the rows), and its document holds every row it committed: that document's
+                # state is the snapshot. Rebuilding the room from its rows instead took a
+                # worker thread 80-140 ms every 2,000 rows, holding the interpreter lock
+                # against the event loop (a room of 100 typists: every 2 s).
+                state = room.doc.get_update()
+                result = await loop.run_in_executor(
+                    self._executor, compact_with, room.name, state, room.committed_seq
+                )
+            if result is None:
+                result = await loop.run_in_executor(self._executor, self.storage.compact, room.name)
             if result is not None:
                 # The snapshot holds all the room had stored when it started (committed
                 # first); what it took since counts on top, some perhaps twice: the count

@@ -145,6 +145,9 @@ class Storage(Protocol):
     def compact(self, room: str) -> CompactResult | None:
         """*(worker thread)* Fold the room's log into its snapshot."""
 
+    # Optional: compact_with(room, state, upto) -> CompactResult | None (see
+    # SQLiteStorage.compact_with); without it, the relay always calls compact().
+
     def maintenance(self) -> None:
         """*(worker thread)* Periodic housekeeping (a WAL checkpoint)."""
 
@@ -324,6 +327,37 @@ class _SQLStorage:
             deleted = conn.execute(
                 self._DIALECT.sql("DELETE FROM {log} WHERE room = {p} AND seq <= {p}"),
                 (room, loaded.last_seq),
+            ).rowcount
+        return CompactResult(deleted, len(state), time.perf_counter() - started)
+
+    def compact_with(self, room: str, state: bytes, upto: int) -> CompactResult | None:
+        """*(worker thread)* Make ``state`` the room's snapshot and drop the log rows up to
+        seq ``upto``, which the caller's document (the relay's, in memory) holds with
+        everything before them: compaction without rebuilding the room from its rows. None,
+        with nothing written, if a row up to ``upto`` came from another process (the caller
+        cannot know that it holds it) or a snapshot already covers ``upto``: compact()
+        then, if at all."""
+        started = time.perf_counter()
+        sql = self._DIALECT.sql
+        with self._writing() as conn:
+            self._lock_room(conn, room)
+            foreign = conn.execute(
+                sql("SELECT 1 FROM {log} WHERE room = {p} AND seq <= {p} AND node <> {p} LIMIT 1"),
+                (room, upto, self.node),
+            ).fetchone()
+            if foreign is not None:
+                return None
+            snap = conn.execute(
+                sql("SELECT upto FROM {snapshots} WHERE room = {p}"), (room,)
+            ).fetchone()
+            current = int(snap[0]) if snap is not None else None
+            if current is not None and current >= upto:
+                return None
+            loaded = Loaded(snapshot_upto=current, last_seq=upto)
+            if not self._write_snapshot(conn, room, loaded, state):
+                return None
+            deleted = conn.execute(
+                sql("DELETE FROM {log} WHERE room = {p} AND seq <= {p}"), (room, upto)
             ).rowcount
         return CompactResult(deleted, len(state), time.perf_counter() - started)
 
@@ -665,6 +699,21 @@ class MemoryStorage:
             kept = [r for r in rows if r[0] > loaded.last_seq]
             self._log[room] = kept
             self._snapshots[room] = (loaded.last_seq, state)
+        return CompactResult(len(rows) - len(kept), len(state), time.perf_counter() - started)
+
+    def compact_with(self, room: str, state: bytes, upto: int) -> CompactResult | None:
+        """As :meth:`SQLiteStorage.compact_with`."""
+        started = time.perf_counter()
+        with self._lock:
+            rows = self._log.get(room, [])
+            if any(seq <= upto and node != self.node for seq, node, _ in rows):
+                return None
+            snap = self._snapshots.get(room)
+            if snap is not None and snap[0] >= upto:
+                return None
+            kept = [r for r in rows if r[0] > upto]
+            self._log[room] = kept
+            self._snapshots[room] = (upto, state)
         return CompactResult(len(rows) - len(kept), len(state), time.perf_counter() - started)
 
     def maintenance(self) -> None:
