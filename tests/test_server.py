@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from test_server_support import (
     close_code,
+    log_left_by_crashes,
     multiplexed,
     relay_server,
     run,
@@ -172,16 +173,7 @@ def test_a_long_log_left_by_crashes_is_compacted_when_the_room_loads(tmp_path: P
     """Servers that keep crashing never reach their in-memory row count: the rows already in
     the log count when the room loads, so the next load compacts them."""
     db = tmp_path / "rooms.db"
-    writer = crdtsync.Doc()
-    updates: list[bytes] = []
-    writer.on_update(lambda update, origin: updates.append(update))
-    for i in range(60):
-        writer.text("t").insert(i, "x")
-    crashed = SQLiteStorage(db, node="crashed")
-    for update in updates:  # as if each process died before it compacted
-        crashed.append("log", update)
-    crashed.commit()
-    crashed.close()
+    log_left_by_crashes(db, "log", 60)
 
     async def body() -> None:
         storage = SQLiteStorage(db, node="next")

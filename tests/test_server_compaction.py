@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from crdt_helpers import random_edit_all
-from test_server_support import relay_server, run, wait_until
+from test_server_support import log_left_by_crashes, relay_server, run, wait_until
 
 import crdtsync
 from crdtsync.server import MemoryStorage, SQLiteStorage
@@ -103,16 +103,7 @@ def test_compact_with_refuses_rows_of_another_process_and_a_newer_snapshot(
 
 def test_rows_of_another_process_make_the_relay_rebuild(tmp_path: Path) -> None:
     db = tmp_path / "rooms.db"
-    src = crdtsync.Doc()
-    updates: list[bytes] = []
-    src.on_update(lambda u, o: updates.append(u))
-    for i in range(40):
-        src.text("t").insert(i, "x")
-    crashed = SQLiteStorage(db, node="crashed")
-    for update in updates:
-        crashed.append("log", update)
-    crashed.commit()
-    crashed.close()
+    log_left_by_crashes(db, "log", 40)
     storage = SQLiteStorage(db, node="next")
     rebuilds: list[str] = []
     real_compact = storage.compact

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from crdtsync.server import Limits, Relay, Storage
+import crdtsync
+from crdtsync.server import Limits, Relay, SQLiteStorage, Storage
 from crdtsync.server.auth import Authenticator, TokenFile, allow_all
 from crdtsync.sync import SyncHub
 from crdtsync.transports import asyncio_stream, websocket
@@ -212,6 +213,21 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return str(tmp_path / "rooms.db")
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+def log_left_by_crashes(db: Path, room: str, chars: int) -> None:
+    """A log of ``chars`` one-character inserts in ``room``, each its own row written by a
+    node "crashed" that never compacted (as if each process died before it could)."""
+    writer = crdtsync.Doc()
+    updates: list[bytes] = []
+    writer.on_update(lambda update, origin: updates.append(update))
+    for i in range(chars):
+        writer.text("t").insert(i, "x")
+    crashed = SQLiteStorage(db, node="crashed")
+    for update in updates:
+        crashed.append(room, update)
+    crashed.commit()
+    crashed.close()
 
 
 # ---- redis -----------------------------------------------------------------------------------
