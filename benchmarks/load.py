@@ -578,8 +578,15 @@ def run_load(args: argparse.Namespace, system: str, clients: int) -> dict[str, A
     tmp = Path(tempfile.mkdtemp(prefix="crdtsync-load-"))
     server = None
     url = args.url
+    store = "the --url server's"
     if url is None:
         extra = args.server_args if system == "crdtsync" else []
+        if system == "crdtsync" and args.memory and "--memory" not in extra:
+            extra = [*extra, "--memory"]
+        given = {a.split("=", 1)[0] for a in extra}
+        store = "memory" if system != "crdtsync" or "--memory" in given else "sqlite"
+        if "--db" in given:
+            store = "--db"
         if system == "crdtsync":
             extra = ["--max-connections", str(clients + 10), *extra]
         server, url = start_server(system, tmp, extra)
@@ -587,6 +594,7 @@ def run_load(args: argparse.Namespace, system: str, clients: int) -> dict[str, A
     procs = max(1, min(args.procs, clients))
     cfg = {
         "system": system,
+        "store": store,
         "clients": clients,
         "per_room": per_room,
         "rooms": rooms,
@@ -665,6 +673,7 @@ def summarize(cfg: dict[str, Any], results: list[dict[str, Any]], procs: int) ->
     typing = typed_end - first_edit
     return {
         "system": cfg["system"],
+        "store": cfg["store"],
         "clients": cfg["clients"],
         "rooms": cfg["rooms"],
         "clients_per_room": cfg["per_room"],
@@ -758,6 +767,12 @@ def main(argv: list[str] | None = None) -> int:
         "collector as it is",
     )
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="crdtsync serve keeps rooms in memory, no SQLite (as -- --memory; "
+        "pycrdt-websocket's server always does)",
+    )
     parser.add_argument("server_args", nargs="*", help="after --: extra crdtsync serve options")
     args = parser.parse_args(argv)
     systems = args.system.split(",")

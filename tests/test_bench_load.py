@@ -28,3 +28,15 @@ def test_load_tiny(system: str, shape: list[str], tmp_path: Path) -> None:
     result = json.loads(out.read_text())
     assert result["all_equal"] and result["system"] == system
     assert result["latency_samples"] > 0 and result["edits"] == 10 * result["clients"]
+
+
+@pytest.mark.parametrize("memory", [False, True], ids=["sqlite", "memory"])
+def test_load_memory_keeps_rooms_in_memory(memory: bool, tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    argv = ["--clients", "3", "--rate", "5", "--seconds", "2", "--procs", "1",
+            "--drain-timeout", "20", "--json", str(out)]  # fmt: skip
+    if memory:
+        argv.append("--memory")
+    assert load.main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["all_equal"] and result["store"] == ("memory" if memory else "sqlite")
