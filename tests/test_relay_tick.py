@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from test_server_support import relay_server, run, wait_until
 
@@ -14,7 +15,7 @@ import crdtsync
 from crdtsync.transports.websocket import connect
 
 
-async def _members(url: str, room: str, count: int) -> tuple[list[crdtsync.Doc], list[object]]:
+async def _members(url: str, room: str, count: int) -> tuple[list[crdtsync.Doc], list[Any]]:
     docs = [crdtsync.Doc() for _ in range(count)]
     clients = []
     for doc in docs:
@@ -50,7 +51,7 @@ def test_a_large_room_waits_longer_and_sends_its_wait_as_one_message() -> None:
             assert small_took < 1.8 <= big_took, (small_took, big_took)
             await wait_until(lambda: len({str(d.text("t")) for d in big}) == 1, timeout=10)
             for client in [*big_clients, *small_clients]:
-                await client.close()  # type: ignore[attr-defined]
+                await client.close()
 
     run(body())
 
@@ -64,6 +65,6 @@ def test_without_a_tick_every_change_goes_out_at_once() -> None:
             await wait_until(lambda: all(str(d.text("t")) == "x" for d in docs), timeout=5)
             assert time.monotonic() - started < 1.5  # not the 2 s of 8 x 0.25
             for client in clients:
-                await client.close()  # type: ignore[attr-defined]
+                await client.close()
 
     run(body())

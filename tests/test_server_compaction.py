@@ -32,19 +32,25 @@ def _stored(storage: Any, room: str) -> crdtsync.Doc:
     return build_doc(storage.load(room).updates, max_pending=1024)
 
 
+def _rebuilds(storage: Any) -> list[str]:
+    """The rooms ``storage.compact`` (the rebuild from rows) is called for, from now on."""
+    calls: list[str] = []
+    real_compact = storage.compact
+
+    def counted_compact(room: str) -> Any:
+        calls.append(room)
+        return real_compact(room)
+
+    storage.compact = counted_compact
+    return calls
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgres", "memory"])
 def test_a_room_only_this_process_writes_is_compacted_from_its_document(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     storage = _storage(kind, request, tmp_path, "one")
-    rebuilds: list[str] = []
-    real_compact = storage.compact
-
-    def counted_compact(room: str) -> Any:
-        rebuilds.append(room)
-        return real_compact(room)
-
-    storage.compact = counted_compact
+    rebuilds = _rebuilds(storage)
 
     async def body() -> None:
         async with relay_server(storage=storage, compact_rows=5) as (relay, url, _):
@@ -105,14 +111,7 @@ def test_rows_of_another_process_make_the_relay_rebuild(tmp_path: Path) -> None:
     db = tmp_path / "rooms.db"
     log_left_by_crashes(db, "log", 40)
     storage = SQLiteStorage(db, node="next")
-    rebuilds: list[str] = []
-    real_compact = storage.compact
-
-    def counted_compact(room: str) -> Any:
-        rebuilds.append(room)
-        return real_compact(room)
-
-    storage.compact = counted_compact  # type: ignore[method-assign]
+    rebuilds = _rebuilds(storage)
 
     async def body() -> None:
         async with relay_server(storage=storage, compact_rows=30) as (relay, url, _):

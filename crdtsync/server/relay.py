@@ -282,7 +282,7 @@ class Room:
         self.failed = False
         #: Updates accepted since the last flush, for the next batch of the writer thread.
         self.unwritten: list[bytes] = []
-        #: Loop time the room last became due for a flush (Relay._mark).
+        #: Loop time the room last joined the rooms waiting for a flush (Relay._mark).
         self.dirty_since = 0.0
         #: Batches holding this room's updates handed to the writer, not yet committed.
         #: While nonzero, nothing is polled and messages for the room are held.
@@ -1248,15 +1248,19 @@ class Relay:
         if room not in self._dirty:
             self._dirty.add(room)
             room.dirty_since = loop.time()
-        due = room.dirty_since + self._interval(room)
+        self._flush_by(self._due(room))
+
+    def _flush_by(self, due: float) -> None:
+        """Have the timer flush at loop time ``due`` at the latest."""
         if self._flush_handle is None or due < self._flush_at:
             if self._flush_handle is not None:
                 self._flush_handle.cancel()
-            self._flush_handle = loop.call_at(due, self._timed_flush)
+            loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_at(due, lambda: self._flush(force=False))
             self._flush_at = due
 
-    def _timed_flush(self) -> None:
-        self._flush(force=False)
+    def _due(self, room: Room) -> float:
+        return room.dirty_since + self._interval(room)
 
     def _interval(self, room: Room) -> float:
         """How long a room's changes wait before they are committed and sent: the tick, or
@@ -1273,18 +1277,16 @@ class Relay:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        if force or self.tick <= 0:
+        if force:
             dirty, self._dirty = self._dirty, set()
         else:
             # Every room due within the next tick goes now, so that rooms share flushes
             # (and commits) as they did with one tick for all.
             soon = asyncio.get_running_loop().time() + self.tick
-            dirty = {r for r in self._dirty if r.dirty_since + self._interval(r) <= soon}
+            dirty = {r for r in self._dirty if self._due(r) <= soon}
             self._dirty -= dirty
             if self._dirty:
-                due = min(r.dirty_since + self._interval(r) for r in self._dirty)
-                self._flush_handle = asyncio.get_running_loop().call_at(due, self._timed_flush)
-                self._flush_at = due
+                self._flush_by(min(map(self._due, self._dirty)))
         batch: list[tuple[Room, list[bytes]]] = []
         for room in dirty:
             if room.unwritten and not room.failed:

@@ -695,11 +695,17 @@ class MemoryStorage:
             return None
         state = build_doc(loaded.updates, max_pending=self.max_pending).get_update()
         with self._lock:
-            rows = self._log.get(room, [])
-            kept = [r for r in rows if r[0] > loaded.last_seq]
-            self._log[room] = kept
-            self._snapshots[room] = (loaded.last_seq, state)
-        return CompactResult(len(rows) - len(kept), len(state), time.perf_counter() - started)
+            deleted = self._fold(room, state, loaded.last_seq)
+        return CompactResult(deleted, len(state), time.perf_counter() - started)
+
+    def _fold(self, room: str, state: bytes, upto: int) -> int:
+        """*(under the lock)* ``state`` becomes the snapshot up to ``upto`` and the rows it
+        covers go; how many went."""
+        rows = self._log.get(room, [])
+        kept = [r for r in rows if r[0] > upto]
+        self._log[room] = kept
+        self._snapshots[room] = (upto, state)
+        return len(rows) - len(kept)
 
     def compact_with(self, room: str, state: bytes, upto: int) -> CompactResult | None:
         """As :meth:`SQLiteStorage.compact_with`."""
@@ -711,10 +717,8 @@ class MemoryStorage:
             snap = self._snapshots.get(room)
             if snap is not None and snap[0] >= upto:
                 return None
-            kept = [r for r in rows if r[0] > upto]
-            self._log[room] = kept
-            self._snapshots[room] = (upto, state)
-        return CompactResult(len(rows) - len(kept), len(state), time.perf_counter() - started)
+            deleted = self._fold(room, state, upto)
+        return CompactResult(deleted, len(state), time.perf_counter() - started)
 
     def maintenance(self) -> None:
         pass
