@@ -20,8 +20,10 @@ caller touches a document, so a :class:`DecodeError` always leaves it unchanged.
 
 from __future__ import annotations
 
+import operator
 import zlib
 from collections.abc import Iterator
+from itertools import accumulate, compress, repeat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +34,8 @@ from crdtsync._clock import MAX_CLOCK, MAX_REPLICA_ID, PREFIX
 from crdtsync._dotruns import dot_runs, is_normal, normalized
 from crdtsync._errors import DecodeError
 from crdtsync._nesting import valid_child_name
+from crdtsync._order import Order, OrderInvalid, expand
+from crdtsync._order import check as check_order
 from crdtsync._values import ChildRef, is_element, is_value
 
 Dot = tuple[int, int]
@@ -80,6 +84,9 @@ MARK = 13  # name, value, start, end: rich-text formatting of a Text (format 2 o
 FACT_DELETE = 0  # root, deleter replica, deleter counter, [replica, counter, length]*
 FACT_LIVE = 1  # root, [replica, counter]* (sender's version), [replica, counter]* (live
 #               dots), [replica, counter]* (the last change to the set by each replica)
+FACT_ORDER = 2  # root, replicas, counters, Lamport times, lengths, states, deleters,
+#                visible characters, kept deleted characters: a text's whole sequence in
+#                document order (crdtsync._order), its runs SKIPped in the segments
 
 #: The superseded dots of a SET_ADD that supersedes none: one shared object, and a tuple,
 #: so that the entries of a transaction of many adds hold no object the cyclic garbage
@@ -118,6 +125,13 @@ class Update:
     #: What :func:`coverage` returns, once someone who worked it out anyway left it here
     #: (an update is not changed after decoding). Read-only: it may be shared.
     covers: dict[int, int] | None = field(default=None, compare=False, repr=False)
+    #: To encode: texts stated in document order (``FACT_ORDER``, see crdtsync._order),
+    #: whose runs the segments leave out (SKIP). Decoding never fills it in.
+    orders: list[Order] = field(default_factory=list, compare=False, repr=False)
+    #: Decoded: the texts that arrived in document order, by root key. Their runs are in
+    #: the segments too (as INS entries, origins worked out), so that nothing needs this;
+    #: an empty text can be built from it in one pass (see crdtsync._integrate).
+    in_order: dict[RootKey, Order] | None = field(default=None, compare=False, repr=False)
 
 
 def coverage(update: Update) -> dict[int, int]:
@@ -254,7 +268,7 @@ def encode_segments(update: Update) -> tuple[list[Any], list[bytes]] | None:
     segments of one table can be put together in any selection, see ``join_segments``."""
     tables = _Tables()
     segments, extended = _encode_segments(update, tables)
-    if update.facts or extended or tables.nested:
+    if update.facts or update.orders or extended or tables.nested:
         return None
     pack = msgpack.Packer().pack  # (one packer for them all: packb makes one per call)
     try:
@@ -350,7 +364,7 @@ def _encode_segments(update: Update, tables: _Tables) -> tuple[list[Any], bool]:
 
 
 def _encode_facts(update: Update, tables: _Tables) -> list[Any]:
-    facts = []
+    facts = [_encode_order(order, tables) for order in update.orders]
     for fact in update.facts:
         if fact[0] == FACT_DELETE:
             _, root, deleter, ranges = fact
@@ -375,6 +389,35 @@ def _encode_facts(update: Update, tables: _Tables) -> list[Any]:
                 ]
             )
     return facts
+
+
+def _encode_order(order: Order, tables: _Tables) -> list[Any]:
+    index = tables.replica
+    table = {r: index(r) for r in set(order.replicas)}
+    ctrs, lens, states = order.counters, order.lengths, order.states
+    ends = [0, *map(operator.add, ctrs[:-1], lens[:-1])]
+    deleted_lasts = map(
+        operator.sub, map(operator.add, compress(ctrs, states), compress(lens, states)), repeat(1)
+    )
+    return [
+        FACT_ORDER,
+        tables.root(order.key),
+        list(map(table.__getitem__, order.replicas)),
+        # Counters as steps from the end of the piece before, Lamport times as offsets
+        # from the counters, deleters' counters as steps from the piece's last counter:
+        # small numbers, mostly repeated, which msgpack and DEFLATE shrink.
+        list(map(operator.sub, order.counters, ends)),
+        list(map(operator.sub, order.lamports, order.counters)),
+        order.lengths,
+        order.states,
+        [
+            x
+            for (r, c), last in zip(order.deleters, deleted_lasts, strict=True)
+            for x in (index(r), c - last)
+        ],
+        order.live,
+        order.dead,
+    ]
 
 
 #: Root key -> its one-entry root table, reused by every keystroke update (never mutated).
@@ -916,9 +959,155 @@ def _decode_general(body: Any, children: bool = False) -> Update:
             if r1 == r2 and start2 < end1:
                 raise _fail("two segments of one replica overlap")
     if len(body) >= 4:
+        orders: dict[RootKey, Order] = {}
         for raw in _list(body[3], "facts"):
-            update.facts.append(_decode_fact(raw, rd))
+            if type(raw) is list and raw and raw[0] == FACT_ORDER and type(raw[0]) is int:
+                order = _decode_order(raw, rd)
+                if order.key in orders:
+                    raise _fail("two orders of one text")
+                orders[order.key] = order
+            else:
+                update.facts.append(_decode_fact(raw, rd))
+        if orders:
+            _fill_in(update, orders)
     return update
+
+
+def _decode_order(raw: list[Any], rd: _Reader) -> Order:
+    """A FACT_ORDER, checked (see crdtsync._order), replica indices turned into ids."""
+    if len(raw) != 10:
+        raise _fail("an order has ten fields")
+    _, root, reps, steps, offsets, lens, states, deleters, live, dead = raw
+    key = rd.root(root, "t")
+    for col in (steps, offsets, lens, deleters):
+        if type(col) is not list or not set(map(type, col)) <= {int}:
+            raise _fail("an order's columns are arrays of integers")
+    if not len(steps) == len(offsets) == len(lens):
+        raise _fail("an order's columns are arrays of one length")
+    # A piece's first counter is written as the step from the end of the piece before.
+    ctrs = list(accumulate(map(operator.add, steps, [0, *lens[:-1]])))
+    lamports = list(map(operator.add, ctrs, offsets))
+    order = Order(key, reps, ctrs, lamports, lens, states, [], live, dead)
+    try:
+        check_order(order, len(rd.replicas), MAX_COUNTER)
+    except OrderInvalid as exc:
+        raise _fail(str(exc)) from None
+    if len(deleters) != 2 * (len(states) - states.count(0)):
+        raise _fail("an order's deleters are replica, counter pairs, one per deleted piece")
+    who = deleters[0::2]
+    if who and (min(who) < 0 or max(who) >= len(rd.replicas)):
+        raise _fail("replica index out of range")
+    # A deleter's counter is written as the step from the deleted piece's last counter.
+    lasts = map(
+        operator.sub, map(operator.add, compress(ctrs, states), compress(lens, states)), repeat(1)
+    )
+    counters = list(map(operator.add, deleters[1::2], lasts))
+    if counters and (min(counters) < 1 or max(counters) > MAX_COUNTER):
+        raise _fail("deleter counter out of range")
+    order.deleters = list(zip(map(rd.replicas.__getitem__, who), counters))
+    order.replicas = list(map(rd.replicas.__getitem__, reps))
+    return order
+
+
+def _fill_in(update: Update, orders: dict[RootKey, Order]) -> None:
+    """Put the ordered texts' runs into the SKIPs their replicas' segments leave for them
+    (each must fall inside one), as INS entries with their origins worked out."""
+    pieces: dict[int, list[Entry]] = {}
+    for order in orders.values():
+        try:
+            replicas, entries = expand(order)
+        except OrderInvalid as exc:
+            raise _fail(str(exc)) from None
+        cuts = [
+            0,
+            *compress(range(1, len(replicas)), map(operator.ne, replicas[1:], replicas)),
+            len(replicas),
+        ]
+        lowest: dict[int, int] = {}
+        for a, b in zip(cuts, cuts[1:]):
+            r = replicas[a]
+            lowest[r] = entries[a][1]
+            group = pieces.get(r)
+            if group is None:
+                pieces[r] = entries[a:b]
+            else:
+                group += entries[a:b]
+                group.sort(key=_SECOND)  # (several texts' pieces of one replica)
+        order.lowest = lowest
+    by_replica: dict[int, list[Segment]] = {}
+    for seg in update.segments:
+        by_replica.setdefault(seg.replica, []).append(seg)
+    for replica, group in pieces.items():
+        segments = sorted(by_replica.get(replica, ()), key=_START)
+        if len(segments) == 1 and len(segments[0].entries) == 1:
+            seg = segments[0]
+            seg.entries = _into_skip(seg, group)
+            continue
+        at = 0  # the next piece to place
+        for seg in segments:
+            at, seg.entries = _spliced(seg, group, at)
+        if at < len(group):
+            raise _fail("an ordered run lies outside its replica's segments")
+    update.in_order = orders
+
+
+def _into_skip(seg: Segment, group: list[Entry]) -> list[Entry]:
+    """The entries of a segment that is one SKIP, with ``group``'s pieces put into it."""
+    skip = seg.entries[0]
+    starts = list(map(_SECOND, group))
+    ends = list(map(operator.add, starts, map(_SEVENTH, group)))
+    if (
+        skip[0] != SKIP
+        or starts[0] < seg.start
+        or ends[-1] > seg.end
+        or not all(map(operator.le, ends[:-1], starts[1:]))
+    ):
+        raise _fail("an ordered run overlaps a change or lies outside its segment")
+    gaps = map(_gap, [seg.start, *ends], [*starts, seg.end])
+    return [e for pair in zip(gaps, [*group, None]) for e in pair if e is not None]
+
+
+def _gap(start: int, end: int) -> Entry | None:
+    return (SKIP, start, end - start) if end > start else None
+
+
+def _spliced(seg: Segment, group: list[Entry], at: int) -> tuple[int, list[Entry]]:
+    """``seg``'s entries with ``group``'s pieces from ``at`` on put into its SKIPs."""
+    if at < len(group) and group[at][1] < seg.start:
+        raise _fail("an ordered run lies outside its replica's segments")
+    if at == len(group) or group[at][1] >= seg.end:
+        return at, seg.entries
+    out: list[Entry] = []
+    n = len(group)
+    for e in seg.entries:
+        c = e[1]
+        if at < n and group[at][1] < c:
+            raise _fail("an ordered run overlaps a change")
+        if e[0] != SKIP:
+            out.append(e)
+            continue
+        end = c + e[2]
+        while at < n and group[at][1] < end:
+            piece = group[at]
+            if piece[1] < c:
+                raise _fail("two ordered runs share an id")
+            if piece[1] > c:
+                out.append((SKIP, c, piece[1] - c))
+            out.append(piece)
+            c = piece[1] + piece[6]
+            if c > end:
+                raise _fail("an ordered run overlaps a change")
+            at += 1
+        if c < end:
+            out.append((SKIP, c, end - c))
+    if at < n and group[at][1] < seg.end:
+        raise _fail("an ordered run overlaps a change")
+    return at, out
+
+
+_SECOND = operator.itemgetter(1)
+_SEVENTH = operator.itemgetter(6)
+_START = operator.attrgetter("start")
 
 
 def _no_ext(code: int, data: bytes) -> Any:

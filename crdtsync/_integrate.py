@@ -7,6 +7,7 @@ claims to be?) and :func:`integrate` then applies it without any step that can f
 
 from __future__ import annotations
 
+import operator
 from bisect import bisect_right
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from crdtsync.types.orset import element_key
 
 if TYPE_CHECKING:
     from crdtsync._doc import Doc
+    from crdtsync._order import Order
     from crdtsync.types._base import Container
 
 Dot = tuple[int, int]
@@ -92,6 +94,7 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
         return counter <= (vv.get(replica, 0) if top is None else top)
 
     inside: _InsertIndex | None = None
+    in_order = update.in_order
     ids = doc._ids
     INS = enc.INS
     for seg in update.segments:
@@ -114,6 +117,8 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
                     lamport: int | None = run.lamport + o_counter - run.counter
                 elif not held(o_replica, o_counter):
                     return (o_replica, o_counter)
+                elif in_order is not None and e[2] in in_order:
+                    continue  # (an origin the order implies: decoding checked it)
                 else:
                     if inside is None:
                         inside = _InsertIndex(update)
@@ -319,12 +324,20 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
         inserts: list[tuple[int, int, Entry]] = []
         others: list[tuple[int, Entry]] = []
         held_tombstones: list[tuple[Entry, int, int]] = []
+        built = _build_in_order(doc, update)
+        lamport = doc._lamport
+        for order in built.values():
+            last = max(map(operator.add, order.lamports, order.lengths)) - 1
+            if last > lamport:
+                lamport = last
         for seg in update.segments:
             r = seg.replica
             have = vv.get(r, 0)
             for e in seg.entries:
                 c = e[1]
                 if e[0] == enc.INS:
+                    if built and e[2] in built:
+                        continue
                     n = e[6]
                     if c <= have and e[7] is not None:
                         # We hold these elements but may not know they were deleted.
@@ -339,7 +352,6 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
                 elif c > have and e[0] != enc.SKIP:
                     others.append((r, e))
 
-        lamport = doc._lamport
         if len(update.segments) > 1:
             # Origins before the elements that name them: an origin is older by Lamport
             # time. (One replica's changes are in that order already, and (Lamport,
@@ -431,6 +443,29 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
         doc._txn = saved
     # The update is in: whatever a callback does now cannot undo it, and none is skipped.
     doc._publish(data, txn, advanced or effect, None)
+
+
+def _build_in_order(doc: Doc, update: Update) -> dict[RootKey, Order]:
+    """Build each text that arrived in document order and that this document has no
+    element of yet (nor an observer: a build makes no events) straight from the order;
+    the ones built, by key."""
+    built: dict[RootKey, Order] = {}
+    if update.in_order is None or doc._deep:
+        return built
+    for key, order in update.in_order.items():
+        container: Any = doc._roots.get(key)
+        if container is not None and (
+            container._observers or next(container._seq.runs(), None) is not None
+        ):
+            continue
+        vv = doc._vv
+        if any(vv.get(r, 0) >= c for r, c in order.lowest.items()):
+            continue  # (ids this document holds as something else: the general way)
+        if container is None:
+            container = doc._container(key)
+        container._seq.build(order)
+        built[key] = order
+    return built
 
 
 def _delete(

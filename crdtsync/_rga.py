@@ -21,9 +21,13 @@ with garbage collection on, their content is dropped.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from itertools import compress, repeat
+from typing import TYPE_CHECKING, Any
 
 from crdtsync._ids import IdIndex
+
+if TYPE_CHECKING:
+    from crdtsync._order import Order
 
 Dot = tuple[int, int]
 
@@ -684,6 +688,38 @@ class Sequence:
         return ranges
 
     # ---- remote integration ---------------------------------------------------------
+
+    def build(self, order: Order) -> None:
+        """Fill this empty sequence with ``order``'s pieces (expanded, see
+        :func:`crdtsync._order.expand`): one run each, in the order given, no search.
+        Blocks and chunks start half full, so that later inserts split them late."""
+        assert self.vis_len == 0 and not self.chunks[0].blocks[0].runs
+        runs = list(
+            map(
+                Run,
+                repeat(self),
+                order.replicas,
+                order.counters,
+                order.lamports,
+                order.origins,
+                order.contents,
+                order.lengths,
+            )
+        )
+        for run, deleter in zip(compress(runs, order.states), order.deleters, strict=True):
+            run.deleted = True
+            run.deleter = deleter
+        step = MAX_BLOCK_RUNS // 2
+        blocks = [Block(runs[i : i + step]) for i in range(0, len(runs), step)]
+        step = MAX_CHUNK_BLOCKS // 2
+        self.chunks = [Chunk(blocks[i : i + step], i // step) for i in range(0, len(blocks), step)]
+        self._top = None
+        self._held = None
+        self._held_delta = 0
+        self.vis_len = len(order.live)
+        self._cache = order.live
+        self._stamp += 1
+        self.ids.add_many(runs)
 
     def integrate(
         self,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from crdtsync import _encoding as enc
 from crdtsync._dotruns import dot_runs
 from crdtsync._encoding import Entry, Segment, Update
+from crdtsync._order import order_of
 from crdtsync._rga import Run
 from crdtsync.types.counter import Counter
 from crdtsync.types.lwwmap import LWWMap
@@ -160,9 +161,22 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
 
     update = Update(facts=facts)
     gc = doc._gc
+    ordered: set[Any] = set()
+    if not since:
+        # A whole state: each text in document order, which a receiver can take in one
+        # pass (see crdtsync._order).
+        for key, root in doc._roots.items():
+            if key[0] == "t" and next(root._seq.runs(), None) is not None:
+                order = order_of(root._seq, gc)
+                if order is not None:
+                    update.orders.append(order)
+                    ordered.add(key)
     for r, lo in sorted(lows.items()):
         top = vv[r]
-        runs = _run_entries(doc._ids.runs_from(r, lo), lo, gc)
+        runs = doc._ids.runs_from(r, lo)
+        if ordered:
+            runs = (run for run in runs if run.seq.key not in ordered)
+        runs = _run_entries(runs, lo, gc)
         others = sorted(extra[r], key=itemgetter(1))
         entries: list[Entry] = []
         c = lo
