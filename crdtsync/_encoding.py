@@ -23,8 +23,8 @@ from __future__ import annotations
 import operator
 import zlib
 from collections.abc import Iterator
-from itertools import accumulate, compress, repeat
 from dataclasses import dataclass, field
+from itertools import accumulate, compress, repeat
 from typing import Any
 
 import msgpack
@@ -1004,7 +1004,7 @@ def _decode_order(raw: list[Any], rd: _Reader) -> Order:
     counters = list(map(operator.add, deleters[1::2], lasts))
     if counters and (min(counters) < 1 or max(counters) > MAX_COUNTER):
         raise _fail("deleter counter out of range")
-    order.deleters = list(zip(map(rd.replicas.__getitem__, who), counters))
+    order.deleters = list(zip(map(rd.replicas.__getitem__, who), counters, strict=True))
     order.replicas = list(map(rd.replicas.__getitem__, reps))
     return order
 
@@ -1024,7 +1024,7 @@ def _fill_in(update: Update, orders: dict[RootKey, Order]) -> None:
             len(replicas),
         ]
         lowest: dict[int, int] = {}
-        for a, b in zip(cuts, cuts[1:]):
+        for a, b in zip(cuts, cuts[1:], strict=False):
             r = replicas[a]
             lowest[r] = entries[a][1]
             group = pieces.get(r)
@@ -1064,7 +1064,7 @@ def _into_skip(seg: Segment, group: list[Entry]) -> list[Entry]:
     ):
         raise _fail("an ordered run overlaps a change or lies outside its segment")
     gaps = map(_gap, [seg.start, *ends], [*starts, seg.end])
-    return [e for pair in zip(gaps, [*group, None]) for e in pair if e is not None]
+    return [e for pair in zip(gaps, [*group, None], strict=True) for e in pair if e is not None]
 
 
 def _gap(start: int, end: int) -> Entry | None:

@@ -27,10 +27,8 @@ from itertools import accumulate, compress, repeat
 from operator import add, le
 from typing import TYPE_CHECKING, Any
 
-from crdtsync._rga import MAX_TEXT_RUN
-
 if TYPE_CHECKING:
-    from crdtsync._rga import Run, Sequence
+    from crdtsync._rga import Sequence
 
 Dot = tuple[int, int]
 

@@ -11,6 +11,7 @@ can drop the ones we removed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from itertools import islice
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -166,17 +167,17 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
         # A whole state: each text in document order, which a receiver can take in one
         # pass (see crdtsync._order).
         for key, root in doc._roots.items():
-            if key[0] == "t" and next(root._seq.runs(), None) is not None:
+            if key[0] == "t" and isinstance(root, Text) and _many_runs(root._seq):
                 order = order_of(root._seq, gc)
                 if order is not None:
                     update.orders.append(order)
                     ordered.add(key)
     for r, lo in sorted(lows.items()):
         top = vv[r]
-        runs = doc._ids.runs_from(r, lo)
+        own: Iterable[Run] = doc._ids.runs_from(r, lo)
         if ordered:
-            runs = (run for run in runs if run.seq.key not in ordered)
-        runs = _run_entries(runs, lo, gc)
+            own = (run for run in own if run.seq.key not in ordered)
+        runs = _run_entries(own, lo, gc)
         others = sorted(extra[r], key=itemgetter(1))
         entries: list[Entry] = []
         c = lo
@@ -201,6 +202,15 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
             entries.append((enc.SKIP, c, top - c + 1))
         update.segments.append(Segment(r, lo, top + 1, entries))
     return update
+
+
+#: A text of fewer runs than this keeps the per-replica form in a whole state: the order's
+#: columns cost more bytes than they save on a short text, and nothing is slow there.
+MIN_ORDER_RUNS = 256
+
+
+def _many_runs(seq: Any) -> bool:
+    return sum(1 for _ in islice(seq.runs(), MIN_ORDER_RUNS)) >= MIN_ORDER_RUNS
 
 
 def _emit(entries: list[Entry], entry: Entry, c: int) -> int:
