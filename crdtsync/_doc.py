@@ -25,7 +25,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from crdtsync import _encoding as enc
-from crdtsync._bulk import BULK_BYTES, without_gc
 from crdtsync._callbacks import report_callback_error, subscribe
 from crdtsync._clock import MAX_CLOCK, MAX_REPLICA_ID, VersionVector
 from crdtsync._cursor import Cursor, decode_cursor
@@ -855,12 +854,7 @@ class Doc:
         ...     print(exc)
         compressed update inflates beyond the limit of 1024 bytes
         """
-        if len(update) >= BULK_BYTES:
-            # (Decoding and integrating pause the collector on their own; between them it
-            # would scan everything decoding made.)
-            without_gc(lambda: self._apply(update, origin, max_inflated_size=max_inflated_size))
-        else:
-            self._apply(update, origin, max_inflated_size=max_inflated_size)
+        self._apply(update, origin, max_inflated_size=max_inflated_size)
 
     def _apply(
         self,

@@ -24,7 +24,7 @@ import operator
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import accumulate, compress, repeat
+from itertools import accumulate, compress
 from typing import Any
 
 import msgpack
@@ -34,7 +34,7 @@ from crdtsync._clock import MAX_CLOCK, MAX_REPLICA_ID, PREFIX
 from crdtsync._dotruns import dot_runs, is_normal, normalized
 from crdtsync._errors import DecodeError
 from crdtsync._nesting import valid_child_name
-from crdtsync._order import Order, OrderInvalid, expand
+from crdtsync._order import Order, OrderInvalid, deleted_lasts, expand
 from crdtsync._order import check as check_order
 from crdtsync._values import ChildRef, is_element, is_value
 
@@ -394,11 +394,8 @@ def _encode_facts(update: Update, tables: _Tables) -> list[Any]:
 def _encode_order(order: Order, tables: _Tables) -> list[Any]:
     index = tables.replica
     table = {r: index(r) for r in set(order.replicas)}
-    ctrs, lens, states = order.counters, order.lengths, order.states
+    ctrs, lens = order.counters, order.lengths
     ends = [0, *map(operator.add, ctrs[:-1], lens[:-1])]
-    deleted_lasts = map(
-        operator.sub, map(operator.add, compress(ctrs, states), compress(lens, states)), repeat(1)
-    )
     return [
         FACT_ORDER,
         tables.root(order.key),
@@ -412,7 +409,7 @@ def _encode_order(order: Order, tables: _Tables) -> list[Any]:
         order.states,
         [
             x
-            for (r, c), last in zip(order.deleters, deleted_lasts, strict=True)
+            for (r, c), last in zip(order.deleters, deleted_lasts(order), strict=True)
             for x in (index(r), c - last)
         ],
         order.live,
@@ -979,7 +976,7 @@ def _decode_order(raw: list[Any], rd: _Reader) -> Order:
         raise _fail("an order has ten fields")
     _, root, reps, steps, offsets, lens, states, deleters, live, dead = raw
     key = rd.root(root, "t")
-    for col in (steps, offsets, lens, deleters):
+    for col in (reps, steps, offsets, lens, states, deleters):
         if type(col) is not list or not set(map(type, col)) <= {int}:
             raise _fail("an order's columns are arrays of integers")
     if not len(steps) == len(offsets) == len(lens):
@@ -998,10 +995,7 @@ def _decode_order(raw: list[Any], rd: _Reader) -> Order:
     if who and (min(who) < 0 or max(who) >= len(rd.replicas)):
         raise _fail("replica index out of range")
     # A deleter's counter is written as the step from the deleted piece's last counter.
-    lasts = map(
-        operator.sub, map(operator.add, compress(ctrs, states), compress(lens, states)), repeat(1)
-    )
-    counters = list(map(operator.add, deleters[1::2], lasts))
+    counters = list(map(operator.add, deleters[1::2], deleted_lasts(order)))
     if counters and (min(counters) < 1 or max(counters) > MAX_COUNTER):
         raise _fail("deleter counter out of range")
     order.deleters = list(zip(map(rd.replicas.__getitem__, who), counters, strict=True))

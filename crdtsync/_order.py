@@ -56,7 +56,6 @@ class Order:
         "dead",
         "origins",
         "contents",
-        "deleted_by",
         "lowest",
     )
 
@@ -82,10 +81,9 @@ class Order:
         self.deleters = deleters
         self.live = live  # the visible characters, in order
         self.dead = dead  # the kept characters of KEPT pieces, in order
-        #: Worked out by :func:`expand`: each piece's origin, content and deleter.
+        #: Worked out by :func:`expand`: each piece's origin and content.
         self.origins: list[Dot | None] = []
         self.contents: list[str | None] = []
-        self.deleted_by: list[Dot | None] = []
         #: Decoded: each replica's lowest counter among the pieces.
         self.lowest: dict[int, int] = {}
 
@@ -121,17 +119,14 @@ def order_of(seq: Sequence, gc: bool) -> Order | None:
 
 
 def check(order: Order, n_replicas: int, max_counter: int) -> None:
-    """Check the columns' shapes and ranges (whole-list operations: a state has many
-    pieces); ``replicas`` still holds table indices (the caller checks the deleters)."""
-    cols = (order.replicas, order.counters, order.lamports, order.lengths, order.states)
+    """Check the columns' lengths, ranges and characters (whole-list operations: a state
+    has many pieces). The decoder has checked that they are arrays of integers;
+    ``replicas`` still holds table indices (the caller checks the deleters)."""
     n = len(order.replicas)
     if not n:
         raise OrderInvalid("an order has at least one piece")
-    for col in cols:
-        if type(col) is not list or len(col) != n:
-            raise OrderInvalid("an order's columns are arrays of one length")
-        if not set(map(type, col)) <= {int}:
-            raise OrderInvalid("an order's columns hold integers")
+    if not len(order.counters) == len(order.lengths) == len(order.states) == n:
+        raise OrderInvalid("an order's columns are arrays of one length")
     if min(order.replicas) < 0 or max(order.replicas) >= n_replicas:
         raise OrderInvalid("replica index out of range")
     if min(order.lengths) < 1 or min(order.counters) < 1 or min(order.lamports) < 1:
@@ -180,6 +175,13 @@ def _by_id(order: Order) -> list[int]:
     return by_id
 
 
+def deleted_lasts(order: Order) -> Iterable[int]:
+    """The last counter of each deleted piece, in order (deleters are written as steps
+    from it)."""
+    ctrs, lens, states = order.counters, order.lengths, order.states
+    return map(add, compress(ctrs, states), map((-1).__add__, compress(lens, states)))
+
+
 def _scatter(target: list[Any], indices: Iterable[int], values: Iterable[Any]) -> None:
     """``target[i] = v`` for each pair (at C speed: a state has many pieces)."""
     deque(map(target.__setitem__, indices, values), maxlen=0)
@@ -192,8 +194,8 @@ def _slices(text: str, lengths: list[int]) -> list[str]:
 
 
 def expand(order: Order) -> tuple[list[int], list[Any]]:
-    """Work out every piece's origin, content and deleter; return the replicas and the
-    insert entries of the pieces, both sorted by id. ``order.replicas`` and its deleters
+    """Work out every piece's origin and content; return the replicas and the insert
+    entries of the pieces, both sorted by id. ``order.replicas`` and its deleters
     hold replica ids by now."""
     from crdtsync import _encoding as enc
 
@@ -239,7 +241,6 @@ def expand(order: Order) -> tuple[list[int], list[Any]]:
     order.contents = contents
     deleters: list[Dot | None] = [None] * n
     _scatter(deleters, compress(range(n), states), order.deleters)
-    order.deleted_by = deleters
     entries = list(
         zip(repeat(enc.INS), ctrs, repeat(order.key), lams, origins, contents, lens, deleters)
     )
