@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from crdtsync import _encoding as enc
+from crdtsync._bulk import without_gc
 from crdtsync._callbacks import report_callback_error, subscribe
 from crdtsync._clock import MAX_CLOCK, MAX_REPLICA_ID, VersionVector
 from crdtsync._cursor import Cursor, decode_cursor
@@ -822,7 +823,9 @@ class Doc:
         me = self._replica
         if self._vv.get(me, 0) > since.get(me, 0):
             self._own_shared = self._vv[me]  # our own changes may leave this replica now
-        return enc.deflate_update(enc.encode_update(state_update(self, since)))
+        # (Encoding allocates many short-lived objects and no cyclic garbage: a collection
+        # meanwhile would only rescan the document.)
+        return without_gc(lambda: enc.deflate_update(enc.encode_update(state_update(self, since))))
 
     # ---- applying remote updates -------------------------------------------------------------
 
@@ -872,7 +875,7 @@ class Doc:
             raise RuntimeError("apply_update inside a local transaction is not supported")
         if self._made_from is not None:
             me = self._replica
-            for seg in parsed.segments:
+            for seg in parsed.bare:
                 if seg.replica == me and self._twin_holds(seg.end - 1):
                     # Changes under our id that we never made (or never gave out: a twin
                     # made its own at those counters): integrating them would drop ours at
@@ -1129,8 +1132,12 @@ def _since(since: Any) -> Mapping[int, int]:
 
 def _splittable(update: Update) -> bool:
     """Whether every change of ``update`` carries its whole effect at its own counter."""
-    return not update.facts and all(
-        e[0] != enc.SKIP and (e[0] != enc.INS or e[7] is None)
-        for seg in update.segments
-        for e in seg.entries
+    return (
+        not update.facts
+        and update.in_order is None
+        and all(
+            e[0] != enc.SKIP and (e[0] != enc.INS or e[7] is None)
+            for seg in update.segments
+            for e in seg.entries
+        )
     )

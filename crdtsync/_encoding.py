@@ -24,7 +24,6 @@ import operator
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import accumulate, compress
 from typing import Any
 
 import msgpack
@@ -34,8 +33,7 @@ from crdtsync._clock import MAX_CLOCK, MAX_REPLICA_ID, PREFIX
 from crdtsync._dotruns import dot_runs, is_normal, normalized
 from crdtsync._errors import DecodeError
 from crdtsync._nesting import valid_child_name
-from crdtsync._order import Order, OrderInvalid, deleted_lasts, expand
-from crdtsync._order import check as check_order
+from crdtsync._order import Order, OrderInvalid, entries, pack, read
 from crdtsync._values import ChildRef, is_element, is_value
 
 Dot = tuple[int, int]
@@ -130,8 +128,56 @@ class Update:
     orders: list[Order] = field(default_factory=list, compare=False, repr=False)
     #: Decoded: the texts that arrived in document order, by root key. Their runs are in
     #: the segments too (as INS entries, origins worked out), so that nothing needs this;
-    #: an empty text can be built from it in one pass (see crdtsync._integrate).
+    #: a document that holds none of a text can take it whole (see crdtsync._integrate).
     in_order: dict[RootKey, Order] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def bare(self) -> list[Segment]:
+        """The segments, maybe with SKIPs where the runs of ``in_order`` go: for a reader
+        that needs only their spans or takes those texts whole (see DeferredUpdate)."""
+        return self.segments
+
+
+_SEGMENTS: Any = Update.__dict__["segments"]  # (the slot, under DeferredUpdate's property)
+
+
+class DeferredUpdate(Update):
+    """A decoded update whose ordered texts' runs are not in its segments yet: the first
+    read of ``segments`` puts them in (they were checked when decoded), so every reader
+    sees the same entries as from the per-replica form, while ``bare`` spares a document
+    that takes the texts whole the work of expanding them."""
+
+    __slots__ = ("_bare",)
+    _bare: list[Segment]
+
+    @classmethod
+    def of(cls, update: Update) -> DeferredUpdate:
+        deferred = cls.__new__(cls)
+        deferred._bare = update.segments
+        _SEGMENTS.__set__(deferred, None)
+        deferred.facts = update.facts
+        deferred.covers = update.covers
+        deferred.orders = update.orders
+        deferred.in_order = update.in_order
+        return deferred
+
+    @property
+    def segments(self) -> list[Segment]:
+        segments: list[Segment] | None = _SEGMENTS.__get__(self)
+        if segments is None:
+            segments = [Segment(s.replica, s.start, s.end, s.entries) for s in self._bare]
+            assert self.in_order is not None
+            _fill_in(segments, self.in_order)
+            _SEGMENTS.__set__(self, segments)
+        return segments
+
+    @segments.setter
+    def segments(self, value: list[Segment]) -> None:
+        _SEGMENTS.__set__(self, value)
+
+    @property
+    def bare(self) -> list[Segment]:
+        return self._bare
 
 
 def coverage(update: Update) -> dict[int, int]:
@@ -139,7 +185,7 @@ def coverage(update: Update) -> dict[int, int]:
     if update.covers is not None:
         return update.covers
     tops: dict[int, int] = {}
-    for seg in update.segments:
+    for seg in update.bare:
         if seg.end - 1 > tops.get(seg.replica, 0):
             tops[seg.replica] = seg.end - 1
     return tops
@@ -392,29 +438,8 @@ def _encode_facts(update: Update, tables: _Tables) -> list[Any]:
 
 
 def _encode_order(order: Order, tables: _Tables) -> list[Any]:
-    index = tables.replica
-    table = {r: index(r) for r in set(order.replicas)}
-    ctrs, lens = order.counters, order.lengths
-    ends = [0, *map(operator.add, ctrs[:-1], lens[:-1])]
-    return [
-        FACT_ORDER,
-        tables.root(order.key),
-        list(map(table.__getitem__, order.replicas)),
-        # Counters as steps from the end of the piece before, Lamport times as offsets
-        # from the counters, deleters' counters as steps from the piece's last counter:
-        # small numbers, mostly repeated, which msgpack and DEFLATE shrink.
-        list(map(operator.sub, order.counters, ends)),
-        list(map(operator.sub, order.lamports, order.counters)),
-        order.lengths,
-        order.states,
-        [
-            x
-            for (r, c), last in zip(order.deleters, deleted_lasts(order), strict=True)
-            for x in (index(r), c - last)
-        ],
-        order.live,
-        order.dead,
-    ]
+    columns = msgpack.packb(pack(order, tables.replica))
+    return [FACT_ORDER, tables.root(order.key), columns, order.live, order.dead]
 
 
 #: Root key -> its one-entry root table, reused by every keystroke update (never mutated).
@@ -966,99 +991,78 @@ def _decode_general(body: Any, children: bool = False) -> Update:
             else:
                 update.facts.append(_decode_fact(raw, rd))
         if orders:
-            _fill_in(update, orders)
+            return _take_orders(update, orders)
     return update
 
 
 def _decode_order(raw: list[Any], rd: _Reader) -> Order:
-    """A FACT_ORDER, checked (see crdtsync._order), replica indices turned into ids."""
-    if len(raw) != 10:
-        raise _fail("an order has ten fields")
-    _, root, reps, steps, offsets, lens, states, deleters, live, dead = raw
+    """A FACT_ORDER, checked (see crdtsync._order); its columns stay packed."""
+    if len(raw) != 5:
+        raise _fail("an order has five fields")
+    _, root, blob, live, dead = raw
     key = rd.root(root, "t")
-    for col in (reps, steps, offsets, lens, states, deleters):
-        if type(col) is not list or not set(map(type, col)) <= {int}:
-            raise _fail("an order's columns are arrays of integers")
-    if not len(steps) == len(offsets) == len(lens):
-        raise _fail("an order's columns are arrays of one length")
-    # A piece's first counter is written as the step from the end of the piece before.
-    ctrs = list(accumulate(map(operator.add, steps, [0, *lens[:-1]])))
-    lamports = list(map(operator.add, ctrs, offsets))
-    order = Order(key, reps, ctrs, lamports, lens, states, [], live, dead)
+    if type(blob) is not bytes:
+        raise _fail("an order's columns are packed in a bin")
     try:
-        check_order(order, len(rd.replicas), MAX_COUNTER)
+        columns = unpack_bounded(blob)
+    except (ValueError, TypeError, OverflowError, RecursionError):  # (msgpack's errors)
+        raise _fail("an order's columns are not one msgpack value") from None
+    try:
+        return read(key, columns, blob, rd.replicas, live, dead, MAX_COUNTER)
     except OrderInvalid as exc:
         raise _fail(str(exc)) from None
-    if len(deleters) != 2 * (len(states) - states.count(0)):
-        raise _fail("an order's deleters are replica, counter pairs, one per deleted piece")
-    who = deleters[0::2]
-    if who and (min(who) < 0 or max(who) >= len(rd.replicas)):
-        raise _fail("replica index out of range")
-    # A deleter's counter is written as the step from the deleted piece's last counter.
-    counters = list(map(operator.add, deleters[1::2], deleted_lasts(order)))
-    if counters and (min(counters) < 1 or max(counters) > MAX_COUNTER):
-        raise _fail("deleter counter out of range")
-    order.deleters = list(zip(map(rd.replicas.__getitem__, who), counters, strict=True))
-    order.replicas = list(map(rd.replicas.__getitem__, reps))
-    return order
 
 
-def _fill_in(update: Update, orders: dict[RootKey, Order]) -> None:
+def _take_orders(update: Update, orders: dict[RootKey, Order]) -> Update:
+    """``update`` with the ordered texts' runs in the SKIPs their replicas' segments leave
+    for them: at once if only the segments' entries can tell whether they fit, else (the
+    commonest state: a replica's only segment is one SKIP holding its pieces, and no
+    other text has any) when something first reads the segments."""
+    update.in_order = orders
+    by_replica: dict[int, list[Segment]] = {}
+    for seg in update.segments:
+        by_replica.setdefault(seg.replica, []).append(seg)
+    owners: dict[int, int] = {}
+    simple = True
+    for order in orders.values():
+        for r, (first, end) in order.spans.items():
+            owners[r] = owners.get(r, 0) + 1
+            segments = by_replica.get(r)
+            if segments is None:
+                raise _fail("an ordered run lies outside its replica's segments")
+            if len(segments) == 1 and len(segments[0].entries) == 1:
+                seg = segments[0]
+                if seg.entries[0][0] != SKIP or first < seg.start or end > seg.end:
+                    raise _fail("an ordered run overlaps a change or lies outside its segment")
+            else:
+                simple = False
+    if simple and max(owners.values()) == 1:
+        return DeferredUpdate.of(update)
+    _fill_in(update.segments, orders)
+    return update
+
+
+def _fill_in(segments: list[Segment], orders: dict[RootKey, Order]) -> None:
     """Put the ordered texts' runs into the SKIPs their replicas' segments leave for them
     (each must fall inside one), as INS entries with their origins worked out."""
     pieces: dict[int, list[Entry]] = {}
     for order in orders.values():
-        try:
-            replicas, entries = expand(order)
-        except OrderInvalid as exc:
-            raise _fail(str(exc)) from None
-        cuts = [
-            0,
-            *compress(range(1, len(replicas)), map(operator.ne, replicas[1:], replicas)),
-            len(replicas),
-        ]
-        lowest: dict[int, int] = {}
-        for a, b in zip(cuts, cuts[1:], strict=False):
-            r = replicas[a]
-            lowest[r] = entries[a][1]
-            group = pieces.get(r)
-            if group is None:
-                pieces[r] = entries[a:b]
+        for r, group in entries(order, INS).items():
+            held = pieces.get(r)
+            if held is None:
+                pieces[r] = group
             else:
-                group += entries[a:b]
-                group.sort(key=_SECOND)  # (several texts' pieces of one replica)
-        order.lowest = lowest
+                held += group
+                held.sort(key=_SECOND)  # (several texts' pieces of one replica)
     by_replica: dict[int, list[Segment]] = {}
-    for seg in update.segments:
+    for seg in segments:
         by_replica.setdefault(seg.replica, []).append(seg)
     for replica, group in pieces.items():
-        segments = sorted(by_replica.get(replica, ()), key=_START)
-        if len(segments) == 1 and len(segments[0].entries) == 1:
-            seg = segments[0]
-            seg.entries = _into_skip(seg, group)
-            continue
         at = 0  # the next piece to place
-        for seg in segments:
+        for seg in sorted(by_replica.get(replica, ()), key=_START):
             at, seg.entries = _spliced(seg, group, at)
         if at < len(group):
             raise _fail("an ordered run lies outside its replica's segments")
-    update.in_order = orders
-
-
-def _into_skip(seg: Segment, group: list[Entry]) -> list[Entry]:
-    """The entries of a segment that is one SKIP, with ``group``'s pieces put into it."""
-    skip = seg.entries[0]
-    starts = list(map(_SECOND, group))
-    ends = list(map(operator.add, starts, map(_SEVENTH, group)))
-    if (
-        skip[0] != SKIP
-        or starts[0] < seg.start
-        or ends[-1] > seg.end
-        or not all(map(operator.le, ends[:-1], starts[1:]))
-    ):
-        raise _fail("an ordered run overlaps a change or lies outside its segment")
-    gaps = map(_gap, [seg.start, *ends], [*starts, seg.end])
-    return [e for pair in zip(gaps, [*group, None], strict=True) for e in pair if e is not None]
 
 
 def _gap(start: int, end: int) -> Entry | None:
@@ -1100,7 +1104,6 @@ def _spliced(seg: Segment, group: list[Entry], at: int) -> tuple[int, list[Entry
 
 
 _SECOND = operator.itemgetter(1)
-_SEVENTH = operator.itemgetter(6)
 _START = operator.attrgetter("start")
 
 

@@ -13,10 +13,10 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from itertools import chain, islice
 from operator import attrgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from crdtsync._rga import Run
+    from crdtsync._rga import Run, Sequence
 
 _COUNTER = attrgetter("counter")
 
@@ -136,12 +136,14 @@ class IdIndex:
     them small.
     """
 
-    __slots__ = ("_starts", "_runs", "_chunked")
+    __slots__ = ("_starts", "_runs", "_chunked", "_deferred")
 
     def __init__(self) -> None:
         self._starts: dict[int, list[int]] = {}
         self._runs: dict[int, list[Run]] = {}
         self._chunked: dict[int, _Chunked] = {}
+        #: Sequences taken whole whose runs are not here yet (see DeferredIds).
+        self._deferred: list[Sequence] = []
 
     def find(self, replica: int, counter: int) -> Run | None:
         """The run holding the element ``(replica, counter)``, if any."""
@@ -240,6 +242,30 @@ class IdIndex:
             return iter(()) if chunked is None else chunked.runs_from(counter)
         return _from(starts, self._runs[replica], counter)
 
+    def count(self, replica: int) -> int:
+        """How many runs ``replica`` has."""
+        runs = self._runs.get(replica)
+        if runs is not None:
+            return len(runs)
+        chunked = self._chunked.get(replica)
+        return 0 if chunked is None else sum(map(len, chunked.runs))
+
     def replicas(self) -> list[int]:
         """The replicas with at least one run."""
         return [*self._starts, *self._chunked]
+
+
+class DeferredIds(IdIndex):
+    """An index some of whose sequences are deferred (see ``Sequence.defer``): the first
+    use builds them all, putting their runs in, and it is a plain :class:`IdIndex` again."""
+
+    __slots__ = ()
+
+    def __getattribute__(self, name: str) -> Any:
+        if name != "_deferred":
+            waiting = object.__getattribute__(self, "_deferred")
+            self.__class__ = IdIndex  # type: ignore[assignment]
+            self._deferred = []
+            for seq in waiting:
+                type(seq)._build_deferred(seq)  # (through the class: seq is deferred too)
+        return object.__getattribute__(self, name)

@@ -7,7 +7,6 @@ claims to be?) and :func:`integrate` then applies it without any step that can f
 
 from __future__ import annotations
 
-import operator
 from bisect import bisect_right
 from typing import TYPE_CHECKING, Any
 
@@ -76,7 +75,7 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
     """
     vv = doc._vv
     tops: dict[int, int] = {}
-    segments = update.segments
+    segments = update.bare
     if len(segments) > 1 and len({s.replica for s in segments}) < len(segments):
         # A replica's segments in counter order (one segment per replica, as in a merge of
         # many replicas' keystrokes, needs no sort).
@@ -97,7 +96,7 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
     in_order = update.in_order
     ids = doc._ids
     INS = enc.INS
-    for seg in update.segments:
+    for seg in update.segments if in_order is None else taken_whole(doc, update)[1]:
         have = vv.get(seg.replica, 0)
         for e in seg.entries:
             tag = e[0]
@@ -185,8 +184,10 @@ def integrate_keystrokes(doc: Doc, data: bytes, update: Update, origin: Any) -> 
     deletes). Anything else (a duplicate, a gap, a bad origin, events to build) goes the
     general way, which parks, drops or refuses it.
     """
+    if update.facts or update.in_order is not None or doc._deep:
+        return False
     segments = update.segments
-    if not segments or update.facts or doc._deep:
+    if not segments:
         return False
     if len(data) >= BULK_CHANGES and sum(len(s.entries) for s in segments) >= BULK_CHANGES:
         return False  # integrate pauses the garbage collector for these
@@ -309,7 +310,9 @@ BULK_CHANGES = 1000
 def integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], origin: Any) -> None:
     """Apply a ready update (see :func:`check_ready`) and notify listeners."""
     # (Every change takes at least a byte: a shorter update needs no count.)
-    if len(data) >= BULK_CHANGES and sum(len(s.entries) for s in update.segments) >= BULK_CHANGES:
+    if update.in_order is not None or (
+        len(data) >= BULK_CHANGES and sum(len(s.entries) for s in update.segments) >= BULK_CHANGES
+    ):
         without_gc(lambda: _integrate(doc, data, update, tops, origin))
     else:
         _integrate(doc, data, update, tops, origin)
@@ -324,19 +327,19 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
         inserts: list[tuple[int, int, Entry]] = []
         others: list[tuple[int, Entry]] = []
         held_tombstones: list[tuple[Entry, int, int]] = []
-        built = _build_in_order(doc, update)
+        whole, segments = taken_whole(doc, update)
         lamport = doc._lamport
-        for order in built.values():
-            last = max(map(operator.add, order.lamports, order.lengths)) - 1
-            if last > lamport:
-                lamport = last
-        for seg in update.segments:
+        for root, order in whole.items():
+            _container(doc, root, True)._seq.defer(order, drop_content)  # type: ignore[union-attr]
+            if order.last_lamport > lamport:
+                lamport = order.last_lamport
+        for seg in segments:
             r = seg.replica
             have = vv.get(r, 0)
             for e in seg.entries:
                 c = e[1]
                 if e[0] == enc.INS:
-                    if built and e[2] in built:
+                    if whole and e[2] in whole:
                         continue
                     n = e[6]
                     if c <= have and e[7] is not None:
@@ -352,7 +355,7 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
                 elif c > have and e[0] != enc.SKIP:
                     others.append((r, e))
 
-        if len(update.segments) > 1:
+        if len(segments) > 1:
             # Origins before the elements that name them: an origin is older by Lamport
             # time. (One replica's changes are in that order already, and (Lamport,
             # replica) pairs are unique, so the entries themselves are never compared.)
@@ -445,27 +448,23 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
     doc._publish(data, txn, advanced or effect, None)
 
 
-def _build_in_order(doc: Doc, update: Update) -> dict[RootKey, Order]:
-    """Build each text that arrived in document order and that this document has no
-    element of yet (nor an observer: a build makes no events) straight from the order;
-    the ones built, by key."""
-    built: dict[RootKey, Order] = {}
-    if update.in_order is None or doc._deep:
-        return built
-    for key, order in update.in_order.items():
+def taken_whole(doc: Doc, update: Update) -> tuple[dict[RootKey, Order], list[Segment]]:
+    """The texts of ``update.in_order`` this document takes whole, as they came (it holds
+    nothing of them yet and nobody observes them: a text taken whole makes no events), and
+    the segments to read for the rest: bare when it takes every one of them."""
+    whole: dict[RootKey, Order] = {}
+    in_order = update.in_order
+    if in_order is None or doc._deep:
+        return whole, update.segments
+    vv = doc._vv
+    for key, order in in_order.items():
         container: Any = doc._roots.get(key)
-        if container is not None and (
-            container._observers or next(container._seq.runs(), None) is not None
-        ):
+        if container is not None and (container._observers or not container._seq.is_blank()):
             continue
-        vv = doc._vv
-        if any(vv.get(r, 0) >= c for r, c in order.lowest.items()):
+        if any(vv.get(r, 0) >= first for r, (first, _) in order.spans.items()):
             continue  # (ids this document holds as something else: the general way)
-        if container is None:
-            container = doc._container(key)
-        container._seq.build(order)
-        built[key] = order
-    return built
+        whole[key] = order
+    return whole, update.bare if len(whole) == len(in_order) else update.segments
 
 
 def _delete(

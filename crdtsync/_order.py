@@ -1,34 +1,39 @@
-"""A text's elements in document order: the ``FACT_ORDER`` form of a whole state.
+"""A text's whole sequence as columns: the ``FACT_ORDER`` form of a whole state.
 
-A state lists each replica's changes by counter, so a receiver must place every run by
-the RGA rule, one search each, to learn the order. A text's whole state can instead be
-sent in the order itself: one piece per run, left to right, as columns (replica, first
-counter, Lamport time, length, deleted or not, by whom), with the visible characters as
-one string. Origins are not sent, because the order implies them: every element is newer
-than its origin, and everything between an element and its origin lies in the subtrees of
-its newer siblings, so everything in between is newer too. An element's origin is
-therefore the nearest element to its left that is older by ``(lamport, replica)`` (the
-head if none is), and any order of distinct timestamps is the RGA order of the origins
-it implies. The receiver works them out in one pass with a stack (:func:`expand`) and
-checks that each is strictly older by Lamport time, as every origin must be.
+A state lists each replica's changes by counter with their origins, so a receiver must
+place every run by the RGA rule, one search each, to learn the order. A text's whole state
+can instead be sent as its runs ("pieces") with their places in the document: columns of
+numbers in id order (grouped by replica, by counter within one), the place of each piece,
+and the visible characters as one string in document order. A receiver can then read the
+text (``str``) at once and build the runs only when something needs them.
 
-Decoding checks the columns with whole-list operations (types, ranges, lengths, that no
-two pieces share an id, that each replica's Lamport times rise with its counters) and
-then expands the pieces into ordinary insert entries, so that every reader of an update
-sees the same entries as from the per-replica form. A document whose text is still empty
-builds the runs straight from the order (:meth:`Sequence.build`), with no search.
+Origins are not sent, because the order implies them: every element is newer than its
+origin, and everything between an element and its origin lies in the subtrees of its newer
+siblings, so everything in between is newer too. An element's origin is therefore the
+nearest element to its left that is older by ``(lamport, replica)`` (the head if none is),
+and any order of distinct timestamps is the RGA order of the origins it implies
+(:func:`implied_origins`). An origin must also be older by Lamport time alone, which a
+receiver checks: at once when two replicas' Lamport times meet, with one pass over the
+document order (one replica's times never meet: they rise with its counters).
+
+:func:`read` checks everything a receiver must refuse (with whole-list operations: a state
+has many pieces) and keeps the packed columns; :meth:`Order.columns`, :func:`placed` and
+:func:`entries` expand them on demand. The wire layout is in docs/format.md, section 4.1.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterable
-from itertools import accumulate, compress, repeat
-from operator import add, le
+from collections.abc import Iterable, Iterator
+from itertools import accumulate, chain, compress, groupby, repeat
+from operator import add, attrgetter, is_, itemgetter, le, lt, mul, sub
 from typing import TYPE_CHECKING, Any
 
+import msgpack
+
 if TYPE_CHECKING:
-    from crdtsync._rga import Sequence
+    from crdtsync._rga import Run, Sequence
 
 Dot = tuple[int, int]
 
@@ -36,150 +41,326 @@ LIVE = 0  # a piece's state: visible, its characters in ``live``
 KEPT = 1  # deleted, its characters kept in ``dead``
 DROPPED = 2  # deleted, its characters dropped (garbage-collected): only its length
 
+#: The packed columns, in this order (docs/format.md, section 4.1).
+N_COLUMNS = 9
+
+_STATES = bytes([LIVE, KEPT, DROPPED])
+_NOT_KEPT = bytes([LIVE, DROPPED])
+
 
 class OrderInvalid(Exception):
     """The order section breaks a rule (the decoder turns it into a DecodeError)."""
 
 
-class Order:
-    """A text root's runs in document order, as parallel lists (one item per piece)."""
+class Columns:
+    """A text's pieces in id order: grouped by replica (``replicas[g]`` has ``counts[g]``
+    pieces), by counter within a group; one item per piece in ``counters`` to ``places``
+    (``places``: its index in document order); one deleter per piece that is not LIVE."""
 
-    __slots__ = (
-        "key",
-        "replicas",
-        "counters",
-        "lamports",
-        "lengths",
-        "states",
-        "deleters",
-        "live",
-        "dead",
-        "origins",
-        "contents",
-        "lowest",
-    )
+    __slots__ = ("replicas", "counts", "counters", "lamports", "lengths", "states", "places")
 
     def __init__(
         self,
-        key: Any,
         replicas: list[int],
+        counts: list[int],
         counters: list[int],
         lamports: list[int],
         lengths: list[int],
         states: list[int],
-        deleters: list[Dot],
-        live: str,
-        dead: str,
+        places: list[int],
     ) -> None:
-        self.key = key
         self.replicas = replicas
+        self.counts = counts
         self.counters = counters
         self.lamports = lamports
         self.lengths = lengths
         self.states = states
-        #: The deleter of each deleted piece, in order (as many as non-LIVE states).
-        self.deleters = deleters
-        self.live = live  # the visible characters, in order
-        self.dead = dead  # the kept characters of KEPT pieces, in order
-        #: Worked out by :func:`expand`: each piece's origin and content.
-        self.origins: list[Dot | None] = []
-        self.contents: list[str | None] = []
-        #: Decoded: each replica's lowest counter among the pieces.
-        self.lowest: dict[int, int] = {}
+        self.places = places
+
+    def piece_replicas(self) -> list[int]:
+        """The replica of each piece."""
+        return list(chain.from_iterable(map(repeat, self.replicas, self.counts)))
 
 
-def order_of(seq: Sequence, gc: bool) -> Order | None:
-    """``seq`` in document order, one piece per run (``gc``: without deleted
-    characters), or None if its Lamport times do not rise with each replica's counters
-    (a peer's odd history: then the per-replica form carries it)."""
-    runs = list(seq.runs())
-    deleted = [run.deleted for run in runs]
+class Order:
+    """One text's order. The sender builds it from a sequence (:func:`order_of`, with its
+    columns and deleters); the receiver gets it from :func:`read`, holding the packed
+    columns and what the document needs before it expands them."""
+
+    __slots__ = ("key", "live", "dead", "spans", "last_lamport", "_blob", "_table", "_columns")
+
+    def __init__(self, key: Any, live: str, dead: str) -> None:
+        self.key = key
+        self.live = live  # the visible characters, in document order
+        self.dead = dead  # the kept characters of KEPT pieces, in document order
+        #: Replica -> (first counter, end) of its pieces (end exclusive).
+        self.spans: dict[int, tuple[int, int]] = {}
+        self.last_lamport = 0  # the highest Lamport time of any element
+        self._blob = b""  # the packed columns (read) ...
+        self._table: list[int] = []  # ... whose replica indices name these ids
+        self._columns: tuple[Columns, list[Dot]] | None = None
+
+    def columns(self) -> tuple[Columns, list[Dot]]:
+        """The pieces and the deleters (one per non-LIVE piece, in id order)."""
+        if self._columns is not None:
+            return self._columns
+        return _parse(msgpack.unpackb(self._blob), self._table)
+
+
+# ---- the sender -------------------------------------------------------------------------
+
+
+#: What a state takes from each run, a column at a time.
+_FIELDS = tuple(map(attrgetter, ("counter", "lamport", "length", "deleted")))
+_REPLICA = attrgetter("replica")
+_CONTENT = attrgetter("content")
+_DELETED = attrgetter("deleted")
+_DELETER = attrgetter("deleter")
+_GC_STATES = (LIVE, DROPPED)  # by ``deleted``
+
+
+def order_of(seq: Sequence, by_id: list[Run], gc: bool) -> Order | None:
+    """``seq``'s order (``gc``: without deleted characters), or None if a replica's Lamport
+    times do not rise with its counters (a peer's odd history: the per-replica form
+    carries it). ``by_id``: its runs in id order (replica by replica, by counter), as the
+    id index holds them.
+
+    (Whole columns at a time, by builtins: a long text has many runs, scattered in memory,
+    so each is fetched as few times as can be.)"""
+    in_doc = list(seq.runs())
+    place = dict(zip(map(id, in_doc), range(len(in_doc)), strict=True))
+    places = list(map(place.__getitem__, map(id, by_id)))
+    ctrs, lams, lens, deleted = (list(map(f, by_id)) for f in _FIELDS)
+    replicas: list[int] = []
+    counts: list[int] = []
+    for r, group in groupby(map(_REPLICA, by_id)):
+        replicas.append(r)
+        counts.append(len(list(group)))
     if gc:
-        states = [DROPPED if d else LIVE for d in deleted]
+        states = list(map(_GC_STATES.__getitem__, deleted))
     else:
-        states = [
-            (DROPPED if run.content is None else KEPT) if run.deleted else LIVE for run in runs
-        ]
-    order = Order(
-        seq.key,
-        [run.replica for run in runs],
-        [run.counter for run in runs],
-        [run.lamport for run in runs],
-        [run.length for run in runs],
-        states,
-        [run.deleter for run in compress(runs, deleted)],  # type: ignore[misc]
-        "".join([run.content for run in runs if not run.deleted]),
-        "" if gc else "".join([run.content for run in compress(runs, map(KEPT.__eq__, states))]),
-    )
-    try:
-        _by_id(order)
-    except OrderInvalid:
-        return None
+        # Deleted (1) and, if its characters are gone, once more (2).
+        gone = map(is_, map(_CONTENT, by_id), repeat(None))
+        states = list(map(mul, deleted, map(add, repeat(1), gone)))
+    cols = Columns(replicas, counts, ctrs, lams, lens, states, places)
+    for a, b in _groups(cols):
+        ends = map(add, lams[a : b - 1], lens[a:b])
+        if not all(map(le, ends, lams[a + 1 : b])):
+            return None
+    order = Order(seq.key, seq.value(), "")  # (the visible characters, often cached)
+    if not gc:
+        contents = map(_CONTENT, compress(in_doc, map(_DELETED, in_doc)))
+        order.dead = "".join(filter(None, contents))
+    order._columns = (cols, list(map(_DELETER, compress(by_id, deleted))))
     return order
 
 
-def check(order: Order, n_replicas: int, max_counter: int) -> None:
-    """Check the columns' lengths, ranges and characters (whole-list operations: a state
-    has many pieces). The decoder has checked that they are arrays of integers;
-    ``replicas`` still holds table indices (the caller checks the deleters)."""
-    n = len(order.replicas)
-    if not n:
-        raise OrderInvalid("an order has at least one piece")
-    if not len(order.counters) == len(order.lengths) == len(order.states) == n:
-        raise OrderInvalid("an order's columns are arrays of one length")
-    if min(order.replicas) < 0 or max(order.replicas) >= n_replicas:
-        raise OrderInvalid("replica index out of range")
-    if min(order.lengths) < 1 or min(order.counters) < 1 or min(order.lamports) < 1:
-        raise OrderInvalid("counters, Lamport times and lengths are positive")
-    if (
-        max(map(add, order.counters, order.lengths)) > max_counter + 1
-        or max(map(add, order.lamports, order.lengths)) > max_counter + 1
-    ):
-        raise OrderInvalid("counter overflow")
-    if min(order.states) < LIVE or max(order.states) > DROPPED:
-        raise OrderInvalid("unknown piece state")
-    if type(order.live) is not str or type(order.dead) is not str:
-        raise OrderInvalid("an order's characters are strings")
-    states = order.states
-    lengths = order.lengths
-    if len(order.live) != sum(compress(lengths, map((LIVE).__eq__, states))):
-        raise OrderInvalid("the visible characters do not match the live pieces")
-    if len(order.dead) != sum(compress(lengths, map((KEPT).__eq__, states))):
-        raise OrderInvalid("the kept characters do not match the kept pieces")
-
-
-def _by_id(order: Order) -> list[int]:
-    """Piece indices sorted by id; raises unless the pieces' ids are disjoint and each
-    replica's Lamport times rise with its counters (so no two elements share a
-    ``(lamport, replica)`` time)."""
-    reps, lens, ctrs, lams = order.replicas, order.lengths, order.counters, order.lamports
-    distinct = set(reps)
-    if len(distinct) == 1:
-        keys, times = ctrs, lams
+def pack(order: Order, index: Any) -> list[Any]:
+    """The packed columns of ``order`` (``index``: replica id -> table index)."""
+    cols, deleters = order.columns()
+    ctrs, lams, lens, states = cols.counters, cols.lamports, cols.lengths, cols.states
+    # A counter as the step from the end of the piece before (1 for a replica's first), a
+    # Lamport time as the change of its offset from the counter where it changes: small
+    # numbers, mostly zero or absent, which msgpack and DEFLATE shrink.
+    ends = list(map(add, ctrs, lens))
+    steps = list(map(sub, ctrs, [1, *ends[:-1]]))
+    offsets = list(map(sub, lams, ctrs))
+    firsts = [a for a, _ in _groups(cols)]
+    for a in firsts:
+        steps[a] = ctrs[a] - 1
+    if offsets.count(offsets[0]) == len(offsets):  # (the commonest: one offset throughout)
+        jumps = [x for a in firsts for x in (a, offsets[0])] if offsets[0] else []
     else:
-        # One int per (replica, counter) that sorts by replica, then counter; the same
-        # for Lamport times (both stay below 2**62).
-        rank = {r: i << 63 for i, r in enumerate(distinct)}
-        wide = list(map(rank.__getitem__, reps))
-        keys = list(map(add, wide, ctrs))
-        times = list(map(add, wide, lams))
-    by_id = sorted(range(len(keys)), key=keys.__getitem__)
-    sorted_lens = list(map(lens.__getitem__, by_id))
-    starts = list(map(keys.__getitem__, by_id))
-    if not all(map(le, map(add, starts[:-1], sorted_lens), starts[1:])):
-        raise OrderInvalid("two pieces share an id")
-    # Lamport times rise along the same sort.
-    firsts = list(map(times.__getitem__, by_id))
-    if not all(map(le, map(add, firsts[:-1], sorted_lens), firsts[1:])):
-        raise OrderInvalid("a replica's Lamport times must rise with its counters")
-    return by_id
+        changes = list(map(sub, offsets, [0, *offsets[:-1]]))
+        for a in firsts:
+            changes[a] = offsets[a]
+        jumps = [0] * (2 * (len(changes) - changes.count(0)))
+        jumps[0::2] = compress(range(len(changes)), changes)
+        jumps[1::2] = compress(changes, changes)
+    table = {r: index(r) for r in set(map(itemgetter(0), deleters))}
+    by: list[int] = []  # the deleters' replicas, as runs: [table index, count]*
+    for i, group in groupby(map(table.__getitem__, map(itemgetter(0), deleters))):
+        by += (i, len(list(group)))
+    places = cols.places
+    return [
+        list(map(index, cols.replicas)),
+        cols.counts,
+        steps,
+        jumps,
+        lens,
+        states,
+        list(map(sub, places, [0, *places[:-1]])),
+        by,
+        list(map(sub, map(itemgetter(1), deleters), compress(ends, states))),
+    ]
 
 
-def deleted_lasts(order: Order) -> Iterable[int]:
-    """The last counter of each deleted piece, in order (deleters are written as steps
-    from it)."""
-    ctrs, lens, states = order.counters, order.lengths, order.states
-    return map(add, compress(ctrs, states), map((-1).__add__, compress(lens, states)))
+# ---- the receiver -----------------------------------------------------------------------
+
+
+def read(
+    key: Any, raw: Any, blob: bytes, table: list[int], live: Any, dead: Any, max_counter: int
+) -> Order:
+    """Check an order's unpacked columns ``raw`` (the bytes ``blob``) and return it, kept
+    packed. ``table``: the update's replica ids. Raises :class:`OrderInvalid`.
+
+    Every check is a pass of a builtin over a whole column (a state has many pieces):
+    about twenty of them, against one Python step per piece for the per-replica form."""
+    if type(live) is not str or type(dead) is not str:
+        raise OrderInvalid("an order's characters are strings")
+    if type(raw) is not list or len(raw) != N_COLUMNS:
+        raise OrderInvalid(f"an order's columns are an array of {N_COLUMNS} arrays")
+    totals: list[int] = []
+    for col in raw:
+        # (A sum of numbers stays an int only if all of them are ints.)
+        try:
+            total = sum(col) if type(col) is list else None
+        except TypeError:
+            total = None
+        if type(total) is not int:
+            raise OrderInvalid("an order's columns are arrays of integers")
+        totals.append(total)
+    reps, counts, steps, jumps, lens, states, moves, by, dsteps = raw
+    n = len(lens)
+    if not reps or len(counts) != len(reps) or min(counts) < 1 or totals[1] != n:
+        raise OrderInvalid("an order's pieces are grouped by replica, at least one each")
+    if not len(steps) == len(states) == len(moves) == n:
+        raise OrderInvalid("an order's columns are arrays of one length")
+    if len(jumps) % 2 or len(by) % 2:
+        raise OrderInvalid("an order's Lamport jumps and deleter runs are pairs")
+    at, changes = jumps[0::2], jumps[1::2]
+    if min(reps) < 0 or max(reps) >= len(table) or len(set(reps)) != len(reps):
+        raise OrderInvalid("an order's replicas are distinct table indices")
+    if min(lens) < 1:
+        raise OrderInvalid("a piece's length is positive")
+    if min(steps) < 0:
+        raise OrderInvalid("two pieces share an id (or are out of counter order)")
+    if at:
+        if min(at) < 0 or max(at) >= n or not all(map(lt, at, at[1:])):
+            raise OrderInvalid("an order's Lamport jumps name pieces in order")
+        # (Elsewhere a replica's Lamport times rise as its counters do, which the steps
+        # showed.)
+        if min(map(add, map(steps.__getitem__, at), changes)) < 0:
+            raise OrderInvalid("a replica's Lamport times must rise with its counters")
+    try:
+        # (With no kept characters, no piece may be KEPT: one pass checks both.)
+        unknown = bytes(states).translate(None, _STATES if dead else _NOT_KEPT)
+    except ValueError:  # (a number outside 0 .. 255)
+        unknown = b"?"
+    if unknown:
+        raise OrderInvalid("unknown piece state" if dead else "kept pieces but no characters")
+    if len(live) != totals[4] - sum(compress(lens, states)):
+        raise OrderInvalid("the visible characters do not match the live pieces")
+    if dead and len(dead) != sum(compress(lens, map(KEPT.__eq__, states))):
+        raise OrderInvalid("the kept characters do not match the kept pieces")
+    places = list(accumulate(moves))
+    if min(places) < 0 or max(places) >= n or len(set(places)) != n:
+        raise OrderInvalid("the pieces' places are not an order of them")
+    order = Order(key, live, dead)
+    ids = list(map(table.__getitem__, reps))
+    if len(ids) == 1:
+        sums = [(0, n, totals[2], sum(changes), totals[4])]
+    else:
+        sums = [
+            (
+                a,
+                b,
+                sum(steps[a:b]),
+                sum(changes[bisect_left(at, a) : bisect_left(at, b)]),
+                sum(lens[a:b]),
+            )
+            for a, b in _slices_of(counts)
+        ]
+    for r, (a, _, steps_sum, offsets_sum, lens_sum) in zip(ids, sums, strict=True):
+        first = 1 + steps[a]
+        end = 1 + steps_sum + lens_sum
+        last = end - 1 + offsets_sum  # (the last element's Lamport time: the highest)
+        if end - 1 > max_counter or last > max_counter:
+            raise OrderInvalid("counter overflow")
+        order.spans[r] = (first, end)
+        order.last_lamport = max(order.last_lamport, last)
+    who, runs = by[0::2], by[1::2]
+    deleted = n - states.count(LIVE)
+    if len(dsteps) != deleted or (runs and min(runs) < 1) or sum(runs) != deleted:
+        raise OrderInvalid("an order has one deleter per deleted piece")
+    if who:
+        if min(who) < 0 or max(who) >= len(table):
+            raise OrderInvalid("replica index out of range")
+        # A deleter's counter is the step from its piece's end (last counter + 1), which
+        # lies in 2 .. the highest end: when no step is below -1 and none takes the highest
+        # end past the limit (the commonest case: what one deletes one typed before), no
+        # counter can be out of range; else each is worked out.
+        ends = max(end for _, end in order.spans.values())
+        if min(dsteps) < -1 or max(dsteps) + ends > max_counter:
+            counters = list(map(add, dsteps, _ends(counts, steps, lens, states)))
+            if min(counters) < 1 or max(counters) > max_counter:
+                raise OrderInvalid("deleter counter out of range")
+    if len(ids) > 1:
+        cols = _columns(raw, ids, places)
+        if not _apart(cols):
+            implied_origins(*_in_doc_order(cols)[1:])  # (raises if one is not older)
+    order._blob = blob
+    order._table = table
+    return order
+
+
+def _parse(raw: list[Any], table: list[int]) -> tuple[Columns, list[Dot]]:
+    """The columns of an order :func:`read` has checked."""
+    cols = _columns(raw, list(map(table.__getitem__, raw[0])), list(accumulate(raw[6])))
+    counters = map(add, raw[8], _ends(cols.counts, raw[2], cols.lengths, cols.states))
+    by = raw[7]
+    who = chain.from_iterable(map(repeat, map(table.__getitem__, by[0::2]), by[1::2]))
+    return cols, list(zip(who, counters, strict=True))
+
+
+def _counters(counts: list[int], steps: list[int], lens: list[int]) -> list[int]:
+    """Each piece's first counter, from the steps (see :func:`pack`)."""
+    if len(counts) == 1:
+        return list(accumulate(map(add, steps, [1, *lens[:-1]])))
+    counters: list[int] = []
+    for a, b in _slices_of(counts):
+        counters += accumulate(map(add, steps[a:b], [1, *lens[a : b - 1]]))
+    return counters
+
+
+def _columns(raw: list[Any], ids: list[int], places: list[int]) -> Columns:
+    """Absolute counters and Lamport times from the steps and offsets."""
+    _, counts, steps, jumps, lens, states, _, _, _ = raw
+    counters = _counters(counts, steps, lens)
+    offsets = [0] * len(lens)
+    _scatter(offsets, jumps[0::2], jumps[1::2])
+    lamports: list[int] = []
+    for a, b in _slices_of(counts):
+        lamports += map(add, counters[a:b], accumulate(offsets[a:b]))
+    return Columns(ids, counts, counters, lamports, lens, states, places)
+
+
+def _slices_of(counts: list[int]) -> Iterator[tuple[int, int]]:
+    """Each group's pieces, as a slice of the columns."""
+    a = 0
+    for count in counts:
+        yield a, a + count
+        a += count
+
+
+def _groups(cols: Columns) -> Iterator[tuple[int, int]]:
+    return _slices_of(cols.counts)
+
+
+def _ends(counts: list[int], steps: list[int], lens: list[int], states: list[int]) -> Iterator[int]:
+    """The end (last counter + 1) of each deleted piece, in id order (deleters are written
+    as steps from it)."""
+    counters = _counters(counts, steps, lens)
+    return compress(map(add, counters, lens), states)
+
+
+def _apart(cols: Columns) -> bool:
+    """Whether no two elements share a Lamport time (then no implied origin can have its
+    element's Lamport time). Intervals are disjoint iff, both ends sorted, each end is at
+    most the next start."""
+    starts = sorted(cols.lamports)
+    ends = sorted(map(add, cols.lamports, cols.lengths))
+    return all(map(le, ends[:-1], starts[1:]))
 
 
 def _scatter(target: list[Any], indices: Iterable[int], values: Iterable[Any]) -> None:
@@ -193,14 +374,23 @@ def _slices(text: str, lengths: list[int]) -> list[str]:
     return list(map(text.__getitem__, map(slice, [0, *ends[:-1]], ends)))
 
 
-def expand(order: Order) -> tuple[list[int], list[Any]]:
-    """Work out every piece's origin and content; return the replicas and the insert
-    entries of the pieces, both sorted by id. ``order.replicas`` and its deleters
-    hold replica ids by now."""
-    from crdtsync import _encoding as enc
+def _in_doc_order(cols: Columns) -> tuple[list[int], list[int], list[int], list[int], list[int]]:
+    """Document order: the piece at each place, and its replica, counter, Lamport time and
+    length."""
+    at = [0] * len(cols.places)
+    _scatter(at, cols.places, range(len(at)))
+    reps, ctrs, lams, lens = (
+        list(map(col.__getitem__, at))
+        for col in (cols.piece_replicas(), cols.counters, cols.lamports, cols.lengths)
+    )
+    return at, reps, ctrs, lams, lens
 
-    by_id = _by_id(order)
-    reps, ctrs, lams, lens = order.replicas, order.counters, order.lamports, order.lengths
+
+def implied_origins(
+    reps: list[int], ctrs: list[int], lams: list[int], lens: list[int]
+) -> list[Dot | None]:
+    """Each piece's origin (in document order): the nearest element to its left older by
+    ``(lamport, replica)``; raises unless it is older by Lamport time alone."""
     n = len(reps)
     origins: list[Dot | None] = [None] * n
     # The elements left of the current piece that may still be someone's origin: a stack
@@ -231,17 +421,51 @@ def expand(order: Order) -> tuple[list[int], list[Any]]:
             break
         stack.append(i)
         counts.append(lens[i])
-    order.origins = origins
-    states = order.states
-    contents: list[str | None] = [None] * n
-    for state, text in ((LIVE, order.live), (KEPT, order.dead)):
-        if text:
-            indices = list(compress(range(n), map(state.__eq__, states)))
-            _scatter(contents, indices, _slices(text, list(map(lens.__getitem__, indices))))
-    order.contents = contents
-    deleters: list[Dot | None] = [None] * n
-    _scatter(deleters, compress(range(n), states), order.deleters)
-    entries = list(
-        zip(repeat(enc.INS), ctrs, repeat(order.key), lams, origins, contents, lens, deleters)
+    return origins
+
+
+class Placed:
+    """An order's pieces in document order, with origins and contents: what
+    :meth:`crdtsync._rga.Sequence.build` takes."""
+
+    __slots__ = ("replicas", "counters", "lamports", "origins", "contents", "lengths", "deleters")
+
+    def __init__(self, order: Order, keep_dead: bool) -> None:
+        cols, deleters = order.columns()
+        at, reps, ctrs, lams, lens = _in_doc_order(cols)
+        self.replicas, self.counters, self.lamports, self.lengths = reps, ctrs, lams, lens
+        self.origins = implied_origins(reps, ctrs, lams, lens)
+        states = list(map(cols.states.__getitem__, at))
+        n = len(at)
+        contents: list[str | None] = [None] * n
+        for state, text in ((LIVE, order.live), (KEPT, order.dead if keep_dead else "")):
+            if text:
+                indices = list(compress(range(n), map(state.__eq__, states)))
+                _scatter(contents, indices, _slices(text, list(map(lens.__getitem__, indices))))
+        self.contents = contents
+        #: The deleter of each piece (None: live).
+        self.deleters: list[Dot | None] = [None] * n
+        _scatter(self.deleters, compress(cols.places, cols.states), deleters)
+
+
+def entries(order: Order, ins: int) -> dict[int, list[tuple[Any, ...]]]:
+    """The pieces as insert entries (tag ``ins``), by replica in counter order."""
+    placed = Placed(order, True)
+    cols, _ = order.columns()
+    places = cols.places
+    origins = list(map(placed.origins.__getitem__, places))
+    contents = list(map(placed.contents.__getitem__, places))
+    deleters = list(map(placed.deleters.__getitem__, places))
+    rows = list(
+        zip(
+            repeat(ins),
+            cols.counters,
+            repeat(order.key),
+            cols.lamports,
+            origins,
+            contents,
+            cols.lengths,
+            deleters,
+        )
     )
-    return list(map(reps.__getitem__, by_id)), list(map(entries.__getitem__, by_id))
+    return {r: rows[a:b] for r, (a, b) in zip(cols.replicas, _groups(cols), strict=True)}

@@ -21,10 +21,12 @@ with garbage collection on, their content is dropped.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import compress, repeat
+from itertools import chain, repeat
 from typing import TYPE_CHECKING, Any
 
-from crdtsync._ids import IdIndex
+from crdtsync._bulk import without_gc
+from crdtsync._ids import DeferredIds, IdIndex
+from crdtsync._order import Placed
 
 if TYPE_CHECKING:
     from crdtsync._order import Order
@@ -342,9 +344,8 @@ class Sequence:
     # ---- reading ----------------------------------------------------------------------
 
     def runs(self) -> Iterator[Run]:
-        for chunk in self.chunks:
-            for block in chunk.blocks:
-                yield from block.runs
+        # (A step per block, not per run: a long text has many runs.)
+        return chain.from_iterable(block.runs for chunk in self.chunks for block in chunk.blocks)
 
     def value(self) -> Any:
         if self._cache is None:
@@ -689,26 +690,62 @@ class Sequence:
 
     # ---- remote integration ---------------------------------------------------------
 
-    def build(self, order: Order) -> None:
-        """Fill this empty sequence with ``order``'s pieces (expanded, see
-        :func:`crdtsync._order.expand`): one run each, in the order given, no search.
-        Blocks and chunks start half full, so that later inserts split them late."""
-        assert self.vis_len == 0 and not self.chunks[0].blocks[0].runs
+    def is_blank(self) -> bool:
+        """Whether this sequence holds no run at all (not even a tombstone)."""
+        return len(self.chunks) == 1 and not self.chunks[0].blocks[0].runs
+
+    def defer(self, order: Order, drop_content: bool) -> None:
+        """Take ``order`` whole into this blank sequence without building its runs: its
+        value and length are known at once, and the first use of anything else builds
+        them (see :class:`_Deferred`). ``drop_content``: drop deleted characters."""
+        assert self.is_blank()
+        self._cache = order.live
+        self.vis_len = len(order.live)
+        self._stamp += 1
+        self._deferred = (order, drop_content)
+        self.__class__ = _Deferred
+        ids = self.ids
+        if type(ids) is IdIndex:
+            ids._deferred = [self]
+            ids.__class__ = DeferredIds
+        else:
+            ids._deferred.append(self)
+
+    def _build_deferred(self) -> None:
+        """Build the runs :meth:`defer` left out (and be a plain Sequence again)."""
+        self.__class__ = Sequence
+        order, drop_content = self._deferred
+        del self._deferred
+        ids = self.ids
+        if type(ids) is DeferredIds:
+            waiting = ids._deferred
+            waiting.remove(self)
+            if not waiting:
+                ids.__class__ = IdIndex  # type: ignore[assignment]
+        without_gc(lambda: self.build(Placed(order, not drop_content), order.live))
+
+    def build(self, placed: Placed, live: str) -> None:
+        """Fill this blank sequence with ``placed``'s pieces (in document order, with
+        their origins; ``live`` their visible characters): one run each, in the order
+        given, no search. Blocks and chunks start half full, so that later inserts split
+        them late."""
+        assert self.is_blank()
         runs = list(
             map(
                 Run,
                 repeat(self),
-                order.replicas,
-                order.counters,
-                order.lamports,
-                order.origins,
-                order.contents,
-                order.lengths,
+                placed.replicas,
+                placed.counters,
+                placed.lamports,
+                placed.origins,
+                placed.contents,
+                placed.lengths,
             )
         )
-        for run, deleter in zip(compress(runs, order.states), order.deleters, strict=True):
-            run.deleted = True
-            run.deleter = deleter
+        for run, deleter in zip(runs, placed.deleters, strict=True):
+            if deleter is not None:
+                run.deleted = True
+                run.deleter = deleter
         step = MAX_BLOCK_RUNS // 2
         blocks = [Block(runs[i : i + step]) for i in range(0, len(runs), step)]
         step = MAX_CHUNK_BLOCKS // 2
@@ -716,8 +753,8 @@ class Sequence:
         self._top = None
         self._held = None
         self._held_delta = 0
-        self.vis_len = len(order.live)
-        self._cache = order.live
+        self.vis_len = len(live)
+        self._cache = live
         self._stamp += 1
         self.ids.add_many(runs)
 
@@ -864,3 +901,26 @@ class Sequence:
             end_of_run = run.counter + run.length
             self._mark_deleted(run, deleter, gc)
             counter = end_of_run
+
+
+#: What a deferred sequence answers without being built.
+_CHEAP = frozenset(
+    {"value", "vis_len", "_cache", "key", "is_text", "empty", "is_blank", "_deferred", "ids"}
+)
+
+
+class _Deferred(Sequence):
+    """A sequence taken whole from an order (:meth:`Sequence.defer`) whose runs are not
+    built yet: its value, length and key are at hand, and the first use of anything else
+    builds the runs and turns it back into a plain :class:`Sequence`, so no caller can tell
+    the difference, and a document that is only read never builds them."""
+
+    _deferred: tuple[Order, bool]
+
+    def __getattribute__(self, name: str) -> Any:
+        if name not in _CHEAP:
+            Sequence._build_deferred(self)
+        return object.__getattribute__(self, name)
+
+    def is_blank(self) -> bool:
+        return False

@@ -11,8 +11,8 @@ can drop the ones we removed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from itertools import islice
-from operator import itemgetter
+from itertools import compress, islice, repeat
+from operator import attrgetter, is_, itemgetter, not_
 from typing import TYPE_CHECKING, Any
 
 from crdtsync import _encoding as enc
@@ -163,20 +163,33 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
     update = Update(facts=facts)
     gc = doc._gc
     ordered: set[Any] = set()
+    in_orders: dict[int, int] = {}  # replica -> how many of its runs the orders hold
     if not since:
-        # A whole state: each text in document order, which a receiver can take in one
-        # pass (see crdtsync._order).
+        # A whole state: each long text as columns with its document order, which a
+        # receiver can take whole (see crdtsync._order).
+        sequences = [root for root in doc._roots.values() if isinstance(root, SequenceContainer)]
         for key, root in doc._roots.items():
             if key[0] == "t" and isinstance(root, Text) and _many_runs(root._seq):
-                order = order_of(root._seq, gc)
+                seq = root._seq
+                ids = doc._ids
+                by_id = [run for r in sorted(ids.replicas()) for run in ids.runs_from(r, 0)]
+                if len(sequences) > 1:  # (the id index holds every sequence's runs)
+                    by_id = list(compress(by_id, map(is_, map(_SEQ_OF, by_id), repeat(seq))))
+                order = order_of(seq, by_id, gc)
                 if order is not None:
                     update.orders.append(order)
                     ordered.add(key)
+                    cols, _ = order.columns()
+                    for r, count in zip(cols.replicas, cols.counts, strict=True):
+                        in_orders[r] = in_orders.get(r, 0) + count
     for r, lo in sorted(lows.items()):
         top = vv[r]
         own: Iterable[Run] = doc._ids.runs_from(r, lo)
-        if ordered:
-            own = (run for run in own if run.seq.key not in ordered)
+        if in_orders.get(r, 0) == doc._ids.count(r) and r in in_orders:
+            own = ()  # (every run of this replica is in an order: the commonest case)
+        elif ordered:
+            every = list(own)
+            own = compress(every, map(not_, map(ordered.__contains__, map(_ROOT_OF, every))))
         runs = _run_entries(own, lo, gc)
         others = sorted(extra[r], key=itemgetter(1))
         entries: list[Entry] = []
@@ -203,6 +216,9 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
         update.segments.append(Segment(r, lo, top + 1, entries))
     return update
 
+
+_ROOT_OF = attrgetter("seq.key")
+_SEQ_OF = attrgetter("seq")
 
 #: A text of fewer runs than this keeps the per-replica form in a whole state: the order's
 #: columns cost more bytes than they save on a short text, and nothing is slow there.

@@ -1,10 +1,14 @@
-"""Whole states carry each text in document order (``FACT_ORDER``, crdtsync._order).
+"""Whole states carry each long text as columns with the document order
+(``FACT_ORDER``, crdtsync._order), and a document that holds none of such a text takes it
+whole, building its runs only when something needs them.
 
 The order implies every origin (the nearest older element to the left), so the first
 property checks that claim on documents the engine built itself; the others check that a
-state in this form loads to the same document, by the one-pass build into an empty text
-and by ordinary integration into one that already has some of it, and that a broken
-order is a DecodeError that changes nothing.
+state in this form decodes to the same entries as the per-replica form, that it loads to
+the same document (taken whole into an empty text, or integrated the ordinary way into
+one that holds some of it), that a text taken whole answers every call as a built one
+does, whichever call comes first, and that a broken order is a DecodeError that changes
+nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from hypothesis import strategies as st
 import crdtsync
 from crdtsync import _encoding as enc
 from crdtsync import _state
-from crdtsync._integrate import _build_in_order
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -31,6 +34,20 @@ def _every_text_in_order() -> Any:
     _state.MIN_ORDER_RUNS = 1
     yield
     _state.MIN_ORDER_RUNS = saved
+
+
+def _per_replica_state(doc: crdtsync.Doc) -> bytes:
+    """``doc``'s whole state in the per-replica form (no text in order)."""
+    saved = _state.MIN_ORDER_RUNS
+    _state.MIN_ORDER_RUNS = 10**9
+    try:
+        return doc.get_update()
+    finally:
+        _state.MIN_ORDER_RUNS = saved
+
+
+def _deferred(doc: crdtsync.Doc, name: str = "t") -> bool:
+    return type(doc.text(name)._seq).__name__ == "_Deferred"
 
 
 ops = st.lists(
@@ -127,70 +144,225 @@ def test_a_state_in_document_order_loads_to_the_same_document(
     assert part.version == a.version
 
 
-def test_an_empty_text_is_built_in_one_pass_and_an_observed_one_is_not(
-    monkeypatch: pytest.MonkeyPatch,
+@settings(max_examples=budget(60))
+@given(ops, st.booleans())
+def test_an_ordered_state_decodes_to_the_entries_of_the_per_replica_form(
+    script: Any, gc: bool
 ) -> None:
+    docs = _docs(gc)
+    _edit(docs, script)
+    a = docs[0]
+    a.text("u").insert(0, "second text")  # two ordered texts, one replica in both
+    a.map("m")["k"] = 1
+    ordered = enc.decode_update(a.get_update())
+    plain = enc.decode_update(_per_replica_state(a))
+    assert ordered.in_order is not None and plain.in_order is None
+    # The per-replica form folds a replica's adjacent tombstones under the latest of
+    # their deleters; the order keeps each run's own.
+    assert _elements(ordered, exact=False) == _elements(plain, exact=False)
+    held = [
+        (run.replica, run.counter + k, run.lamport + k, run.deleter)
+        for name in ("t", "u")
+        for run in a.text(name)._seq.runs()
+        for k in range(run.length)
+    ]
+    assert sorted(held) == sorted(
+        (e[0], e[1], e[3], e[6]) for e in _elements(ordered) if len(e) == 7 and e[2][0] == "t"
+    )
+    assert [(s.replica, s.start, s.end) for s in ordered.segments] == [
+        (s.replica, s.start, s.end) for s in plain.segments
+    ]
+    assert ordered.facts == plain.facts
+
+
+def _meaning(value: Any) -> Any:
+    """An update as what it says (runs may be cut differently), anything else as is."""
+    if not isinstance(value, bytes):
+        return value
+    update = enc.decode_update(value)
+    return sorted(map(repr, _elements(update, exact=False))), sorted(map(repr, update.facts))
+
+
+def _elements(update: enc.Update, exact: bool = True) -> list[Any]:
+    """Every change, an insert element by element (a run may be cut in two places);
+    ``exact=False``: whether an element is deleted, not by whom."""
+    out: list[Any] = []
+    for seg in update.segments:
+        for e in seg.entries:
+            if e[0] == enc.SKIP:
+                continue
+            if e[0] != enc.INS:
+                out.append((seg.replica, e))
+                continue
+            _, c, key, lam, origin, content, n, deleter = e
+            for k in range(n):
+                out.append(
+                    (
+                        seg.replica,
+                        c + k,
+                        key,
+                        lam + k,
+                        origin if k == 0 else (seg.replica, c + k - 1),
+                        None if content is None else content[k],
+                        deleter if exact else deleter is not None,
+                    )
+                )
+    return out
+
+
+class _Api:
+    """Calls on a text and its document, each returning something comparable."""
+
+    @staticmethod
+    def calls(rng: random.Random) -> list[tuple[str, Any]]:
+        return [
+            ("str", lambda d: str(d.text("t"))),
+            ("len", lambda d: len(d.text("t"))),
+            (
+                "item",
+                lambda d: d.text("t")[rng.randrange(len(d.text("t")))] if len(d.text("t")) else "",
+            ),
+            ("slice", lambda d: d.text("t")[1:-1]),
+            ("iter", lambda d: "".join(d.text("t"))),
+            ("in", lambda d: "ab" in d.text("t")),
+            ("delta", lambda d: d.text("t").to_delta()),
+            ("version", lambda d: dict(d.version)),
+            ("cursor", lambda d: d.text("t").cursor(len(d.text("t")) // 2).index),
+            ("insert", lambda d: d.text("t").insert(len(d.text("t")) // 3, "Z")),
+            ("delete", lambda d: d.text("t").delete(0, min(2, len(d.text("t"))))),
+            ("format", lambda d: d.text("t").format(0, len(d.text("t")), {"b": True})),
+            ("state", lambda d: crdtsync.Doc(replica_id=5).apply_update(d.get_update())),
+            ("diff", lambda d: d.get_update({11: 1})),
+        ]
+
+
+@settings(max_examples=budget(60))
+@given(ops, st.booleans(), st.integers(0, 2**32))
+def test_a_text_taken_whole_answers_every_call_as_a_built_one(
+    script: Any, gc: bool, seed: int
+) -> None:
+    docs = _docs(gc)
+    _edit(docs, script)
+    docs[0].text("u").insert(0, "another")
+    state = docs[0].get_update()
+    plain = _per_replica_state(docs[0])
+    rng = random.Random(seed)
+    calls = _Api.calls(rng)
+    first = rng.randrange(len(calls))
+    order = [first, *rng.sample(range(len(calls)), len(calls))]
+    lazy = crdtsync.Doc(replica_id=99, gc=gc)
+    lazy.apply_update(state)
+    built = crdtsync.Doc(replica_id=99, gc=gc)
+    built.apply_update(plain)
+    assert not _deferred(built)
+    if len(docs[0].text("t")):
+        assert _deferred(lazy) and _deferred(lazy, "u")
+    for i in order:
+        name, call = calls[i]
+        state_before = rng.getstate()
+        got = call(lazy)
+        rng.setstate(state_before)
+        assert _meaning(got) == _meaning(call(built)), name
+        assert str(lazy.text("u")) == str(built.text("u"))
+    assert _meaning(lazy.get_update()) == _meaning(built.get_update())
+    # A peer's edit after all that reaches both alike.
+    peer = docs[1]
+    peer.text("t").insert(0, "P")
+    for doc in (lazy, built):
+        doc.apply_update(peer.get_update(doc.version))
+    assert str(lazy.text("t")) == str(built.text("t"))
+
+
+def test_reading_a_text_taken_whole_builds_nothing() -> None:
     a = crdtsync.Doc(replica_id=1)
     a.text("t").insert(0, "hello world")
     a.text("t").delete(2, 3)
-    state = a.get_update()
-    built: list[Any] = []
-
-    def spy(doc: Any, update: Any) -> Any:
-        out = _build_in_order(doc, update)
-        built.append(set(out))
-        return out
-
-    monkeypatch.setattr("crdtsync._integrate._build_in_order", spy)
+    a.text("u").insert(0, "second")
     b = crdtsync.Doc(replica_id=2)
-    b.apply_update(state)
-    assert built == [{("t", "t")}] and str(b.text("t")) == "he world"
+    b.apply_update(a.get_update())
+    assert _deferred(b) and _deferred(b, "u")
+    assert str(b.text("t")) == "he world" and len(b.text("t")) == 8
+    assert b.to_py()["t"] == "he world" and dict(b.version) == dict(a.version)
+    assert _deferred(b) and _deferred(b, "u")
+    # The first look-up by id builds every text taken whole (they share the id index).
+    b.text("u").insert(0, ">")
+    assert not _deferred(b) and not _deferred(b, "u")
+    assert str(b.text("t")) == "he world" and str(b.text("u")) == ">second"
+
+
+def test_an_observed_or_started_text_is_not_taken_whole() -> None:
+    a = crdtsync.Doc(replica_id=1)
+    a.text("t").insert(0, "hello world")
+    state = a.get_update()
     c = crdtsync.Doc(replica_id=3)
     seen: list[Any] = []
     c.text("t").observe(seen.append)
     c.apply_update(state)
-    assert built[-1] == set() and str(c.text("t")) == "he world" and seen
+    assert not _deferred(c) and str(c.text("t")) == "hello world" and seen
+    d = crdtsync.Doc(replica_id=4)
+    d.text("t").insert(0, "mine")
+    d.apply_update(state)
+    assert not _deferred(d) and sorted(str(d.text("t"))) == sorted("minehello world")
 
 
-def _order_fact(state: bytes) -> tuple[list[Any], list[Any]]:
+def _order_fact(state: bytes) -> tuple[list[Any], list[Any], list[Any]]:
+    """The body, the order fact and its unpacked columns."""
     import zlib
 
     body = state[2:]
     if state[1] == 2:
         body = zlib.decompress(body)
     unpacked = msgpack.unpackb(body, strict_map_key=False)
-    facts = unpacked[3]
-    return unpacked, next(f for f in facts if f[0] == enc.FACT_ORDER)
+    fact = next(f for f in unpacked[3] if f[0] == enc.FACT_ORDER)
+    return unpacked, fact, msgpack.unpackb(fact[2])
 
 
-def _repack(body: list[Any]) -> bytes:
-    return enc.PREFIX + msgpack.packb(body)
+def _with(body: list[Any], fact: list[Any], columns: list[Any] | None, **fields: Any) -> bytes:
+    changed = list(fact)
+    if columns is not None:
+        changed[2] = msgpack.packb(columns)
+    for name, value in fields.items():
+        changed[{"live": 3, "dead": 4, "blob": 2}[name]] = value
+    copy = [*body[:3], [changed if f is fact else f for f in body[3]]]
+    return enc.PREFIX + msgpack.packb(copy)
 
 
 def _broken_variants(state: bytes) -> list[bytes]:
-    body, fact = _order_fact(state)
+    body, fact, cols = _order_fact(state)
     out = []
-    # Field by field: a wrong type, a wrong length, out of range, inconsistent text.
-    for field, value in [
-        (2, [99] * len(fact[2])),  # replica index out of range
-        (3, [*fact[3], 1]),  # columns of different lengths
-        (3, ["x"] * len(fact[3])),  # not integers
-        (3, [-5] * len(fact[3])),  # counters below 1
-        (5, [0] * len(fact[5])),  # lengths of 0
-        (6, [7] * len(fact[6])),  # unknown state
-        (8, fact[8] + "extra"),  # more visible characters than live pieces
-        (7, [*fact[7], 0, 1]),  # a deleter too many
-        (4, [-fact[3][0] - 10] + fact[4][1:]),  # a Lamport time below 1
+    # Column by column: a wrong type, a wrong length, out of range, inconsistent text.
+    for index, value in [
+        (0, [99] * len(cols[0])),  # replica index out of range
+        (1, [c + 1 for c in cols[1]]),  # counts that do not add up
+        (2, [*cols[2], 1]),  # columns of different lengths
+        (2, ["x"] * len(cols[2])),  # not integers
+        (2, [1.5] + cols[2][1:]),  # not integers (a float)
+        (2, [-5] * len(cols[2])),  # a counter below 1 (or two pieces with one id)
+        (3, [0, -cols[2][0] - 10]),  # a Lamport time below 1
+        (3, [1, 0, 0, 0]),  # Lamport jumps out of piece order
+        (3, [len(cols[4]), 1]),  # a Lamport jump past the last piece
+        (3, [0]),  # not pairs
+        (4, [0] * len(cols[4])),  # lengths of 0
+        (5, [7] * len(cols[5])),  # unknown state
+        (6, [0] * len(cols[6])),  # places that are no order
+        (7, [*cols[7][:-1], cols[7][-1] + 1]),  # a deleter too many
+        (7, [*cols[7], 0, 0]),  # a run of no deleters
+        (7, [99, cols[7][1], *cols[7][2:]]),  # a deleter's replica out of range
+        (8, [10**19] * len(cols[8])),  # deleter counters out of range
     ]:
-        broken = list(fact)
-        broken[field] = value
-        copy = [*body[:3], [broken if f is fact else f for f in body[3]]]
-        out.append(_repack(copy))
+        broken = list(cols)
+        broken[index] = value
+        out.append(_with(body, fact, broken))
+    out.append(_with(body, fact, cols[:-1]))  # a column missing
+    out.append(_with(body, fact, None, live=fact[3] + "extra"))  # more characters than pieces
+    out.append(_with(body, fact, None, dead=7))  # not a string
+    out.append(_with(body, fact, None, blob=[1, 2]))  # not packed
+    out.append(_with(body, fact, None, blob=b"\xc1"))  # not msgpack
     return out
 
 
 def test_a_broken_order_is_a_decode_error_that_changes_nothing() -> None:
-    a = crdtsync.Doc(replica_id=1)
+    a = crdtsync.Doc(replica_id=1, gc=False)
     b = crdtsync.Doc(replica_id=2)
     a.text("t").insert(0, "abcdef")
     b.apply_update(a.get_update())
@@ -200,30 +372,96 @@ def test_a_broken_order_is_a_decode_error_that_changes_nothing() -> None:
     state = a.get_update()
     fresh = crdtsync.Doc(replica_id=3)
     fresh.apply_update(state)  # (the unbroken state loads)
-    for bad in _broken_variants(state):
+    for k, bad in enumerate(_broken_variants(state)):
         target = crdtsync.Doc(replica_id=4)
         with pytest.raises(crdtsync.DecodeError):
             target.apply_update(bad)
+            print("variant", k, "was taken")
         assert dict(target.version) == {} and str(target.text("t")) == ""
+
+
+def _one_text(pieces: list[tuple[int, int, int, int, int]], live: str) -> bytes:
+    """A state of one text from (replica index, counter, Lamport time, length, place)
+    pieces, listed in id order, all live; replicas 1 and 2."""
+    reps: list[int] = []
+    counts: list[int] = []
+    steps, offsets, lens, moves = [], [], [], []
+    last: dict[int, tuple[int, int, int]] = {}
+    place = 0
+    for r, c, lam, n, p in pieces:
+        if reps and reps[-1] == r:
+            counts[-1] += 1
+        else:
+            reps.append(r)
+            counts.append(1)
+        end, off = (last[r][0], last[r][1]) if r in last else (1, 0)
+        steps.append(c - end)
+        if lam - c != off:
+            offsets += (len(lens), (lam - c) - off)
+        lens.append(n)
+        moves.append(p - place)
+        place = p
+        last[r] = (c + n, lam - c, 0)
+    columns = [reps, counts, steps, offsets, lens, [0] * len(lens), moves, [], []]
+    fact = [enc.FACT_ORDER, 0, msgpack.packb(columns), live, ""]
+    segments = [
+        [r, 1, -max(c + n - 1 for rr, c, _, n, _ in pieces if rr == r)] for r in sorted(set(reps))
+    ]
+    return enc.PREFIX + msgpack.packb([[1, 2], ["tt"], segments, [fact]])
 
 
 def test_an_implied_origin_must_be_strictly_older() -> None:
     # Two replicas' pieces at one Lamport time, the older replica first: the second's
     # implied origin would be the first, at the same Lamport time.
-    tables = [[1, 2], ["tt"]]
-    fact = [enc.FACT_ORDER, 0, [0, 1], [1, -1], [0, 0], [1, 1], [0, 0], [], "ab", ""]
-    segments = [[0, 1, -1], [1, 1, -1]]
-    bad = _repack([*tables, segments, [fact]])
+    bad = _one_text([(0, 1, 1, 1, 0), (1, 1, 1, 1, 1)], "ab")
     with pytest.raises(crdtsync.DecodeError, match="not older"):
         crdtsync.Doc(replica_id=3).apply_update(bad)
     # The other way round (newer replica first) is a valid order: two siblings.
-    fact[2] = [1, 0]
-    good = _repack([*tables, segments, [fact]])
+    good = _one_text([(0, 1, 1, 1, 1), (1, 1, 1, 1, 0)], "ba")
     doc = crdtsync.Doc(replica_id=3)
     doc.apply_update(good)
-    assert str(doc.text("t")) == "ab"
-    # One replica's two pieces with one id.
-    fact = [enc.FACT_ORDER, 0, [0, 0], [1, -1], [0, 1], [1, 1], [0, 0], [], "ab", ""]
-    bad = _repack([[1], ["tt"], [[0, 1, -2]], [fact]])
-    with pytest.raises(crdtsync.DecodeError, match="share an id"):
+    assert str(doc.text("t")) == "ba"
+    doc.text("t").insert(1, "-")
+    assert str(doc.text("t")) == "b-a"
+    # One replica's two pieces with one id, or out of counter order.
+    for pieces in ([(0, 1, 1, 2, 0), (0, 2, 5, 1, 1)], [(0, 3, 3, 1, 0), (0, 1, 1, 1, 1)]):
+        with pytest.raises(crdtsync.DecodeError, match="share an id"):
+            crdtsync.Doc(replica_id=3).apply_update(
+                _one_text(pieces, "abc"[: 3 - (pieces[0][3] == 1)])
+            )
+    # Lamport times that fall as counters rise.
+    bad = _one_text([(0, 1, 5, 1, 0), (0, 2, 3, 1, 1)], "ab")
+    with pytest.raises(crdtsync.DecodeError, match="rise"):
         crdtsync.Doc(replica_id=3).apply_update(bad)
+
+
+def test_a_gc_document_drops_the_kept_characters_of_a_text_taken_whole() -> None:
+    a = crdtsync.Doc(replica_id=1, gc=False)
+    a.text("t").insert(0, "hello world")
+    a.text("t").delete(0, 6)
+    state = a.get_update()
+    lazy = crdtsync.Doc(replica_id=2, gc=True)
+    lazy.apply_update(state)
+    built = crdtsync.Doc(replica_id=2, gc=True)
+    built.apply_update(_per_replica_state(a))
+    assert _deferred(lazy)
+    assert lazy.get_update() == built.get_update()
+    assert [r.content for r in lazy.text("t")._seq.runs()] == [None, "world"]
+
+
+def test_a_text_whose_ids_the_document_holds_as_something_else_is_refused() -> None:
+    # Two documents under one replica id (a copied profile, say): the second's text takes
+    # counters the first gave a map entry, which the receiver already holds. Taken whole,
+    # those ids would be two things at once; the ordinary way refuses the state.
+    first = crdtsync.Doc(replica_id=1)
+    first.map("m")["k"] = 1
+    second = crdtsync.Doc(replica_id=1)
+    second.text("t").insert(0, "hello")
+    second.text("t").insert(2, "--")
+    for state in (second.get_update(), _per_replica_state(second)):
+        doc = crdtsync.Doc(replica_id=2)
+        doc.apply_update(first.get_update())
+        before = doc.get_update()
+        with pytest.raises(crdtsync.DecodeError, match="does not continue"):
+            doc.apply_update(state)
+        assert doc.get_update() == before and str(doc.text("t")) == ""

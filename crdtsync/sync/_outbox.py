@@ -74,7 +74,7 @@ def spans(update: bytes) -> tuple[tuple[int, int, int], ...]:
         return found
     lows: dict[int, int] = {}
     tops: dict[int, int] = {}
-    for seg in parsed(update).segments:
+    for seg in parsed(update).bare:
         r = seg.replica
         if seg.start < lows.get(r, seg.start + 1):
             lows[r] = seg.start
