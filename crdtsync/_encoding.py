@@ -185,7 +185,7 @@ def coverage(update: Update) -> dict[int, int]:
     if update.covers is not None:
         return update.covers
     tops: dict[int, int] = {}
-    for seg in update.bare:
+    for seg in update.segments if update.in_order is None else update.bare:
         if seg.end - 1 > tops.get(seg.replica, 0):
             tops[seg.replica] = seg.end - 1
     return tops

@@ -75,7 +75,7 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
     """
     vv = doc._vv
     tops: dict[int, int] = {}
-    segments = update.bare
+    segments = update.segments if update.in_order is None else update.bare
     if len(segments) > 1 and len({s.replica for s in segments}) < len(segments):
         # A replica's segments in counter order (one segment per replica, as in a merge of
         # many replicas' keystrokes, needs no sort).
@@ -327,12 +327,15 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
         inserts: list[tuple[int, int, Entry]] = []
         others: list[tuple[int, Entry]] = []
         held_tombstones: list[tuple[Entry, int, int]] = []
-        whole, segments = taken_whole(doc, update)
         lamport = doc._lamport
-        for root, order in whole.items():
-            _container(doc, root, True)._seq.defer(order, drop_content)  # type: ignore[union-attr]
-            if order.last_lamport > lamport:
-                lamport = order.last_lamport
+        if update.in_order is None:
+            whole, segments = _NONE_WHOLE, update.segments
+        else:
+            whole, segments = taken_whole(doc, update)
+            for root, order in whole.items():
+                _container(doc, root, True)._seq.defer(order, drop_content)  # type: ignore[union-attr]
+                if order.last_lamport > lamport:
+                    lamport = order.last_lamport
         for seg in segments:
             r = seg.replica
             have = vv.get(r, 0)
@@ -446,6 +449,9 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
         doc._txn = saved
     # The update is in: whatever a callback does now cannot undo it, and none is skipped.
     doc._publish(data, txn, advanced or effect, None)
+
+
+_NONE_WHOLE: dict[RootKey, Order] = {}  # (never changed)
 
 
 def taken_whole(doc: Doc, update: Update) -> tuple[dict[RootKey, Order], list[Segment]]:

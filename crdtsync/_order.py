@@ -27,7 +27,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Iterator
 from itertools import accumulate, chain, compress, groupby, repeat
-from operator import add, attrgetter, is_, itemgetter, le, lt, mul, sub
+from operator import add, attrgetter, le, lt, sub
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -87,7 +87,7 @@ class Order:
     columns and deleters); the receiver gets it from :func:`read`, holding the packed
     columns and what the document needs before it expands them."""
 
-    __slots__ = ("key", "live", "dead", "spans", "last_lamport", "_blob", "_table", "_columns")
+    __slots__ = ("key", "live", "dead", "spans", "last_lamport", "_blob", "_table", "_source")
 
     def __init__(self, key: Any, live: str, dead: str) -> None:
         self.key = key
@@ -98,24 +98,27 @@ class Order:
         self.last_lamport = 0  # the highest Lamport time of any element
         self._blob = b""  # the packed columns (read) ...
         self._table: list[int] = []  # ... whose replica indices name these ids
-        self._columns: tuple[Columns, list[Dot]] | None = None
+        #: (sent) The columns as on the wire, with replica ids for table indices and the
+        #: deleters' replicas one per deleted piece.
+        self._source: tuple[list[Any], ...] = ()
+
+    def pieces_of(self) -> dict[int, int]:
+        """(sent) Replica -> how many of its runs this order holds."""
+        return dict(zip(self._source[0], self._source[1], strict=True))
 
     def columns(self) -> tuple[Columns, list[Dot]]:
         """The pieces and the deleters (one per non-LIVE piece, in id order)."""
-        if self._columns is not None:
-            return self._columns
+        if self._source:
+            ids = sorted({*self._source[0], *self._source[7]})
+            return _parse(pack(self, {r: i for i, r in enumerate(ids)}.__getitem__), ids)
         return _parse(msgpack.unpackb(self._blob), self._table)
 
 
 # ---- the sender -------------------------------------------------------------------------
 
 
-#: What a state takes from each run, a column at a time.
-_FIELDS = tuple(map(attrgetter, ("counter", "lamport", "length", "deleted")))
-_REPLICA = attrgetter("replica")
 _CONTENT = attrgetter("content")
 _DELETED = attrgetter("deleted")
-_DELETER = attrgetter("deleter")
 _GC_STATES = (LIVE, DROPPED)  # by ``deleted``
 
 
@@ -125,74 +128,65 @@ def order_of(seq: Sequence, by_id: list[Run], gc: bool) -> Order | None:
     carries it). ``by_id``: its runs in id order (replica by replica, by counter), as the
     id index holds them.
 
-    (Whole columns at a time, by builtins: a long text has many runs, scattered in memory,
-    so each is fetched as few times as can be.)"""
+    One pass over the runs writes the columns as they go on the wire, with replica ids
+    where the wire has table indices (:func:`pack` maps them): a long text has many runs,
+    scattered in memory, and reading each once costs less than a pass per column."""
     in_doc = list(seq.runs())
-    place = dict(zip(map(id, in_doc), range(len(in_doc)), strict=True))
-    places = list(map(place.__getitem__, map(id, by_id)))
-    ctrs, lams, lens, deleted = (list(map(f, by_id)) for f in _FIELDS)
+    place = dict(zip(map(id, in_doc), range(len(in_doc)), strict=True)).__getitem__
     replicas: list[int] = []
-    counts: list[int] = []
-    for r, group in groupby(map(_REPLICA, by_id)):
-        replicas.append(r)
-        counts.append(len(list(group)))
-    if gc:
-        states = list(map(_GC_STATES.__getitem__, deleted))
-    else:
-        # Deleted (1) and, if its characters are gone, once more (2).
-        gone = map(is_, map(_CONTENT, by_id), repeat(None))
-        states = list(map(mul, deleted, map(add, repeat(1), gone)))
-    cols = Columns(replicas, counts, ctrs, lams, lens, states, places)
-    for a, b in _groups(cols):
-        ends = map(add, lams[a : b - 1], lens[a:b])
-        if not all(map(le, ends, lams[a + 1 : b])):
+    firsts: list[int] = []  # the index of each replica's first piece
+    steps: list[int] = []
+    jumps: list[int] = []
+    lens: list[int] = []
+    states: list[int] = []
+    moves: list[int] = []
+    who: list[int] = []
+    dsteps: list[int] = []
+    step, size, state, move = steps.append, lens.append, states.append, moves.append
+    rep = None
+    end = lam_end = before = offset = 0
+    for k, run in enumerate(by_id):
+        r, c, lam, n = run.replica, run.counter, run.lamport, run.length
+        if r != rep:
+            replicas.append(r)
+            firsts.append(k)
+            rep, end, lam_end, offset = r, 1, 1, 0
+        if lam < lam_end:
             return None
+        step(c - end)
+        if lam - c != offset:
+            jumps += (k, lam - c - offset)
+            offset = lam - c
+        end, lam_end = c + n, lam + n
+        size(n)
+        at = place(id(run))
+        move(at - before)
+        before = at
+        if run.deleted:
+            state(DROPPED if gc or run.content is None else KEPT)
+            deleter = run.deleter
+            assert deleter is not None
+            who.append(deleter[0])
+            dsteps.append(deleter[1] - end)
+        else:
+            state(LIVE)
+    counts = list(map(sub, [*firsts[1:], len(steps)], firsts))
     order = Order(seq.key, seq.value(), "")  # (the visible characters, often cached)
     if not gc:
-        contents = map(_CONTENT, compress(in_doc, map(_DELETED, in_doc)))
-        order.dead = "".join(filter(None, contents))
-    order._columns = (cols, list(map(_DELETER, compress(by_id, deleted))))
+        kept = map(_CONTENT, compress(in_doc, map(_DELETED, in_doc)))
+        order.dead = "".join(filter(None, kept))
+    order._source = (replicas, counts, steps, jumps, lens, states, moves, who, dsteps)
     return order
 
 
 def pack(order: Order, index: Any) -> list[Any]:
     """The packed columns of ``order`` (``index``: replica id -> table index)."""
-    cols, deleters = order.columns()
-    ctrs, lams, lens, states = cols.counters, cols.lamports, cols.lengths, cols.states
-    # A counter as the step from the end of the piece before (1 for a replica's first), a
-    # Lamport time as the change of its offset from the counter where it changes: small
-    # numbers, mostly zero or absent, which msgpack and DEFLATE shrink.
-    ends = list(map(add, ctrs, lens))
-    steps = list(map(sub, ctrs, [1, *ends[:-1]]))
-    offsets = list(map(sub, lams, ctrs))
-    firsts = [a for a, _ in _groups(cols)]
-    for a in firsts:
-        steps[a] = ctrs[a] - 1
-    if offsets.count(offsets[0]) == len(offsets):  # (the commonest: one offset throughout)
-        jumps = [x for a in firsts for x in (a, offsets[0])] if offsets[0] else []
-    else:
-        changes = list(map(sub, offsets, [0, *offsets[:-1]]))
-        for a in firsts:
-            changes[a] = offsets[a]
-        jumps = [0] * (2 * (len(changes) - changes.count(0)))
-        jumps[0::2] = compress(range(len(changes)), changes)
-        jumps[1::2] = compress(changes, changes)
-    table = {r: index(r) for r in set(map(itemgetter(0), deleters))}
+    replicas, counts, steps, jumps, lens, states, moves, who, dsteps = order._source
+    table = {r: index(r) for r in set(who)}
     by: list[int] = []  # the deleters' replicas, as runs: [table index, count]*
-    for i, group in groupby(map(table.__getitem__, map(itemgetter(0), deleters))):
+    for i, group in groupby(map(table.__getitem__, who)):
         by += (i, len(list(group)))
-    places = cols.places
-    return [
-        list(map(index, cols.replicas)),
-        cols.counts,
-        steps,
-        jumps,
-        lens,
-        states,
-        list(map(sub, places, [0, *places[:-1]])),
-        by,
-        list(map(sub, map(itemgetter(1), deleters), compress(ends, states))),
-    ]
+    return [list(map(index, replicas)), counts, steps, jumps, lens, states, moves, by, dsteps]
 
 
 # ---- the receiver -----------------------------------------------------------------------

@@ -179,13 +179,12 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
                 if order is not None:
                     update.orders.append(order)
                     ordered.add(key)
-                    cols, _ = order.columns()
-                    for r, count in zip(cols.replicas, cols.counts, strict=True):
+                    for r, count in order.pieces_of().items():
                         in_orders[r] = in_orders.get(r, 0) + count
     for r, lo in sorted(lows.items()):
         top = vv[r]
         own: Iterable[Run] = doc._ids.runs_from(r, lo)
-        if in_orders.get(r, 0) == doc._ids.count(r) and r in in_orders:
+        if r in in_orders and in_orders[r] == doc._ids.count(r):
             own = ()  # (every run of this replica is in an order: the commonest case)
         elif ordered:
             every = list(own)
