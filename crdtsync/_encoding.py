@@ -82,9 +82,9 @@ MARK = 13  # name, value, start, end: rich-text formatting of a Text (format 2 o
 FACT_DELETE = 0  # root, deleter replica, deleter counter, [replica, counter, length]*
 FACT_LIVE = 1  # root, [replica, counter]* (sender's version), [replica, counter]* (live
 #               dots), [replica, counter]* (the last change to the set by each replica)
-FACT_ORDER = 2  # root, replicas, counters, Lamport times, lengths, states, deleters,
-#                visible characters, kept deleted characters: a text's whole sequence in
-#                document order (crdtsync._order), its runs SKIPped in the segments
+FACT_ORDER = 2  # root, packed columns (bin), visible characters, kept deleted characters:
+#                a long text's whole sequence with its document order (crdtsync._order),
+#                its runs SKIPped in the segments
 
 #: The superseded dots of a SET_ADD that supersedes none: one shared object, and a tuple,
 #: so that the entries of a transaction of many adds hold no object the cyclic garbage
@@ -123,8 +123,8 @@ class Update:
     #: What :func:`coverage` returns, once someone who worked it out anyway left it here
     #: (an update is not changed after decoding). Read-only: it may be shared.
     covers: dict[int, int] | None = field(default=None, compare=False, repr=False)
-    #: To encode: texts stated in document order (``FACT_ORDER``, see crdtsync._order),
-    #: whose runs the segments leave out (SKIP). Decoding never fills it in.
+    #: To encode: texts stated with their document order (``FACT_ORDER``, see
+    #: crdtsync._order), whose runs the segments leave out (SKIP). Decoding never fills it.
     orders: list[Order] = field(default_factory=list, compare=False, repr=False)
     #: Decoded: the texts that arrived in document order, by root key. Their runs are in
     #: the segments too (as INS entries, origins worked out), so that nothing needs this;
@@ -1063,10 +1063,6 @@ def _fill_in(segments: list[Segment], orders: dict[RootKey, Order]) -> None:
             at, seg.entries = _spliced(seg, group, at)
         if at < len(group):
             raise _fail("an ordered run lies outside its replica's segments")
-
-
-def _gap(start: int, end: int) -> Entry | None:
-    return (SKIP, start, end - start) if end > start else None
 
 
 def _spliced(seg: Segment, group: list[Entry], at: int) -> tuple[int, list[Entry]]:

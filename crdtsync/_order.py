@@ -13,12 +13,12 @@ siblings, so everything in between is newer too. An element's origin is therefor
 nearest element to its left that is older by ``(lamport, replica)`` (the head if none is),
 and any order of distinct timestamps is the RGA order of the origins it implies
 (:func:`implied_origins`). An origin must also be older by Lamport time alone, which a
-receiver checks: at once when two replicas' Lamport times meet, with one pass over the
-document order (one replica's times never meet: they rise with its counters).
+receiver checks with one pass in document order, needed only where two replicas' Lamport
+times meet (one replica's never do: they rise with its counters).
 
 :func:`read` checks everything a receiver must refuse (with whole-list operations: a state
-has many pieces) and keeps the packed columns; :meth:`Order.columns`, :func:`placed` and
-:func:`entries` expand them on demand. The wire layout is in docs/format.md, section 4.1.
+has many pieces) and keeps the packed columns; :meth:`Order.columns`, :class:`Placed`
+and :func:`entries` expand them on demand. The wire layout is in docs/format.md, section 4.1.
 """
 
 from __future__ import annotations
@@ -119,7 +119,6 @@ class Order:
 
 _CONTENT = attrgetter("content")
 _DELETED = attrgetter("deleted")
-_GC_STATES = (LIVE, DROPPED)  # by ``deleted``
 
 
 def order_of(seq: Sequence, by_id: list[Run], gc: bool) -> Order | None:
@@ -337,10 +336,6 @@ def _slices_of(counts: list[int]) -> Iterator[tuple[int, int]]:
         a += count
 
 
-def _groups(cols: Columns) -> Iterator[tuple[int, int]]:
-    return _slices_of(cols.counts)
-
-
 def _ends(counts: list[int], steps: list[int], lens: list[int], states: list[int]) -> Iterator[int]:
     """The end (last counter + 1) of each deleted piece, in id order (deleters are written
     as steps from it)."""
@@ -462,4 +457,4 @@ def entries(order: Order, ins: int) -> dict[int, list[tuple[Any, ...]]]:
             deleters,
         )
     )
-    return {r: rows[a:b] for r, (a, b) in zip(cols.replicas, _groups(cols), strict=True)}
+    return {r: rows[a:b] for r, (a, b) in zip(cols.replicas, _slices_of(cols.counts), strict=True)}
