@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import operator
 import zlib
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import msgpack
@@ -1014,16 +1016,16 @@ def _decode_order(raw: list[Any], rd: _Reader) -> Order:
 
 
 def _take_orders(update: Update, orders: dict[RootKey, Order]) -> Update:
-    """``update`` with the ordered texts' runs in the SKIPs their replicas' segments leave
-    for them: at once if only the segments' entries can tell whether they fit, else (the
-    commonest state: a replica's only segment is one SKIP holding its pieces, and no
-    other text has any) when something first reads the segments."""
+    """``update`` with the ordered texts' runs to go into the SKIPs their replicas' segments
+    leave for them, which they must fit (checked here, by bisection over each replica's
+    SKIPs: no step per piece). Put in when something first reads the segments (a
+    :class:`DeferredUpdate`), or at once when two orders share a replica (their pieces must
+    not overlap either: the general way sorts them together)."""
     update.in_order = orders
     by_replica: dict[int, list[Segment]] = {}
     for seg in update.segments:
         by_replica.setdefault(seg.replica, []).append(seg)
     owners: dict[int, int] = {}
-    simple = True
     for order in orders.values():
         for r, (first, end) in order.spans.items():
             owners[r] = owners.get(r, 0) + 1
@@ -1031,15 +1033,34 @@ def _take_orders(update: Update, orders: dict[RootKey, Order]) -> Update:
             if segments is None:
                 raise _fail("an ordered run lies outside its replica's segments")
             if len(segments) == 1 and len(segments[0].entries) == 1:
+                # (The commonest state: the replica's only change is one SKIP for them.)
                 seg = segments[0]
                 if seg.entries[0][0] != SKIP or first < seg.start or end > seg.end:
                     raise _fail("an ordered run overlaps a change or lies outside its segment")
             else:
-                simple = False
-    if simple and max(owners.values()) == 1:
+                _check_fit(order, r, sorted(segments, key=_START))
+    if max(owners.values()) == 1:
         return DeferredUpdate.of(update)
     _fill_in(update.segments, orders)
     return update
+
+
+def _check_fit(order: Order, replica: int, segments: list[Segment]) -> None:
+    """Raise unless each of ``order``'s pieces of ``replica`` lies inside one SKIP of its
+    ``segments`` (in counter order)."""
+    skips = [e for seg in segments for e in seg.entries if e[0] == SKIP]
+    starts = [e[1] for e in skips]
+    # Each piece's SKIP is the last one starting at or before it; the sentinel end in front
+    # fails a piece that starts before every SKIP.
+    ends = [-1, *map(operator.add, starts, map(_THIRD, skips))]
+    cols, _ = order.columns()
+    a = sum(cols.counts[: cols.replicas.index(replica)])
+    b = a + cols.counts[cols.replicas.index(replica)]
+    firsts = cols.counters[a:b]
+    lasts = map(operator.add, firsts, cols.lengths[a:b])
+    holders = map(ends.__getitem__, map(bisect_right, repeat(starts), firsts))
+    if not all(map(operator.le, lasts, holders)):
+        raise _fail("an ordered run overlaps a change or lies outside its segment")
 
 
 def _fill_in(segments: list[Segment], orders: dict[RootKey, Order]) -> None:
@@ -1100,6 +1121,7 @@ def _spliced(seg: Segment, group: list[Entry], at: int) -> tuple[int, list[Entry
 
 
 _SECOND = operator.itemgetter(1)
+_THIRD = operator.itemgetter(2)
 _START = operator.attrgetter("start")
 
 

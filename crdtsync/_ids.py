@@ -256,16 +256,38 @@ class IdIndex:
 
 
 class DeferredIds(IdIndex):
-    """An index some of whose sequences are deferred (see ``Sequence.defer``): the first
-    use builds them all, putting their runs in, and it is a plain :class:`IdIndex` again."""
+    """An index some of whose sequences are deferred (see ``Sequence.defer``): their runs
+    are not in it yet. Other sequences' runs go in and out as usual, and :meth:`find`
+    answers from them (ids are disjoint: one found there is no deferred text's); anything
+    else, or a ``find`` that comes back empty, builds every deferred sequence first, and it
+    is a plain :class:`IdIndex` again."""
 
     __slots__ = ()
 
     def __getattribute__(self, name: str) -> Any:
-        if name != "_deferred":
-            waiting = object.__getattribute__(self, "_deferred")
-            self.__class__ = IdIndex  # type: ignore[assignment]
-            self._deferred = []
-            for seq in waiting:
-                type(seq)._build_deferred(seq)  # (through the class: seq is deferred too)
+        if name not in _AS_IS:
+            _build(self)
         return object.__getattribute__(self, name)
+
+    def find(self, replica: int, counter: int) -> Run | None:
+        run = IdIndex.find(self, replica, counter)
+        if run is None:
+            _build(self)
+            run = IdIndex.find(self, replica, counter)
+        return run
+
+
+#: What a DeferredIds does without building its deferred sequences: ``find`` falls back to
+#: building, ``add`` and ``remove`` (and the lists they use) touch no deferred run.
+_AS_IS = frozenset({"_deferred", "_starts", "_runs", "_chunked", "find", "add", "remove"})
+
+
+def _build(ids: IdIndex) -> None:
+    """Build every sequence ``ids`` defers (it becomes a plain IdIndex first)."""
+    if type(ids) is not DeferredIds:
+        return
+    waiting = ids._deferred
+    ids.__class__ = IdIndex  # type: ignore[assignment]
+    ids._deferred = []
+    for seq in waiting:
+        type(seq)._build_deferred(seq)  # (through the class: seq is deferred too)

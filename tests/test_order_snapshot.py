@@ -53,7 +53,7 @@ def _deferred(doc: crdtsync.Doc, name: str = "t") -> bool:
 ops = st.lists(
     st.tuples(
         st.integers(0, 2),  # which replica
-        st.sampled_from(["ins", "ins", "del", "sync"]),
+        st.sampled_from(["ins", "ins", "del", "sync", "other"]),
         st.integers(0, 10_000),
         st.text("abcxyz", min_size=1, max_size=5),
     ),
@@ -73,6 +73,9 @@ def _edit(docs: list[crdtsync.Doc], script: list[tuple[int, str, int, str]]) -> 
         elif op == "sync":
             other = docs[(who + 1) % len(docs)]
             doc.apply_update(other.get_update(doc.version))
+        elif op == "other":  # (other sequences' changes between the text's, same replica)
+            doc.list("l").append(at)
+            doc.map("m").text("n").insert(0, s)
 
 
 def _docs(gc: bool) -> list[crdtsync.Doc]:
@@ -126,7 +129,7 @@ def test_a_state_in_document_order_loads_to_the_same_document(
     assert str(fresh.text("t")) == str(a.text("t"))
     assert fresh.version == a.version
     assert fresh.get_update() == state
-    assert dict(fresh.map("m")) == {"k": 1}
+    assert fresh.map("m")["k"] == 1 and fresh.to_py() == a.to_py()
     # Edits after the load go on converging with the source.
     rng = random.Random(seed)
     for doc in (fresh, a):
@@ -465,3 +468,55 @@ def test_a_text_whose_ids_the_document_holds_as_something_else_is_refused() -> N
         with pytest.raises(crdtsync.DecodeError, match="does not continue"):
             doc.apply_update(state)
         assert doc.get_update() == before and str(doc.text("t")) == ""
+
+
+def test_a_mixed_document_keeps_its_text_deferred_while_other_sequences_change() -> None:
+    # One replica's changes to a long text, a list and a nested text, interleaved: its
+    # segment holds the other sequences' entries around the SKIPs the text's runs fill.
+    a = crdtsync.Doc(replica_id=1)
+    rng = random.Random(7)
+    t, lst, nested = a.text("t"), a.list("l"), a.map("m").text("n")
+    for i in range(300):
+        t.insert(rng.randint(0, len(t)), "xy")
+        if i % 5 == 0:
+            lst.append(i)
+            nested.insert(len(nested), "n")
+        if i % 3 == 0 and len(t) > 2:
+            t.delete(rng.randrange(len(t) - 1))
+    lazy = crdtsync.Doc(replica_id=2)
+    lazy.apply_update(a.get_update())
+    assert _deferred(lazy) and lazy.to_py() == a.to_py()
+    # The other sequences take local and remote edits (id look-ups, runs added) while the
+    # text stays unbuilt.
+    lazy.list("l").append("mine")
+    lazy.map("m").text("n").insert(0, ">")
+    before = a.version
+    a.list("l").insert(0, "theirs")
+    nested.insert(3, "+")
+    lazy.apply_update(a.get_update(before))
+    assert _deferred(lazy)
+    # A remote edit to the text looks its origin up by id: that builds it, and finds it.
+    before = a.version
+    t.insert(11, "Q")
+    lazy.apply_update(a.get_update(before))
+    assert not _deferred(lazy)
+    a.apply_update(lazy.get_update(a.version))
+    assert lazy.to_py() == a.to_py()
+
+
+def test_a_mixed_state_whose_text_overlaps_another_change_is_refused() -> None:
+    a = crdtsync.Doc(replica_id=1)  # (gc: deleted pieces carry only a length)
+    t, lst = a.text("t"), a.list("l")
+    for i in range(40):
+        t.insert(len(t) // 2, "ab")
+        lst.append(i)
+        t.delete(len(t) // 3)
+    state = a.get_update()
+    crdtsync.Doc(replica_id=2).apply_update(state)  # (the unbroken state loads)
+    body, fact, cols = _order_fact(state)
+    k = cols[5].index(2)  # a deleted piece: one longer, the later ones move up one counter
+    cols[4][k] += 1
+    target = crdtsync.Doc(replica_id=3)
+    with pytest.raises(crdtsync.DecodeError, match="overlaps a change"):
+        target.apply_update(_with(body, fact, cols))
+    assert dict(target.version) == {} and target.to_py() == {}
