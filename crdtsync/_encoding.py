@@ -35,7 +35,7 @@ from crdtsync._clock import MAX_CLOCK, MAX_REPLICA_ID, PREFIX
 from crdtsync._dotruns import dot_runs, is_normal, normalized
 from crdtsync._errors import DecodeError
 from crdtsync._nesting import valid_child_name
-from crdtsync._order import Order, OrderInvalid, entries, pack, read
+from crdtsync._order import Columns, Order, OrderInvalid, entries, pack, read
 from crdtsync._values import ChildRef, is_element, is_value
 
 Dot = tuple[int, int]
@@ -1027,6 +1027,7 @@ def _take_orders(update: Update, orders: dict[RootKey, Order]) -> Update:
         by_replica.setdefault(seg.replica, []).append(seg)
     owners: dict[int, int] = {}
     for order in orders.values():
+        cols: Columns | None = None  # (unpacked once, if a fit needs checking)
         for r, (first, end) in order.spans.items():
             owners[r] = owners.get(r, 0) + 1
             segments = by_replica.get(r)
@@ -1038,22 +1039,23 @@ def _take_orders(update: Update, orders: dict[RootKey, Order]) -> Update:
                 if seg.entries[0][0] != SKIP or first < seg.start or end > seg.end:
                     raise _fail("an ordered run overlaps a change or lies outside its segment")
             else:
-                _check_fit(order, r, sorted(segments, key=_START))
+                if cols is None:
+                    cols, _ = order.columns()
+                _check_fit(cols, r, sorted(segments, key=_START))
     if max(owners.values()) == 1:
         return DeferredUpdate.of(update)
     _fill_in(update.segments, orders)
     return update
 
 
-def _check_fit(order: Order, replica: int, segments: list[Segment]) -> None:
-    """Raise unless each of ``order``'s pieces of ``replica`` lies inside one SKIP of its
+def _check_fit(cols: Columns, replica: int, segments: list[Segment]) -> None:
+    """Raise unless each of the pieces of ``replica`` lies inside one SKIP of its
     ``segments`` (in counter order)."""
     skips = [e for seg in segments for e in seg.entries if e[0] == SKIP]
     starts = [e[1] for e in skips]
     # Each piece's SKIP is the last one starting at or before it; the sentinel end in front
     # fails a piece that starts before every SKIP.
     ends = [-1, *map(operator.add, starts, map(_THIRD, skips))]
-    cols, _ = order.columns()
     a = sum(cols.counts[: cols.replicas.index(replica)])
     b = a + cols.counts[cols.replicas.index(replica)]
     firsts = cols.counters[a:b]

@@ -83,9 +83,9 @@ class Columns:
 
 
 class Order:
-    """One text's order. The sender builds it from a sequence (:func:`order_of`, with its
-    columns and deleters); the receiver gets it from :func:`read`, holding the packed
-    columns and what the document needs before it expands them."""
+    """One text's order. The sender builds it from a sequence (:func:`order_of`, with the
+    columns as they go on the wire); the receiver gets it from :func:`read`, holding the
+    packed columns and what the document needs before it expands them."""
 
     __slots__ = ("key", "live", "dead", "spans", "last_lamport", "_blob", "_table", "_source")
 
@@ -107,10 +107,7 @@ class Order:
         return dict(zip(self._source[0], self._source[1], strict=True))
 
     def columns(self) -> tuple[Columns, list[Dot]]:
-        """The pieces and the deleters (one per non-LIVE piece, in id order)."""
-        if self._source:
-            ids = sorted({*self._source[0], *self._source[7]})
-            return _parse(pack(self, {r: i for i, r in enumerate(ids)}.__getitem__), ids)
+        """(read) The pieces and the deleters (one per non-LIVE piece, in id order)."""
         return _parse(msgpack.unpackb(self._blob), self._table)
 
 
@@ -307,9 +304,7 @@ def _parse(raw: list[Any], table: list[int]) -> tuple[Columns, list[Dot]]:
 
 
 def _counters(counts: list[int], steps: list[int], lens: list[int]) -> list[int]:
-    """Each piece's first counter, from the steps (see :func:`pack`)."""
-    if len(counts) == 1:
-        return list(accumulate(map(add, steps, [1, *lens[:-1]])))
+    """Each piece's first counter, from the steps (see :func:`order_of`)."""
     counters: list[int] = []
     for a, b in _slices_of(counts):
         counters += accumulate(map(add, steps[a:b], [1, *lens[a : b - 1]]))
@@ -417,10 +412,20 @@ class Placed:
     """An order's pieces in document order, with origins and contents: what
     :meth:`crdtsync._rga.Sequence.build` takes."""
 
-    __slots__ = ("replicas", "counters", "lamports", "origins", "contents", "lengths", "deleters")
+    __slots__ = (
+        "pieces",
+        "replicas",
+        "counters",
+        "lamports",
+        "origins",
+        "contents",
+        "lengths",
+        "deleters",
+    )
 
     def __init__(self, order: Order, keep_dead: bool) -> None:
         cols, deleters = order.columns()
+        self.pieces = cols  # (in id order)
         at, reps, ctrs, lams, lens = _in_doc_order(cols)
         self.replicas, self.counters, self.lamports, self.lengths = reps, ctrs, lams, lens
         self.origins = implied_origins(reps, ctrs, lams, lens)
@@ -440,7 +445,7 @@ class Placed:
 def entries(order: Order, ins: int) -> dict[int, list[tuple[Any, ...]]]:
     """The pieces as insert entries (tag ``ins``), by replica in counter order."""
     placed = Placed(order, True)
-    cols, _ = order.columns()
+    cols = placed.pieces
     places = cols.places
     origins = list(map(placed.origins.__getitem__, places))
     contents = list(map(placed.contents.__getitem__, places))

@@ -168,13 +168,16 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
         # A whole state: each long text as columns with its document order, which a
         # receiver can take whole (see crdtsync._order).
         sequences = [root for root in doc._roots.values() if isinstance(root, SequenceContainer)]
+        every: list[Run] | None = None  # every sequence's runs in id order, once needed
         for key, root in doc._roots.items():
             if key[0] == "t" and isinstance(root, Text) and _many_runs(root._seq):
                 seq = root._seq
-                ids = doc._ids
-                by_id = [run for r in sorted(ids.replicas()) for run in ids.runs_from(r, 0)]
+                if every is None:
+                    ids = doc._ids
+                    every = [run for r in sorted(ids.replicas()) for run in ids.runs_from(r, 0)]
+                by_id = every
                 if len(sequences) > 1:  # (the id index holds every sequence's runs)
-                    by_id = list(compress(by_id, map(is_, map(_SEQ_OF, by_id), repeat(seq))))
+                    by_id = list(compress(every, map(is_, map(_SEQ_OF, every), repeat(seq))))
                 order = order_of(seq, by_id, gc)
                 if order is not None:
                     update.orders.append(order)
@@ -187,8 +190,8 @@ def state_update(doc: Doc, since: Mapping[int, int]) -> Update:
         if r in in_orders and in_orders[r] == doc._ids.count(r):
             own = ()  # (every run of this replica is in an order: the commonest case)
         elif ordered:
-            every = list(own)
-            own = compress(every, map(not_, map(ordered.__contains__, map(_ROOT_OF, every))))
+            mine = list(own)
+            own = compress(mine, map(not_, map(ordered.__contains__, map(_ROOT_OF, mine))))
         runs = _run_entries(own, lo, gc)
         others = sorted(extra[r], key=itemgetter(1))
         entries: list[Entry] = []
