@@ -132,6 +132,10 @@ class Update:
     #: the segments too (as INS entries, origins worked out), so that nothing needs this;
     #: a document that holds none of a text can take it whole (see crdtsync._integrate).
     in_order: dict[RootKey, Order] | None = field(default=None, compare=False, repr=False)
+    #: Left by ``check_ready`` for ``integrate`` straight after it: the run it found holding
+    #: each origin the document held before (a merge need not look each one up twice).
+    #: Valid only until the document changes; integrate checks each is still long enough.
+    origin_runs: dict[Any, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def bare(self) -> list[Segment]:
@@ -161,6 +165,7 @@ class DeferredUpdate(Update):
         deferred.covers = update.covers
         deferred.orders = update.orders
         deferred.in_order = update.in_order
+        deferred.origin_runs = None
         return deferred
 
     @property
@@ -413,18 +418,16 @@ def _encode_segments(update: Update, tables: _Tables) -> tuple[list[Any], bool]:
 
 def _encode_facts(update: Update, tables: _Tables) -> list[Any]:
     facts = [_encode_order(order, tables) for order in update.orders]
+    replica, root_of = tables.replica, tables.root
     for fact in update.facts:
         if fact[0] == FACT_DELETE:
             _, root, deleter, ranges = fact
-            facts.append(
-                [
-                    FACT_DELETE,
-                    tables.root(root),
-                    tables.replica(deleter[0]),
-                    deleter[1],
-                    tables.ranges(ranges),
-                ]
-            )
+            if len(ranges) == 1:  # (most deletes: one keystroke's, one range)
+                ((r, c, n),) = ranges
+                flat = [replica(r), c, n]
+            else:
+                flat = tables.ranges(ranges)
+            facts.append([FACT_DELETE, root_of(root), replica(deleter[0]), deleter[1], flat])
         else:
             _, root, version, live, touched = fact
             facts.append(

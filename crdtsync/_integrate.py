@@ -94,6 +94,8 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
 
     inside: _InsertIndex | None = None
     in_order = update.in_order
+    found: dict[Dot, Any] = {}
+    update.origin_runs = found
     ids = doc._ids
     INS = enc.INS
     for seg in update.segments if in_order is None else taken_whole(doc, update)[1]:
@@ -113,6 +115,7 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
                     run = ids.find(o_replica, o_counter)
                     if run is None or run.seq.key != e[2]:
                         raise DecodeError(f"origin {origin} is not an element of {e[2][1]!r}")
+                    found[origin] = run
                     lamport: int | None = run.lamport + o_counter - run.counter
                 elif not held(o_replica, o_counter):
                     return (o_replica, o_counter)
@@ -365,6 +368,8 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
             inserts.sort()
         container: Any = None
         key = None
+        found = update.origin_runs or _NO_RUNS
+        update.origin_runs = None  # (the runs are about to change)
         for _, r, e in inserts:
             if e[2] is not key:
                 key = e[2]
@@ -373,12 +378,14 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
                 observed = bool(container._observers or doc._deep)
             deleter = e[7]
             if deleter is None:
-                pos = seq_integrate(r, e[1], e[3], e[4], e[5], e[6], None, observed)
+                pos = seq_integrate(
+                    r, e[1], e[3], e[4], e[5], e[6], None, observed, found.get(e[4])
+                )
                 if observed:
                     txn._delta_for(container).insert(pos, e[5])
             else:
                 content = None if drop_content else e[5]
-                seq_integrate(r, e[1], e[3], e[4], content, e[6], deleter, False)
+                seq_integrate(r, e[1], e[3], e[4], content, e[6], deleter, False, found.get(e[4]))
             if e[3] + e[6] > lamport:
                 lamport = e[3] + e[6] - 1
 
@@ -387,7 +394,7 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
         for r, e in others:
             tag = e[0]
             if tag == enc.DEL:
-                _delete(doc, txn, e[2], (r, e[1]), e[3])
+                _delete(doc, txn, e[2], [((r, e[1]), e[3])])
             elif tag == enc.MAP_SET or tag == enc.MAP_DEL:
                 container = _container(doc, e[2], True)
                 deleted = tag == enc.MAP_DEL
@@ -418,13 +425,22 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
                 if moved and (container._observers or doc._deep):
                     txn._changes_for(container).amount += moved
         for e, r, n in held_tombstones:
-            effect |= _delete(doc, txn, e[2], e[7], [(r, e[1], n)])
+            effect |= _delete(doc, txn, e[2], [(e[7], [(r, e[1], n)])])
         for container, dots in removals:
             doc._note_set_removed(txn, container, container._remove_dots(dots))
 
-        for fact in update.facts:
+        facts = update.facts
+        k, n_facts = 0, len(facts)
+        while k < n_facts:
+            fact = facts[k]
+            k += 1
             if fact[0] == enc.FACT_DELETE:
-                effect |= _delete(doc, txn, fact[1], fact[2], fact[3])
+                # A merge's deletes: one fact per deleting keystroke, taken a text at a time.
+                deletes = [(fact[2], fact[3])]
+                while k < n_facts and facts[k][0] == enc.FACT_DELETE and facts[k][1] == fact[1]:
+                    deletes.append((facts[k][2], facts[k][3]))
+                    k += 1
+                effect |= _delete(doc, txn, fact[1], deletes)
             else:
                 container = _container(doc, fact[1], True)
                 if container is None:
@@ -452,6 +468,7 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
 
 
 _NONE_WHOLE: dict[RootKey, Order] = {}  # (never changed)
+_NO_RUNS: dict[Dot, Any] = {}  # (never changed)
 
 
 def taken_whole(doc: Doc, update: Update) -> tuple[dict[RootKey, Order], list[Segment]]:
@@ -474,17 +491,20 @@ def taken_whole(doc: Doc, update: Update) -> tuple[dict[RootKey, Order], list[Se
 
 
 def _delete(
-    doc: Doc, txn: Any, key: RootKey, deleter: Dot, ranges: list[tuple[int, int, int]]
+    doc: Doc, txn: Any, key: RootKey, deletes: list[tuple[Dot, list[tuple[int, int, int]]]]
 ) -> bool:
-    """Delete id ranges in one sequence; True if anything visible went away."""
+    """Delete id ranges in one sequence, each list by its deleter; True if anything
+    visible went away."""
     container: Any = _container(doc, key, False)
     if container is None:
         return False
     seq = container._seq
     positions: list[tuple[int, int]] | None = [] if container._observers or doc._deep else None
     before = seq.vis_len
-    for r, c, n in ranges:
-        seq.delete_range(r, c, n, deleter, doc._gc, positions)
+    delete_range, gc = seq.delete_range, doc._gc
+    for deleter, ranges in deletes:
+        for r, c, n in ranges:
+            delete_range(r, c, n, deleter, gc, positions)
     if positions:
         delta = txn._delta_for(container)
         for pos, n in positions:

@@ -61,7 +61,11 @@ def _run_entries(runs: Iterable[Run], lo: int, gc: bool) -> Iterable[list[Any]]:
                 content = content[k:]
         if run.deleted and gc:
             content = None
-        if prev is not None and counter == run.counter and _mergeable(prev, run, content):
+        if (
+            prev is not None
+            and prev[1] + prev[6] == counter == run.counter  # (_mergeable's first test, inline)
+            and _mergeable(prev, run, content)
+        ):
             if content is not None:
                 prev[5] = prev[5] + content
             prev[6] += length

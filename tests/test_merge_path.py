@@ -1,0 +1,96 @@
+"""The merge path's shortcuts: origin runs handed from the readiness check to integration,
+and a merge's delete facts taken a text at a time.
+
+``check_ready`` looks up the run holding each origin the document already has; integration
+straight after reuses it instead of looking it up again, so it must notice when an earlier
+insert of the same update has cut that run since. A merge's deletes arrive as one fact per
+deleting keystroke; integration takes each text's run of facts in one go, so facts of
+several texts must each reach their own text.
+"""
+
+from __future__ import annotations
+
+import random
+
+from crdt_helpers import budget
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import crdtsync
+from crdtsync import _encoding as enc
+from crdtsync._integrate import check_ready, integrate
+
+
+def pair(base: str) -> tuple[crdtsync.Doc, crdtsync.Doc]:
+    a = crdtsync.Doc(1)
+    a.text("text").insert(0, base)
+    b = crdtsync.Doc(2)
+    b.apply_update(a.get_update())
+    return a, b
+
+
+def exchange(a: crdtsync.Doc, b: crdtsync.Doc) -> None:
+    to_a, to_b = b.get_update(a.version), a.get_update(b.version)
+    a.apply_update(to_a)
+    b.apply_update(to_b)
+
+
+def test_an_origin_run_cut_by_an_earlier_insert_is_looked_up_again() -> None:
+    a, b = pair("abcdef")
+    text = b.text("text")
+    text.insert(2, "X")  # after "b": cuts the run "abcdef" that A holds
+    text.insert(5, "Y")  # after "d": its origin is in the right part of that cut
+    data = b.get_update(a.version)
+    update = enc.decode_update(data)
+    tops = check_ready(a, update)
+    assert isinstance(tops, dict)
+    # Both origins were found in the one run A held before: the hint for "Y" is the run
+    # that the insert of "X" cuts short.
+    assert update.origin_runs is not None
+    held = {run for run in update.origin_runs.values()}
+    assert len(held) == 1 and next(iter(held)).length == 6
+    integrate(a, data, update, tops, None)
+    assert str(a.text("text")) == str(b.text("text")) == "abXcdYef"
+    assert update.origin_runs is None  # (spent: the runs have changed)
+
+
+@settings(max_examples=budget(40))
+@given(seed=st.integers(0, 2**32 - 1), edits=st.integers(1, 60))
+def test_offline_edits_merge_the_same_both_ways(seed: int, edits: int) -> None:
+    rng = random.Random(seed)
+    a, b = pair("".join(rng.choice("abcdefgh") for _ in range(rng.randint(0, 40))))
+    for doc in (a, b):
+        text = doc.text("text")
+        for _ in range(edits):
+            if len(text) and rng.random() < 0.4:
+                pos = rng.randrange(len(text))
+                text.delete(pos, min(rng.randint(1, 3), len(text) - pos))
+            else:
+                text.insert(rng.randint(0, len(text)), rng.choice(["x", "yz", "w"]))
+    # A third replica takes both replicas' states in the other order: no shortcut shared.
+    c = crdtsync.Doc(3)
+    c.apply_update(b.get_update())
+    c.apply_update(a.get_update())
+    exchange(a, b)
+    assert str(a.text("text")) == str(b.text("text")) == str(c.text("text"))
+
+
+def test_delete_facts_of_several_texts_reach_their_own_text() -> None:
+    a = crdtsync.Doc(1)
+    for name in ("one", "two", "three"):
+        a.text(name).insert(0, name * 4)
+    b = crdtsync.Doc(2)
+    b.apply_update(a.get_update())
+    # Deletes by B of characters A holds, interleaved across the texts, one keystroke each
+    # (apart, so that no two fold into one tombstone).
+    for k in range(3):
+        for name in ("two", "one", "three"):
+            b.text(name).delete(1 + k, 1)
+    update = enc.decode_update(b.get_update(a.version))
+    roots = [fact[1] for fact in update.facts if fact[0] == enc.FACT_DELETE]
+    assert len(roots) == 9 and len(set(roots)) == 3
+    exchange(a, b)
+    for name in ("one", "two", "three"):
+        assert str(a.text(name)) == str(b.text(name))
+        whole = name * 4
+        assert str(a.text(name)) == whole[0] + whole[2] + whole[4] + whole[6:]
