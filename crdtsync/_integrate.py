@@ -376,16 +376,15 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
                 container = _container(doc, key, True)
                 seq_integrate = container._seq.integrate
                 observed = bool(container._observers or doc._deep)
+            left = found.get(e[4]) if found else None
             deleter = e[7]
             if deleter is None:
-                pos = seq_integrate(
-                    r, e[1], e[3], e[4], e[5], e[6], None, observed, found.get(e[4])
-                )
+                pos = seq_integrate(r, e[1], e[3], e[4], e[5], e[6], None, observed, left)
                 if observed:
                     txn._delta_for(container).insert(pos, e[5])
             else:
                 content = None if drop_content else e[5]
-                seq_integrate(r, e[1], e[3], e[4], content, e[6], deleter, False, found.get(e[4]))
+                seq_integrate(r, e[1], e[3], e[4], content, e[6], deleter, False, left)
             if e[3] + e[6] > lamport:
                 lamport = e[3] + e[6] - 1
 
@@ -430,7 +429,7 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
             doc._note_set_removed(txn, container, container._remove_dots(dots))
 
         facts = update.facts
-        k, n_facts = 0, len(facts)
+        k, n_facts = 0, len(facts) if facts else 0  # (no call for the commonest: none)
         while k < n_facts:
             fact = facts[k]
             k += 1
