@@ -132,10 +132,11 @@ class Update:
     #: the segments too (as INS entries, origins worked out), so that nothing needs this;
     #: a document that holds none of a text can take it whole (see crdtsync._integrate).
     in_order: dict[RootKey, Order] | None = field(default=None, compare=False, repr=False)
-    #: Left by ``check_ready`` for ``integrate`` straight after it: the run it found holding
-    #: each origin the document held before (a merge need not look each one up twice).
-    #: Valid only until the document changes; integrate checks each is still long enough.
-    origin_runs: dict[Any, Any] | None = field(default=None, compare=False, repr=False)
+    #: Left by ``check_ready`` for ``integrate`` straight after it: the document and the run
+    #: it found there holding each origin it held before (a merge need not look each one
+    #: up twice). Valid only until that document changes; integrate takes them only for
+    #: the same document and checks each is still long enough.
+    origin_runs: tuple[Any, dict[Any, Any]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def bare(self) -> list[Segment]:

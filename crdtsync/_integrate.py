@@ -95,7 +95,7 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
     inside: _InsertIndex | None = None
     in_order = update.in_order
     found: dict[Dot, Any] = {}
-    update.origin_runs = found
+    update.origin_runs = (doc, found)
     ids = doc._ids
     INS = enc.INS
     for seg in update.segments if in_order is None else taken_whole(doc, update)[1]:
@@ -368,7 +368,8 @@ def _integrate(doc: Doc, data: bytes, update: Update, tops: dict[int, int], orig
             inserts.sort()
         container: Any = None
         key = None
-        found = update.origin_runs or _NO_RUNS
+        hints = update.origin_runs
+        found = hints[1] if hints is not None and hints[0] is doc else _NO_RUNS
         update.origin_runs = None  # (the runs are about to change)
         for _, r, e in inserts:
             if e[2] is not key:

@@ -46,8 +46,8 @@ def test_an_origin_run_cut_by_an_earlier_insert_is_looked_up_again() -> None:
     assert isinstance(tops, dict)
     # Both origins were found in the one run A held before: the hint for "Y" is the run
     # that the insert of "X" cuts short.
-    assert update.origin_runs is not None
-    held = {run for run in update.origin_runs.values()}
+    assert update.origin_runs is not None and update.origin_runs[0] is a
+    held = set(update.origin_runs[1].values())
     assert len(held) == 1 and next(iter(held)).length == 6
     integrate(a, data, update, tops, None)
     assert str(a.text("text")) == str(b.text("text")) == "abXcdYef"
@@ -73,6 +73,22 @@ def test_offline_edits_merge_the_same_both_ways(seed: int, edits: int) -> None:
     c.apply_update(a.get_update())
     exchange(a, b)
     assert str(a.text("text")) == str(b.text("text")) == str(c.text("text"))
+
+
+def test_origin_runs_found_in_another_document_are_not_taken() -> None:
+    # One decoded update checked against two replicas that hold the same text, then
+    # integrated into the first: the runs the second check found are the second's.
+    a, b = pair("abcdef")
+    c = crdtsync.Doc(3)
+    c.apply_update(a.get_update())
+    b.text("text").insert(3, "X")
+    data = b.get_update(a.version)
+    update = enc.decode_update(data)
+    tops = check_ready(a, update)
+    assert isinstance(check_ready(c, update), dict)
+    assert isinstance(tops, dict)
+    integrate(a, data, update, tops, None)
+    assert str(a.text("text")) == str(b.text("text")) == "abcXdef"
 
 
 def test_delete_facts_of_several_texts_reach_their_own_text() -> None:
