@@ -95,7 +95,7 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
     inside: _InsertIndex | None = None
     in_order = update.in_order
     found: dict[Dot, Any] = {}
-    update.origin_runs = (doc, found)
+    update.origin_runs = None  # (set when the update is ready: a waiting one keeps no runs)
     ids = doc._ids
     INS = enc.INS
     for seg in update.segments if in_order is None else taken_whole(doc, update)[1]:
@@ -169,6 +169,7 @@ def check_ready(doc: Doc, update: Update) -> dict[int, int] | Dot:
             for r, c, n in fact[3]:  # held is a prefix of each replica's counters
                 if not held(r, c + n - 1):
                     return (r, c + n - 1)
+    update.origin_runs = (doc, found)
     return tops
 
 

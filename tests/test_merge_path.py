@@ -75,6 +75,24 @@ def test_offline_edits_merge_the_same_both_ways(seed: int, edits: int) -> None:
     assert str(a.text("text")) == str(b.text("text")) == str(c.text("text"))
 
 
+def test_a_waiting_update_keeps_no_runs() -> None:
+    a, b = pair("abcdef")
+    c = crdtsync.Doc(3)
+    c.apply_update(a.get_update())
+    c.text("text").insert(0, "Z")
+    b.apply_update(c.get_update(b.version))
+    text = b.text("text")
+    text.insert(4, "X")  # after "c", which A holds: its run is looked up and kept
+    text.insert(1, "Y")  # after "Z", which A lacks: the update must wait
+    update = enc.decode_update(b.get_update({**a.version, 3: c.version[3]}))
+    assert check_ready(a, update) == (3, 1)
+    # No runs are left on it: they would go stale while it waits in the pending buffer.
+    assert update.origin_runs is None
+    a.apply_update(c.get_update(a.version))
+    assert isinstance(check_ready(a, update), dict)
+    assert update.origin_runs is not None and len(update.origin_runs[1]) == 2
+
+
 def test_origin_runs_found_in_another_document_are_not_taken() -> None:
     # One decoded update checked against two replicas that hold the same text, then
     # integrated into the first: the runs the second check found are the second's.
