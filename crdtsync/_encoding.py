@@ -1060,8 +1060,9 @@ def _check_fit(cols: Columns, replica: int, segments: list[Segment]) -> None:
     # Each piece's SKIP is the last one starting at or before it; the sentinel end in front
     # fails a piece that starts before every SKIP.
     ends = [-1, *map(operator.add, starts, map(_THIRD, skips))]
-    a = sum(cols.counts[: cols.replicas.index(replica)])
-    b = a + cols.counts[cols.replicas.index(replica)]
+    g = cols.replicas.index(replica)
+    a = sum(cols.counts[:g])
+    b = a + cols.counts[g]
     firsts = cols.counters[a:b]
     lasts = map(operator.add, firsts, cols.lengths[a:b])
     holders = map(ends.__getitem__, map(bisect_right, repeat(starts), firsts))

@@ -282,7 +282,8 @@ def read(
         # counter can be out of range; else each is worked out.
         ends = max(end for _, end in order.spans.values())
         if min(dsteps) < -1 or max(dsteps) + ends > max_counter:
-            counters = list(map(add, dsteps, _ends(counts, steps, lens, states)))
+            ends_of = _ends(_counters(counts, steps, lens), lens, states)
+            counters = list(map(add, dsteps, ends_of))
             if min(counters) < 1 or max(counters) > max_counter:
                 raise OrderInvalid("deleter counter out of range")
     if len(ids) > 1:
@@ -297,7 +298,7 @@ def read(
 def _parse(raw: list[Any], table: list[int]) -> tuple[Columns, list[Dot]]:
     """The columns of an order :func:`read` has checked."""
     cols = _columns(raw, list(map(table.__getitem__, raw[0])), list(accumulate(raw[6])))
-    counters = map(add, raw[8], _ends(cols.counts, raw[2], cols.lengths, cols.states))
+    counters = map(add, raw[8], _ends(cols.counters, cols.lengths, cols.states))
     by = raw[7]
     who = chain.from_iterable(map(repeat, map(table.__getitem__, by[0::2]), by[1::2]))
     return cols, list(zip(who, counters, strict=True))
@@ -331,10 +332,9 @@ def _slices_of(counts: list[int]) -> Iterator[tuple[int, int]]:
         a += count
 
 
-def _ends(counts: list[int], steps: list[int], lens: list[int], states: list[int]) -> Iterator[int]:
+def _ends(counters: list[int], lens: list[int], states: list[int]) -> Iterator[int]:
     """The end (last counter + 1) of each deleted piece, in id order (deleters are written
     as steps from it)."""
-    counters = _counters(counts, steps, lens)
     return compress(map(add, counters, lens), states)
 
 

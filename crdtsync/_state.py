@@ -30,13 +30,12 @@ if TYPE_CHECKING:
 
 
 def _mergeable(prev: list[Any], run: Run, content: Any) -> bool:
-    """Whether ``run`` continues the INS entry ``prev`` (being built) seamlessly."""
-    c = prev[1] + prev[6]
+    """Whether ``run``, whose first counter is the next after the INS entry ``prev``'s
+    (being built; the caller checked that), continues it seamlessly."""
     if (
         prev[2] is not run.seq.key
-        or c != run.counter
         or prev[3] + prev[6] != run.lamport
-        or run.origin != (run.replica, c - 1)
+        or run.origin != (run.replica, run.counter - 1)
     ):
         return False
     pdel = prev[7]
@@ -63,7 +62,7 @@ def _run_entries(runs: Iterable[Run], lo: int, gc: bool) -> Iterable[list[Any]]:
             content = None
         if (
             prev is not None
-            and prev[1] + prev[6] == counter == run.counter  # (_mergeable's first test, inline)
+            and prev[1] + prev[6] == counter == run.counter  # (tested here: most runs fail it)
             and _mergeable(prev, run, content)
         ):
             if content is not None:
