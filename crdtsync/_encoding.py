@@ -420,15 +420,23 @@ def _encode_segments(update: Update, tables: _Tables) -> tuple[list[Any], bool]:
 def _encode_facts(update: Update, tables: _Tables) -> list[Any]:
     facts = [_encode_order(order, tables) for order in update.orders]
     replica, root_of = tables.replica, tables.root
+    index_of = tables.replicas.get  # (replica inline: a merge has a delete fact per keystroke)
+    last_root: Any = None
     for fact in update.facts:
         if fact[0] == FACT_DELETE:
             _, root, deleter, ranges = fact
+            if root is not last_root:
+                last_root, root_index = root, root_of(root)
+            d = index_of(deleter[0])
+            if d is None:
+                d = replica(deleter[0])
             if len(ranges) == 1:  # (most deletes: one keystroke's, one range)
                 ((r, c, n),) = ranges
-                flat = [replica(r), c, n]
+                i = index_of(r)
+                flat = [replica(r) if i is None else i, c, n]
             else:
                 flat = tables.ranges(ranges)
-            facts.append([FACT_DELETE, root_of(root), replica(deleter[0]), deleter[1], flat])
+            facts.append([FACT_DELETE, root_index, d, deleter[1], flat])
         else:
             _, root, version, live, touched = fact
             facts.append(
@@ -988,14 +996,46 @@ def _decode_general(body: Any, children: bool = False) -> Update:
                 raise _fail("two segments of one replica overlap")
     if len(body) >= 4:
         orders: dict[RootKey, Order] = {}
+        facts = update.facts
+        n_replicas, n_roots = len(replicas), len(roots)
         for raw in _list(body[3], "facts"):
+            if type(raw) is list and len(raw) == 5:
+                # The commonest fact of a merge, the delete of one range, with the checks
+                # of _decode_fact inline ([FACT_DELETE, root, replica, counter, [r, c, n]]);
+                # any other shape, valid or not, goes the general way.
+                tag, ri, dr, dc, flat = raw
+                if (
+                    tag == FACT_DELETE
+                    and type(tag) is int
+                    and type(ri) is int
+                    and 0 <= ri < n_roots
+                    and type(dr) is int
+                    and 0 <= dr < n_replicas
+                    and type(dc) is int
+                    and 1 <= dc <= MAX_COUNTER
+                    and type(flat) is list
+                    and len(flat) == 3
+                    and roots[ri][0] in SEQ_KINDS
+                ):
+                    fr, fc, fn = flat
+                    if (
+                        type(fr) is int
+                        and 0 <= fr < n_replicas
+                        and type(fc) is int
+                        and type(fn) is int
+                        and 1 <= fc <= MAX_COUNTER
+                        and 1 <= fn <= MAX_COUNTER - fc + 1
+                    ):
+                        deleter = (replicas[dr], dc)
+                        facts.append((FACT_DELETE, roots[ri], deleter, [(replicas[fr], fc, fn)]))
+                        continue
             if type(raw) is list and raw and raw[0] == FACT_ORDER and type(raw[0]) is int:
                 order = _decode_order(raw, rd)
                 if order.key in orders:
                     raise _fail("two orders of one text")
                 orders[order.key] = order
             else:
-                update.facts.append(_decode_fact(raw, rd))
+                facts.append(_decode_fact(raw, rd))
         if orders:
             return _take_orders(update, orders)
     return update
