@@ -892,6 +892,12 @@ class Sequence:
                 # undo the folding of tombstones for nothing.
                 counter = run.counter + run.length
                 continue
+            if run.counter < counter and end < run.counter + run.length:
+                # Inside a live run (a merge's deletes, one keystroke each, mostly are).
+                self._delete_inside(
+                    run, counter - run.counter, end - counter, deleter, gc, positions
+                )
+                return
             if run.counter < counter:
                 run = self.split(run, counter - run.counter)
             if run.counter + run.length > end:
@@ -901,6 +907,50 @@ class Sequence:
             end_of_run = run.counter + run.length
             self._mark_deleted(run, deleter, gc)
             counter = end_of_run
+
+    def _delete_inside(
+        self,
+        run: Run,
+        k: int,
+        m: int,
+        deleter: Dot,
+        gc: bool,
+        positions: list[tuple[int, int]] | None,
+    ) -> None:
+        """Delete elements ``k .. k+m-1`` of the live ``run``, none of them its first or
+        last: the two cuts and the tombstone in one step (what :meth:`split` twice and
+        :meth:`_mark_deleted` do; no tombstone can fold with the live runs around it)."""
+        replica, at, lamport = run.replica, run.counter + k, run.lamport + k
+        content = run.content
+        mid = Run(self, replica, at, lamport, (replica, at - 1), None, m)
+        right = Run(
+            self, replica, at + m, lamport + m, (replica, at + m - 1), None, run.length - k - m
+        )
+        if content is not None:
+            if not gc:
+                mid.content = content[k : k + m]
+            right.content = content[k + m :]
+            run.content = content[:k]
+        run.length = k
+        mid.deleted = True
+        mid.deleter = deleter
+        block = run.block
+        runs = block.runs
+        i = _index_in(runs, run) + 1
+        runs[i:i] = (mid, right)
+        mid.block = right.block = block
+        mid.slot, right.slot = i, i + 1
+        self.ids.add(mid)
+        self.ids.add(right)
+        self._stamp += 1
+        if positions is not None:
+            positions.append((self.position_of(mid), m))
+        block.vis -= m
+        self.vis_len -= m
+        self._vis_add(block, -m)
+        self._cache = None
+        if len(runs) > MAX_BLOCK_RUNS:
+            self._split_block(block)
 
 
 #: What a deferred sequence answers without being built.

@@ -5,12 +5,16 @@ and a merge's delete facts taken a text at a time.
 straight after reuses it instead of looking it up again, so it must notice when an earlier
 insert of the same update has cut that run since. A merge's deletes arrive as one fact per
 deleting keystroke; integration takes each text's run of facts in one go, so facts of
-several texts must each reach their own text.
+several texts must each reach their own text. A remote delete inside a live run makes its
+two cuts and the tombstone in one step, which must leave exactly what two cuts and a
+tombstone leave.
 """
 
 from __future__ import annotations
 
 import random
+from typing import Any
+from unittest.mock import patch
 
 from crdt_helpers import budget
 from hypothesis import given, settings
@@ -18,6 +22,7 @@ from hypothesis import strategies as st
 
 import crdtsync
 from crdtsync import _encoding as enc
+from crdtsync import _rga
 from crdtsync._integrate import check_ready, integrate
 
 
@@ -128,3 +133,64 @@ def test_delete_facts_of_several_texts_reach_their_own_text() -> None:
         assert str(a.text(name)) == str(b.text(name))
         whole = name * 4
         assert str(a.text(name)) == whole[0] + whole[2] + whole[4] + whole[6:]
+
+
+def _two_cuts(
+    seq: _rga.Sequence, run: _rga.Run, k: int, m: int, deleter: Any, gc: bool, positions: Any
+) -> None:
+    """The general way of ``Sequence._delete_inside``: split twice, then tombstone."""
+    mid = seq.split(run, k)
+    seq.split(mid, m)
+    if positions is not None:
+        positions.append((seq.position_of(mid), m))
+    seq._mark_deleted(mid, deleter, gc)
+
+
+def _runs(doc: crdtsync.Doc) -> list[tuple[Any, ...]]:
+    seq = doc.text("t")._seq
+    out = []
+    for r in seq.runs():
+        assert doc._ids.find(r.replica, r.counter) is r
+        assert r.block.runs[_rga._index_in(r.block.runs, r)] is r
+        out.append((r.replica, r.counter, r.lamport, r.origin, r.content, r.length, r.deleter))
+    assert seq.vis_len == sum(r.length for r in seq.runs() if not r.deleted)
+    assert all(b.vis == sum(r.length for r in b.runs if not r.deleted) for b in seq.blocks)
+    return out
+
+
+@settings(max_examples=budget(60))
+@given(
+    st.lists(st.tuples(st.integers(0, 99), st.text("abcxyz", min_size=1, max_size=9)), max_size=6),
+    st.lists(st.tuples(st.integers(0, 99), st.integers(1, 4)), min_size=1, max_size=8),
+    st.booleans(),
+)
+def test_a_delete_inside_a_run_leaves_what_two_cuts_leave(
+    typed: list[tuple[int, str]], deletes: list[tuple[int, int]], gc: bool
+) -> None:
+    def replay() -> tuple[Any, ...]:
+        a, b = crdtsync.Doc(1, gc=gc), crdtsync.Doc(2)
+        text = a.text("t")
+        text.insert(0, "0123456789")
+        for pos, s in typed:
+            text.insert(pos % (len(text) + 1), s)
+        b.apply_update(a.get_update())
+        merged = crdtsync.Doc(1, gc=gc)
+        merged.apply_update(a.get_update())
+        keystrokes: list[bytes] = []
+        b.on_update(lambda u, o: keystrokes.append(u))
+        theirs = b.text("t")
+        for pos, n in deletes:
+            if len(theirs):
+                p = pos % len(theirs)
+                theirs.delete(p, min(n, len(theirs) - p))
+        deltas: list[Any] = []
+        text.observe(lambda ev: deltas.append(ev.delta))
+        for update in keystrokes:  # one at a time, observed
+            a.apply_update(update)
+        merged.apply_update(b.get_update(merged.version))  # all at once, as delete facts
+        assert str(a.text("t")) == str(merged.text("t")) == str(theirs)
+        return _runs(a), _runs(merged), a.get_update(), merged.get_update(), deltas
+
+    fused = replay()
+    with patch.object(_rga.Sequence, "_delete_inside", _two_cuts):
+        assert replay() == fused
