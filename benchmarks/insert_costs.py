@@ -25,6 +25,8 @@ from time import perf_counter
 from typing import Any
 
 import crdtsync
+from benchmarks.scaling import words_text
+from benchmarks.systems import Crdtsync
 from crdtsync import _ids, _rga
 
 #: (class, method) pairs timed; a method called inside another is counted in both.
@@ -41,15 +43,8 @@ STEPS = (
 def text_of(n: int, seed: int) -> tuple[crdtsync.Text, list[int]]:
     """A text of about ``n`` characters built as the scaling case builds it, and places."""
     rnd = random.Random(seed)
-    doc = crdtsync.Doc(1)
-    text = doc.text("text")
-    length = 0
-    with doc.transaction():
-        while length < n:
-            word = "w" * rnd.randint(4, 12)
-            text.insert(rnd.randint(0, length), word)
-            length += len(word)
-    return text, [rnd.randint(0, length + i) for i in range(20_000)]
+    replica, length = words_text(Crdtsync(), n, rnd)
+    return replica.doc.text("text"), [rnd.randint(0, length + i) for i in range(20_000)]
 
 
 def timed(spent: dict[str, float], cls: Any, name: str) -> Callable[[], None]:

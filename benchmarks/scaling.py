@@ -61,8 +61,9 @@ def _typing(system: System, n: int) -> float:
     return elapsed / TYPED
 
 
-def _random(system: System, n: int) -> float:
-    rnd = random.Random(n)
+def words_text(system: System, n: int, rnd: random.Random) -> tuple[Any, int]:
+    """A replica whose text is at least ``n`` characters of words inserted at random
+    places in one transaction (about n / 8 runs), and its length."""
     doc = system.create(1)
     length = 0
     with doc.transact():
@@ -70,6 +71,12 @@ def _random(system: System, n: int) -> float:
             word = "w" * rnd.randint(4, 12)
             doc.insert_text(rnd.randint(0, length), word)
             length += len(word)
+    return doc, length
+
+
+def _random(system: System, n: int) -> float:
+    rnd = random.Random(n)
+    doc, length = words_text(system, n, rnd)
     gc.collect()
     places = [rnd.randint(0, length + i) for i in range(TYPED)]
     t0 = perf_counter()
