@@ -296,7 +296,11 @@ def read(
 
 
 def _parse(raw: list[Any], table: list[int]) -> tuple[Columns, list[Dot]]:
-    """The columns of an order :func:`read` has checked."""
+    """The columns of an order :func:`read` has checked. The lengths are made ints: the
+    whole-column checks take a bool for the integer it equals (telling them apart would
+    cost a call per item at every load), and the lengths are the one column whose items
+    reach the runs as they are, so no bool ever lands in a run or in a later update."""
+    raw = [*raw[:4], list(map(int, raw[4])), *raw[5:]]
     cols = _columns(raw, list(map(table.__getitem__, raw[0])), list(accumulate(raw[6])))
     counters = map(add, raw[8], _ends(cols.counters, cols.lengths, cols.states))
     by = raw[7]

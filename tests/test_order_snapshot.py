@@ -517,3 +517,82 @@ def test_a_mixed_state_whose_text_overlaps_another_change_is_refused() -> None:
     with pytest.raises(crdtsync.DecodeError, match="overlaps a change"):
         target.apply_update(_with(body, fact, cols))
     assert dict(target.version) == {} and target.to_py() == {}
+
+
+def _bools_in(value: Any) -> int:
+    """How many bools ``value`` holds, inside packed order columns too."""
+    if type(value) is bool:
+        return 1
+    if type(value) is bytes:
+        try:
+            return _bools_in(msgpack.unpackb(value))
+        except Exception:
+            return 0
+    if type(value) is list:
+        return sum(map(_bools_in, value))
+    return 0
+
+
+def _body_of(update: bytes) -> Any:
+    import zlib
+
+    body = update[2:] if update[1] == 1 else zlib.decompress(update[2:])
+    return msgpack.unpackb(body, strict_map_key=False)
+
+
+def test_a_bool_in_an_order_column_counts_as_its_integer_and_goes_no_further() -> None:
+    """Whole-column checks cannot tell ``true`` from 1 (docs/format.md, section 4.1): a
+    reader takes it as that integer, and nothing it writes afterwards holds a bool."""
+    a = crdtsync.Doc(replica_id=1, gc=False)
+    b = crdtsync.Doc(replica_id=2)
+    a.text("t").insert(0, "abcdef")
+    b.apply_update(a.get_update())
+    b.text("t").insert(3, "XYZ")
+    a.text("t").delete(1, 2)
+    a.apply_update(b.get_update(a.version))
+    state = a.get_update()
+    body, fact, cols = _order_fact(state)
+    swapped = 0
+    for col in cols:  # the first 0 or 1 of every column that has one becomes a bool
+        k = next((i for i, v in enumerate(col) if v in (0, 1)), None)
+        if k is not None:
+            col[k] = bool(col[k])
+            swapped += 1
+    assert swapped >= 6
+    sly = _with(body, fact, cols)
+    assert _bools_in(_body_of(sly)) == swapped
+    taker = crdtsync.Doc(replica_id=3)
+    taker.apply_update(sly)
+    assert str(taker.text("t")) == str(a.text("t"))
+    taker.text("t").insert(0, ">")  # builds the runs
+    runs = list(taker.text("t")._seq.runs())
+    assert all(type(r.length) is int and type(r.counter) is int for r in runs)
+    assert all(type(r.lamport) is int for r in runs)
+    peer = crdtsync.Doc(replica_id=4)
+    peer.apply_update(state)
+    for update in (taker.get_update(), taker.get_update(peer.version), taker.get_update({1: 2})):
+        assert _bools_in(_body_of(update)) == 0
+    peer.apply_update(taker.get_update(peer.version))
+    assert str(peer.text("t")) == str(taker.text("t"))
+    expanded = crdtsync.Doc(replica_id=5)
+    expanded.text("t").insert(0, "own")  # not blank: the order is expanded into entries
+    expanded.apply_update(sly)
+    runs = list(expanded.text("t")._seq.runs())
+    assert all(type(r.length) is int for r in runs)
+    assert _bools_in(_body_of(expanded.get_update())) == 0
+
+
+def test_a_dropped_tombstone_whose_length_came_as_a_bool_reaches_a_peer_as_an_int() -> None:
+    a = crdtsync.Doc(replica_id=1)
+    a.text("t").insert(0, "abcdef")
+    a.text("t").delete(2, 1)  # a one-character tombstone, its character dropped
+    body, fact, cols = _order_fact(a.get_update())
+    cols[4][cols[4].index(1)] = True
+    taker = crdtsync.Doc(replica_id=3)
+    taker.apply_update(_with(body, fact, cols))
+    taker.text("t").insert(0, ">")
+    peer = crdtsync.Doc(replica_id=4)
+    # The peer claims the ">" already, so what it gets is replica 1's runs in the
+    # per-replica form, where the tombstone's length is written as an int field.
+    peer.apply_update(taker.get_update({3: 1}))
+    assert str(peer.text("t")) == "abdef"
