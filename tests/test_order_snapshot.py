@@ -361,7 +361,8 @@ def _broken_variants(state: bytes) -> list[bytes]:
     return out
 
 
-def test_a_broken_order_is_a_decode_error_that_changes_nothing() -> None:
+def _two_replicas_text() -> crdtsync.Doc:
+    """A document (gc off) whose text two replicas wrote and one deleted from."""
     a = crdtsync.Doc(replica_id=1, gc=False)
     b = crdtsync.Doc(replica_id=2)
     a.text("t").insert(0, "abcdef")
@@ -369,7 +370,11 @@ def test_a_broken_order_is_a_decode_error_that_changes_nothing() -> None:
     b.text("t").insert(3, "XYZ")
     a.text("t").delete(1, 2)
     a.apply_update(b.get_update(a.version))
-    state = a.get_update()
+    return a
+
+
+def test_a_broken_order_is_a_decode_error_that_changes_nothing() -> None:
+    state = _two_replicas_text().get_update()
     fresh = crdtsync.Doc(replica_id=3)
     fresh.apply_update(state)  # (the unbroken state loads)
     for k, bad in enumerate(_broken_variants(state)):
@@ -543,13 +548,7 @@ def _body_of(update: bytes) -> Any:
 def test_a_bool_in_an_order_column_counts_as_its_integer_and_goes_no_further() -> None:
     """Whole-column checks cannot tell ``true`` from 1 (docs/format.md, section 4.1): a
     reader takes it as that integer, and nothing it writes afterwards holds a bool."""
-    a = crdtsync.Doc(replica_id=1, gc=False)
-    b = crdtsync.Doc(replica_id=2)
-    a.text("t").insert(0, "abcdef")
-    b.apply_update(a.get_update())
-    b.text("t").insert(3, "XYZ")
-    a.text("t").delete(1, 2)
-    a.apply_update(b.get_update(a.version))
+    a = _two_replicas_text()
     state = a.get_update()
     body, fact, cols = _order_fact(state)
     swapped = 0
