@@ -202,7 +202,8 @@ def read(
         raise OrderInvalid(f"an order's columns are an array of {N_COLUMNS} arrays")
     totals: list[int] = []
     for col in raw:
-        # (A sum of numbers stays an int only if all of them are ints.)
+        # (A sum of numbers stays an int only if all of them are ints or bools; a bool
+        # counts as the integer it equals, and _parse keeps it out of the runs.)
         try:
             total = sum(col) if type(col) is list else None
         except TypeError:
