@@ -516,11 +516,7 @@ class Sequence:
         if gc:
             run.content = None
         block = run.block
-        block.vis -= run.length
-        self.vis_len -= run.length
-        self._vis_add(block, -run.length)
-        self._cache = None
-        self._stamp += 1
+        self._hide(block, run.length)
         runs = block.runs
         i = _index_in(runs, run)
         if i + 1 < len(runs) and self._absorb(run, runs[i + 1]):
@@ -529,6 +525,14 @@ class Sequence:
             del runs[i]
             run = runs[i - 1]
         return run
+
+    def _hide(self, block: Block, n: int) -> None:
+        """``n`` visible elements of ``block`` became a tombstone (or part of one)."""
+        block.vis -= n
+        self.vis_len -= n
+        self._vis_add(block, -n)
+        self._cache = None
+        self._stamp += 1
 
     def _absorb(self, left: Run, right: Run) -> bool:
         """Fold tombstone ``right`` into tombstone ``left`` when they continue each other
@@ -647,12 +651,7 @@ class Sequence:
             nxt.deleter = deleter
         run.content = run.content[:keep]
         run.length = keep
-        block = run.block
-        block.vis -= k
-        self.vis_len -= k
-        self._vis_add(block, -k)
-        self._cache = None
-        self._stamp += 1
+        self._hide(run.block, k)
         return [(run.replica, end - k, k)]
 
     def delete_local(
@@ -952,13 +951,9 @@ class Sequence:
         mid.slot, right.slot = i, i + 1
         self.ids.add(mid)
         self.ids.add(right)
-        self._stamp += 1
         if positions is not None:
             positions.append((self.position_of(mid), m))
-        block.vis -= m
-        self.vis_len -= m
-        self._vis_add(block, -m)
-        self._cache = None
+        self._hide(block, m)
         if len(runs) > MAX_BLOCK_RUNS:
             self._split_block(block)
 
