@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import argparse
 import gc
-import random
 from collections.abc import Callable
 from time import perf_counter
 
-import crdtsync
+from benchmarks.cases import SEED, Gen, _random_text_inserts, apply_text_op
+from benchmarks.systems import Crdtsync, Pycrdt
 
 
 def best_of(runs: int, work: Callable[[], object]) -> float:
@@ -39,32 +39,27 @@ def best_of(runs: int, work: Callable[[], object]) -> float:
 
 
 def main() -> None:
-    import pycrdt
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--edits", type=int, default=6000)
     args = parser.parse_args()
-    rng = random.Random(42)
-    doc = crdtsync.Doc(1)
-    text = doc.text("text")
-    peer = pycrdt.Doc()
-    peer_text = peer.get("text", type=pycrdt.Text)
-    for _ in range(args.edits):
-        pos, char = rng.randint(0, len(text)), chr(rng.randint(97, 122))
-        text.insert(pos, char)
-        peer_text.insert(pos, char)
-    assert str(text) == str(peer_text)
-    runs = list(text._seq.runs())
+    # The suite's own B1.4 edits (cases.b1_cases), on the suite's replicas.
+    ops, expected = _random_text_inserts(Gen(f"{SEED}:B1.4"), args.edits, 1, 1)
+    ours_doc, theirs_doc = Crdtsync().create(1), Pycrdt().create(1)
+    for op in ops:
+        apply_text_op(ours_doc, op)
+        apply_text_op(theirs_doc, op)
+    assert ours_doc.text() == theirs_doc.text() == expected
+    runs = list(ours_doc.doc.text("text")._seq.runs())  # type: ignore[attr-defined]
 
     def walk() -> None:
         for r in runs:
             r.replica, r.counter, r.lamport, r.origin, r.content, r.length, r.deleted  # noqa: B018
 
     gc.disable()
-    ours = best_of(args.runs, doc.get_update)
+    ours = best_of(args.runs, ours_doc.encode_state)
     floor = best_of(args.runs, walk)
-    theirs = best_of(args.runs, peer.get_update)
+    theirs = best_of(args.runs, theirs_doc.encode_state)
     gc.enable()
     print(f"{len(runs):,} runs, best of {args.runs}:")
     print(f"  crdtsync get_update()        {ours * 1e3:7.2f} ms  ({ours / theirs:.1f}x pycrdt)")

@@ -11,6 +11,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 import crdtsync
+from crdtsync import _ids, _rga
 
 # ---------------------------------------------------------------------------------------------
 # budget: scale per-test example counts with the active hypothesis profile ("ci" == 60).
@@ -246,3 +247,78 @@ def apply_list_delta(old: list[Any], delta: Iterable[dict[str, Any]]) -> list[An
             raise AssertionError(f"unknown delta op {op!r}")
     out.extend(old[pos:])
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The sequence engine's bookkeeping, checked against its runs.
+
+
+def check_sequence(seq: _rga.Sequence) -> None:
+    """Every derived structure of ``seq`` agrees with its runs."""
+    held = seq._held_delta
+    assert held == 0 or seq._held is not None
+    # The structure as it stands, before any query flushes the held change or rebuilds a
+    # dropped tree: numbering, sizes, lengths, and each tree that is built.
+    assert seq.chunks
+    for c, chunk in enumerate(seq.chunks):
+        assert chunk.index == c
+        assert 0 < len(chunk.blocks) <= _rga.MAX_CHUNK_BLOCKS
+        lengths = []
+        for i, block in enumerate(chunk.blocks):
+            assert block.chunk is chunk and block.index == i
+            assert 0 < len(block.runs) <= _rga.MAX_BLOCK_RUNS or len(seq.blocks) == 1
+            assert block.vis == sum(r.length for r in block.runs if not r.deleted)
+            keys = [(r.lamport, r.replica) for r in block.runs]
+            assert block.low <= min(keys, default=_rga._NO_RUNS)
+            # What the trees hold for it: its length less a change held back.
+            lengths.append(block.vis - (held if block is seq._held else 0))
+        assert chunk.vis == sum(lengths)
+        if chunk.fen is not None:
+            assert chunk.fen == _rga._fenwick(lengths)
+    if seq._top is not None:
+        assert seq._top == _rga._fenwick([chunk.vis for chunk in seq.chunks])
+    # Every run reached by a plain walk, and every query agreeing with that walk.
+    walk: list[tuple[_rga.Block, int]] = []  # (block, offset in it) for each position
+    total = 0
+    for block in seq.blocks:
+        assert seq._block_start(block) == total
+        start = total
+        for run in block.runs:
+            assert run.block is block and run.seq is seq and run.length > 0
+            assert seq.ids.find(run.replica, run.counter) is run
+            assert seq.ids.find(run.replica, run.counter + run.length - 1) is run
+            if not run.deleted:
+                assert seq.position_of(run) == total
+                assert seq.locate(total) == (run, 0)
+                walk.extend((block, total - start + k) for k in range(run.length))
+                total += run.length
+    assert seq.vis_len == total == sum(chunk.vis for chunk in seq.chunks)
+    for pos in range(total):  # the Fenwick descents agree with the plain walk
+        assert seq._find_block(pos) == walk[pos]
+        run, offset = seq.locate(pos)
+        assert seq.position_of(run) + offset == pos
+    for after, before in zip(seq.blocks[1:], seq.blocks, strict=False):
+        assert seq._next_block(before) is after
+    assert seq._next_block(seq.blocks[-1]) is None
+
+
+def check_ids(doc: crdtsync.Doc) -> None:
+    """Each replica's runs sorted, in one list or in chunks (non-empty, within size, firsts
+    in step), and every look-up agreeing with them."""
+    ids = doc._ids
+    for replica in ids.replicas():
+        if replica in ids._chunked:
+            ch = ids._chunked[replica]
+            assert replica not in ids._starts
+            assert ch.firsts == [starts[0] for starts in ch.starts]
+            assert all(0 < len(chunk) <= _ids.MAX_CHUNK for chunk in ch.runs)
+            flat = [c for starts in ch.starts for c in starts]
+            runs = [run for chunk in ch.runs for run in chunk]
+        else:
+            flat, runs = ids._starts[replica], ids._runs[replica]
+            assert 0 < len(flat) <= _ids.MAX_CHUNK
+        assert flat == sorted(flat) == [run.counter for run in runs]
+        assert list(ids.runs_from(replica, 0)) == runs
+        for left, right in zip(runs, runs[1:], strict=False):
+            assert left.counter + left.length <= right.counter
+            assert ids.next_start(replica, left.counter) == right.counter

@@ -16,7 +16,7 @@ import random
 from typing import Any
 from unittest.mock import patch
 
-from crdt_helpers import budget
+from crdt_helpers import budget, check_ids, check_sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -147,15 +147,14 @@ def _two_cuts(
 
 
 def _runs(doc: crdtsync.Doc) -> list[tuple[Any, ...]]:
+    """The text's runs, once its bookkeeping and the id index are checked against them."""
     seq = doc.text("t")._seq
-    out = []
-    for r in seq.runs():
-        assert doc._ids.find(r.replica, r.counter) is r
-        assert r.block.runs[_rga._index_in(r.block.runs, r)] is r
-        out.append((r.replica, r.counter, r.lamport, r.origin, r.content, r.length, r.deleter))
-    assert seq.vis_len == sum(r.length for r in seq.runs() if not r.deleted)
-    assert all(b.vis == sum(r.length for r in b.runs if not r.deleted) for b in seq.blocks)
-    return out
+    check_sequence(seq)
+    check_ids(doc)
+    return [
+        (r.replica, r.counter, r.lamport, r.origin, r.content, r.length, r.deleter)
+        for r in seq.runs()
+    ]
 
 
 @settings(max_examples=budget(60))

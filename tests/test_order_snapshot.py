@@ -305,14 +305,17 @@ def test_an_observed_or_started_text_is_not_taken_whole() -> None:
     assert not _deferred(d) and sorted(str(d.text("t"))) == sorted("minehello world")
 
 
-def _order_fact(state: bytes) -> tuple[list[Any], list[Any], list[Any]]:
-    """The body, the order fact and its unpacked columns."""
+def _body_of(update: bytes) -> Any:
+    """An update's body, unpacked (inflated first if it came compressed)."""
     import zlib
 
-    body = state[2:]
-    if state[1] == 2:
-        body = zlib.decompress(body)
-    unpacked = msgpack.unpackb(body, strict_map_key=False)
+    body = update[2:] if update[1] == 1 else zlib.decompress(update[2:])
+    return msgpack.unpackb(body, strict_map_key=False)
+
+
+def _order_fact(state: bytes) -> tuple[list[Any], list[Any], list[Any]]:
+    """The body, the order fact and its unpacked columns."""
+    unpacked = _body_of(state)
     fact = next(f for f in unpacked[3] if f[0] == enc.FACT_ORDER)
     return unpacked, fact, msgpack.unpackb(fact[2])
 
@@ -536,13 +539,6 @@ def _bools_in(value: Any) -> int:
     if type(value) is list:
         return sum(map(_bools_in, value))
     return 0
-
-
-def _body_of(update: bytes) -> Any:
-    import zlib
-
-    body = update[2:] if update[1] == 1 else zlib.decompress(update[2:])
-    return msgpack.unpackb(body, strict_map_key=False)
 
 
 def test_a_bool_in_an_order_column_counts_as_its_integer_and_goes_no_further() -> None:
